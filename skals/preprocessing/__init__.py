@@ -1,0 +1,12 @@
+"""Pipeline steps from an event log to an interaction matrix."""
+
+from ._builder import InteractionMatrix, InteractionMatrixBuilder
+from ._confidence import ConfidenceEncoder
+from ._unifier import PseudoUserUnifier
+
+__all__ = [
+    "ConfidenceEncoder",
+    "InteractionMatrix",
+    "InteractionMatrixBuilder",
+    "PseudoUserUnifier",
+]

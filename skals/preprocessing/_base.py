@@ -1,0 +1,30 @@
+"""Shared pieces of the dataframe transformers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._frame import schema_of
+
+
+class FrameTransformerMixin:
+    """Tags and bookkeeping for transformers whose input is an event log.
+
+    The input is a dataframe (polars or pandas), not a 2-D numeric array, so
+    the tags say ``two_d_array=False``: scikit-learn's estimator checks then run
+    only their data-free checks, and skals' own battery covers the rest.
+    """
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.input_tags.allow_nan = True
+        tags.requires_fit = True
+        tags.target_tags.required = False
+        return tags
+
+    def _remember_columns(self, df) -> None:
+        names = schema_of(df).names()
+        self.feature_names_in_ = np.asarray(names, dtype=object)
+        self.n_features_in_ = len(names)

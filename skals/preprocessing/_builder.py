@@ -1,0 +1,327 @@
+"""InteractionMatrixBuilder and the InteractionMatrix it returns."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+from sklearn_compat.base import _fit_context
+
+from .._frame import (
+    FrameKind,
+    check_columns,
+    frame_kind,
+    index_of,
+    schema_of,
+    to_polars,
+)
+from ._base import FrameTransformerMixin
+from ._confidence import CART_COUNT, CONFIDENCE, VIEW_COUNT, check_item_column
+
+
+@dataclass(eq=False)
+class InteractionMatrix:
+    """A users x items confidence matrix that knows its ids.
+
+    What :class:`InteractionMatrixBuilder` returns and the recommenders take:
+    a CSR matrix plus the id of every row and column, so that answers come
+    back in the caller's ids.
+
+    Parameters
+    ----------
+    matrix : scipy.sparse.csr_matrix of float32, shape (n_rows, n_items)
+        Confidences. Columns follow ``item_ids``.
+    row_ids : polars.Series
+        Id of each row: the user key, or the session id at session grain.
+    row_keys : polars.Series
+        User key of each row (equal to ``row_ids`` at key grain); used to find
+        a row's training history.
+    item_ids : polars.Series
+        Item id of each column (the builder's fitted vocabulary).
+    id_name : str
+        Column name for ``row_ids`` in answers (e.g. ``"unified_user_id"``).
+    item_name : str
+        Name of the item column (e.g. ``"partnumber"``).
+    row_segments : polars.Series or None
+        Segment of each row (e.g. its country), when the encoder passed one.
+    item_stats : polars.DataFrame or None
+        Per column (``item_index``) and segment: summed ``view_count``,
+        ``cart_count`` and ``confidence``; what popularity is ranked by.
+    kind : FrameKind
+        Dataframe library of the original input, so answers come back in it.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from skals import InteractionMatrixBuilder
+    >>> enc = pl.DataFrame({"unified_user_id": ["u_1", "s_2"],
+    ...                     "partnumber": [10, 20], "confidence": [2.0, 3.0]})
+    >>> im = InteractionMatrixBuilder().fit_transform(enc)
+    >>> im.shape, im.row_ids.to_list(), im.item_ids.to_list()
+    ((2, 2), ['s_2', 'u_1'], [10, 20])
+    >>> im.matrix.toarray()
+    array([[0., 3.],
+           [2., 0.]], dtype=float32)
+    """
+
+    matrix: sp.csr_matrix
+    row_ids: pl.Series
+    row_keys: pl.Series
+    item_ids: pl.Series
+    id_name: str = "unified_user_id"
+    item_name: str = "partnumber"
+    row_segments: pl.Series | None = None
+    item_stats: pl.DataFrame | None = None
+    kind: FrameKind = field(default_factory=lambda: FrameKind("polars"))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(n_rows, n_items)`` of the matrix."""
+        return self.matrix.shape
+
+    @property
+    def nnz(self) -> int:
+        """Number of stored (row, item) confidences."""
+        return self.matrix.nnz
+
+    def __repr__(self) -> str:
+        n, m = self.shape
+        return (
+            f"InteractionMatrix({n} {self.id_name} x {m} {self.item_name}, "
+            f"nnz={self.nnz})"
+        )
+
+
+class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
+    """Map keys and items to indices and build the confidence matrix.
+
+    :meth:`fit` learns the item vocabulary (sorted unique item ids) and the
+    user vocabulary (sorted unique keys, the rows of the training matrix).
+    :meth:`transform` returns an :class:`InteractionMatrix`: a CSR float32
+    matrix with one row per key (or per session at session grain) of the
+    input and one column per fitted item, with the ids of both.
+
+    Items unknown at fit time are dropped at transform with a warning that
+    counts them; their rows stay (possibly empty), so every key or session
+    of the input still gets an answer downstream.
+
+    Parameters
+    ----------
+    user_col : str, default="unified_user_id"
+        Key column.
+    item_col : str, default="partnumber"
+        Item id column (integers or strings).
+    value_col : str, default="confidence"
+        Matrix values. Must be finite and non-negative.
+    session_col : str, default="session_id"
+        When present in the input (the encoder's ``grain="session"``), rows are
+        sessions and ``row_keys`` tells each session's key; the recommender
+        sums a key's sessions into one training row (``1 + sum(c_s - 1)``).
+    segment_col : str or None, default=None
+        Segment column passed through to the popularity fallback.
+
+    Attributes
+    ----------
+    user_ids_ : polars.Series
+        Sorted keys of the training rows.
+    item_ids_ : polars.Series
+        Sorted item ids: column ``j`` is ``item_ids_[j]``.
+    feature_names_in_ : ndarray of str
+        Columns of the frame seen in :meth:`fit`.
+    n_features_in_ : int
+        Number of those columns.
+
+    See Also
+    --------
+    InteractionMatrix : The returned container.
+    ImplicitALSRecommender : Fits ALS on it.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from skals import InteractionMatrixBuilder
+    >>> enc = pl.DataFrame({"unified_user_id": ["u_1", "u_1", "s_9"],
+    ...                     "partnumber": ["b", "a", "b"],
+    ...                     "confidence": [2.0, 12.0, 3.0]})
+    >>> builder = InteractionMatrixBuilder().fit(enc)
+    >>> builder.item_ids_.to_list()
+    ['a', 'b']
+    >>> builder.transform(enc).matrix.toarray()
+    array([[ 0.,  3.],
+           [12.,  2.]], dtype=float32)
+    """
+
+    _parameter_constraints: dict = {
+        "user_col": [str],
+        "item_col": [str],
+        "value_col": [str],
+        "session_col": [str],
+        "segment_col": [str, None],
+    }
+
+    def __init__(
+        self,
+        user_col="unified_user_id",
+        item_col="partnumber",
+        value_col="confidence",
+        session_col="session_id",
+        segment_col=None,
+    ):
+        self.user_col = user_col
+        self.item_col = item_col
+        self.value_col = value_col
+        self.session_col = session_col
+        self.segment_col = segment_col
+
+    @property
+    def _where(self) -> str:
+        return type(self).__name__
+
+    def _prepare(self, X) -> tuple[pl.DataFrame, FrameKind]:
+        kind = frame_kind(X)
+        df = to_polars(X)
+        if isinstance(df, pl.LazyFrame):
+            df = df.collect()
+        required = [self.user_col, self.item_col, self.value_col]
+        if self.segment_col is not None:
+            required.append(self.segment_col)
+        check_columns(df, required, where=self._where)
+        df = check_item_column(df, self.item_col, self._where)
+        self._check_values(df)
+        for col in (self.user_col,):
+            n = df[col].null_count()
+            if n:
+                raise ValueError(f"{self._where}: column {col!r} has {n} null values.")
+        return df, kind
+
+    def _check_values(self, df: pl.DataFrame) -> None:
+        dtype = schema_of(df)[self.value_col]
+        if not (dtype.is_numeric()):
+            raise TypeError(
+                f"{self._where}: column {self.value_col!r} has dtype {dtype}; "
+                "confidences must be numeric."
+            )
+        v = pl.col(self.value_col).cast(pl.Float64)
+        bad = df.select(
+            (v.is_null() | v.is_nan() | v.is_infinite()).sum().alias("nonfinite"),
+            (v < 0).sum().alias("negative"),
+        ).row(0, named=True)
+        if bad["nonfinite"]:
+            raise ValueError(
+                f"{self._where}: column {self.value_col!r} has {bad['nonfinite']} "
+                "null, NaN or infinite values."
+            )
+        if bad["negative"]:
+            raise ValueError(
+                f"{self._where}: column {self.value_col!r} has {bad['negative']} "
+                "negative values; confidences must be >= 0."
+            )
+
+    def _has_sessions(self, df: pl.DataFrame) -> bool:
+        return self.session_col in df.columns and self.session_col != self.user_col
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Learn the user and item vocabularies.
+
+        Parameters
+        ----------
+        X : polars or pandas DataFrame
+            Encoded rows, e.g. from :class:`ConfidenceEncoder`.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : InteractionMatrixBuilder
+            Fitted builder.
+        """
+        df, _ = self._prepare(X)
+        if df.height == 0:
+            raise ValueError(f"{self._where}: cannot fit on an empty frame.")
+        self._remember_columns(df)
+        self.user_ids_ = df[self.user_col].unique().sort().rename(self.user_col)
+        self.item_ids_ = df[self.item_col].unique().sort().rename(self.item_col)
+        return self
+
+    def transform(self, X):
+        """Build the matrix of ``X`` over the fitted items.
+
+        Parameters
+        ----------
+        X : polars or pandas DataFrame
+            Encoded rows (key grain or session grain).
+
+        Returns
+        -------
+        Xt : InteractionMatrix
+            One row per key (or session) of ``X``, sorted by id; one column
+            per fitted item.
+        """
+        check_is_fitted(self)
+        df, kind = self._prepare(X)
+        where = self._where
+        df = df.with_columns(index_of(df[self.item_col], self.item_ids_).alias("__col"))
+        unknown = df["__col"].null_count()
+        if unknown:
+            n_items = df.filter(pl.col("__col").is_null())[self.item_col].n_unique()
+            warnings.warn(
+                f"{where}: dropped {unknown} of {df.height} rows whose "
+                f"{self.item_col!r} ({n_items} distinct ids) was not seen in fit.",
+                UserWarning,
+                stacklevel=2,
+            )
+        id_name = self.session_col if self._has_sessions(df) else self.user_col
+        # every key/session of the input keeps a row, even if all its items
+        # were unknown: it still gets an answer (from history or popularity)
+        rows = df.group_by(id_name).agg(
+            pl.col(self.user_col).first().alias("__key"),
+            *(
+                [pl.col(self.segment_col).first().alias("__seg")]
+                if self.segment_col is not None
+                else []
+            ),
+        )
+        rows = rows.sort(id_name)
+        known = df.filter(pl.col("__col").is_not_null())
+        row_index = index_of(known[id_name], rows[id_name])
+        matrix = sp.csr_matrix(
+            (
+                known[self.value_col].to_numpy().astype(np.float32, copy=False),
+                (row_index.to_numpy(), known["__col"].to_numpy()),
+            ),
+            shape=(rows.height, len(self.item_ids_)),
+            dtype=np.float32,
+        )
+        matrix.sum_duplicates()
+        stats = self._item_stats(known)
+        return InteractionMatrix(
+            matrix=matrix,
+            row_ids=rows[id_name],
+            row_keys=rows["__key"].rename(self.user_col),
+            item_ids=self.item_ids_,
+            id_name=id_name,
+            item_name=self.item_col,
+            row_segments=rows["__seg"].rename(self.segment_col)
+            if self.segment_col is not None
+            else None,
+            item_stats=stats,
+            kind=kind,
+        )
+
+    def _item_stats(self, known: pl.DataFrame) -> pl.DataFrame:
+        by = ["__col"]
+        if self.segment_col is not None:
+            by.insert(0, self.segment_col)
+        aggs = [pl.col(self.value_col).cast(pl.Float64).sum().alias(CONFIDENCE)]
+        for c in (VIEW_COUNT, CART_COUNT):
+            if c in known.columns:
+                aggs.append(pl.col(c).cast(pl.Float64).sum().alias(c))
+        aggs.append(pl.len().cast(pl.Float64).alias("n_rows"))
+        by_out = [c if c != "__col" else "item_index" for c in by]
+        return known.group_by(by).agg(aggs).rename({"__col": "item_index"}).sort(by_out)

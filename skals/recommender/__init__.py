@@ -1,0 +1,6 @@
+"""Recommenders: users x items matrix in, top-k items out."""
+
+from ._als import ImplicitALSRecommender
+from ._popularity import PopularityRecommender
+
+__all__ = ["ImplicitALSRecommender", "PopularityRecommender"]

@@ -1,0 +1,515 @@
+"""ImplicitALSRecommender: implicit's ALS as a scikit-learn estimator."""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+from implicit.cpu import _als
+from implicit.cpu.als import AlternatingLeastSquares
+from sklearn.base import clone
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted
+from sklearn_compat.base import _fit_context
+from threadpoolctl import threadpool_limits
+
+from .._frame import FrameKind, index_of
+from ..preprocessing._builder import InteractionMatrix
+from ._base import BaseRecommender
+from ._popularity import PopularityRecommender
+from ._topk import topk, writeable
+
+
+def implicit_seed(random_state):
+    """The int seed implicit needs, from scikit-learn's ``random_state``.
+
+    An int passes through unchanged (so ``random_state=0`` here equals
+    ``random_state=0`` in implicit); ``None`` draws from numpy's global
+    generator and a ``RandomState`` draws from itself, as scikit-learn does.
+    """
+    if isinstance(random_state, Integral) and not isinstance(random_state, bool):
+        return int(random_state)
+    rng = check_random_state(random_state)
+    return int(rng.randint(np.iinfo(np.int32).max))
+
+
+class ImplicitALSRecommender(BaseRecommender):
+    """Implicit-feedback ALS (Hu, Koren & Volinsky 2008) via ``implicit``.
+
+    Fits :class:`implicit.cpu.als.AlternatingLeastSquares` on a users x items
+    confidence matrix and recommends the top ``k`` items.
+
+    **Input.** The :class:`~skals.InteractionMatrix` of
+    :class:`~skals.InteractionMatrixBuilder` (answers come in original ids),
+    or any non-negative scipy sparse or dense users x items matrix (answers
+    are column indices).
+
+    **Predicting.** Every row of the input is new context:
+
+    * a row whose key was seen in fit, with no new known items, is answered
+      from its trained factor (its history alone);
+    * a row with new events is folded in: its user factor is solved against
+      the fixed item factors (the least-squares step of implicit's
+      ``recalculate_user``), in one batch. With ``merge_history=True`` a known
+      key's training row is merged into its new events first, as the
+      element-wise **maximum** of the two confidences. The maximum is
+      idempotent: events that training already counted (predicting on the
+      training log itself) are not counted twice, and an item seen both in
+      history and in new events counts as the stronger of the two;
+    * a row with nothing to go on (no known item, no history) gets the
+      ``fallback`` (popularity, within the row's segment when available).
+
+    Every answer has ``k`` distinct items unless fewer are eligible (then a
+    warning says how many rows were clipped).
+
+    Parameters
+    ----------
+    factors : int, default=64
+        Number of latent factors.
+    regularization : float, default=0.05
+        L2 regularization (implicit's scale: not multiplied by counts).
+    alpha : float, default=1.0
+        Multiplier of the confidences (implicit's ``alpha``).
+    iterations : int, default=15
+        ALS sweeps.
+    k : int, default=5
+        Items per answer.
+    filter_already_liked_items : bool, default=False
+        Leave out items the row already has (history and context). Off by
+        default: in the challenge's data re-viewed products are a large share
+        of cart adds, and filtering them throws those hits away.
+    filter_items : array-like or None, default=None
+        Item ids never to recommend (column indices for a plain matrix).
+    items : array-like or None, default=None
+        Only recommend these item ids (an allow-list).
+    merge_history : bool, default=True
+        Merge a known key's training history into its new events. ``False``
+        answers every row from its new events alone.
+    fold_in : bool, default=True
+        Fold rows with new events in. ``False`` is the notebook's approach:
+        a known key is answered from its trained factor (its new events are
+        ignored, except by ``filter_already_liked_items``) and every other
+        row gets the fallback.
+    fallback : PopularityRecommender or None, default=None
+        Model for rows with nothing to go on; ``None`` means
+        ``PopularityRecommender()``. Cloned and fitted in :meth:`fit`.
+    use_cg : bool, default=True
+        implicit's conjugate-gradient solver (faster, near-exact).
+    use_native : bool, default=True
+        implicit's compiled kernels.
+    calculate_training_loss : bool, default=False
+        Log the training loss each iteration.
+    num_threads : int, default=0
+        Threads for the solve and for scoring (implicit's name; 0: all cores).
+        BLAS is limited to one thread inside the solve.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial factors; turned into the int seed implicit needs.
+    show_progress : bool, default=False
+        Show implicit's progress bar while fitting.
+
+    Attributes
+    ----------
+    user_factors_ : ndarray of shape (n_users, factors)
+        Trained user factors, rows following ``user_ids_``.
+    item_factors_ : ndarray of shape (n_items, factors)
+        Trained item factors, rows following ``item_ids_``.
+    user_items_ : scipy.sparse.csr_matrix
+        The training matrix (each key's history).
+    user_ids_ : polars.Series or None
+        Key of each training row (None for a plain matrix).
+    item_ids_ : polars.Series or None
+        Item id of each column (None for a plain matrix).
+    fallback_ : PopularityRecommender
+        The fitted fallback.
+    n_features_in_ : int
+        Number of items.
+
+    See Also
+    --------
+    PopularityRecommender : Baseline and fallback.
+    InteractionMatrixBuilder : Builds the input from an event log.
+
+    References
+    ----------
+    .. [1] Hu, Y., Koren, Y., & Volinsky, C. (2008). Collaborative filtering
+       for implicit feedback datasets. ICDM 2008, 263-272.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skals import ImplicitALSRecommender
+    >>> X = np.kron(np.eye(2), np.ones((3, 3)))  # two blocks of 3 users x 3 items
+    >>> model = ImplicitALSRecommender(factors=2, k=3, random_state=0).fit(X)
+    >>> np.sort(model.predict(X[[0, 5]]), axis=1)
+    array([[0, 1, 2],
+           [3, 4, 5]])
+    """
+
+    _parameter_constraints: dict = {
+        **BaseRecommender._parameter_constraints,
+        "factors": [Interval(Integral, 1, None, closed="left")],
+        "regularization": [Interval(Real, 0, None, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="neither")],
+        "iterations": [Interval(Integral, 1, None, closed="left")],
+        "merge_history": ["boolean"],
+        "fold_in": ["boolean"],
+        "fallback": [PopularityRecommender, None],
+        "use_cg": ["boolean"],
+        "use_native": ["boolean"],
+        "calculate_training_loss": ["boolean"],
+        "num_threads": [Interval(Integral, 0, None, closed="left")],
+        "random_state": ["random_state"],
+        "show_progress": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        factors=64,
+        regularization=0.05,
+        alpha=1.0,
+        iterations=15,
+        *,
+        k=5,
+        filter_already_liked_items=False,
+        filter_items=None,
+        items=None,
+        merge_history=True,
+        fold_in=True,
+        fallback=None,
+        use_cg=True,
+        use_native=True,
+        calculate_training_loss=False,
+        num_threads=0,
+        random_state=None,
+        show_progress=False,
+    ):
+        self.factors = factors
+        self.regularization = regularization
+        self.alpha = alpha
+        self.iterations = iterations
+        self.k = k
+        self.filter_already_liked_items = filter_already_liked_items
+        self.filter_items = filter_items
+        self.items = items
+        self.merge_history = merge_history
+        self.fold_in = fold_in
+        self.fallback = fallback
+        self.use_cg = use_cg
+        self.use_native = use_native
+        self.calculate_training_loss = calculate_training_loss
+        self.num_threads = num_threads
+        self.random_state = random_state
+        self.show_progress = show_progress
+
+    # ------------------------------------------------------------------ fit
+    def _new_implicit_model(self, random_state=None) -> AlternatingLeastSquares:
+        # built with BLAS at one thread, so implicit's threadpool warning
+        # (a one-time check at construction) never reaches the user
+        with threadpool_limits(1, "blas"):
+            return AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                dtype=np.float32,
+                use_native=self.use_native,
+                use_cg=self.use_cg,
+                iterations=self.iterations,
+                calculate_training_loss=self.calculate_training_loss,
+                num_threads=self.num_threads,
+                random_state=random_state,
+            )
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the ALS factors (and the fallback).
+
+        Parameters
+        ----------
+        X : InteractionMatrix or {array-like, sparse matrix} of shape \
+                (n_users, n_items)
+            Non-negative confidences. A float32 CSR matrix is used without
+            a copy.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : ImplicitALSRecommender
+            Fitted estimator.
+        """
+        matrix, _ = self._fit_input(X)
+        model = self._new_implicit_model(implicit_seed(self.random_state))
+        with threadpool_limits(1, "blas"):
+            model.fit(matrix, show_progress=self.show_progress)
+        users, items = model.user_factors, model.item_factors
+        if not (np.isfinite(users).all() and np.isfinite(items).all()):
+            raise ValueError(
+                "ALS produced non-finite factors (NaN or inf); the confidences "
+                "may be too large for this regularization. Increase "
+                "regularization or scale the confidences down."
+            )
+        self.user_factors_ = users
+        self.item_factors_ = items
+        self.user_items_ = matrix
+        fallback = PopularityRecommender() if self.fallback is None else self.fallback
+        self.fallback_ = clone(fallback).fit(X)
+        return self
+
+    # ------------------------------------------------------------- fold-in
+    def _fold_in(self, rows: sp.csr_matrix) -> np.ndarray:
+        """User factors solved against the fixed item factors (Cholesky).
+
+        The same least-squares step as implicit's ``recalculate_user``, in
+        one batch; read-only (memory-mapped) factors are copied first.
+        """
+        item_factors = writeable(self.item_factors_)
+        rows = sp.csr_matrix(rows, dtype=np.float32)
+        if self.alpha != 1.0:
+            rows = self.alpha * rows
+        out = np.zeros((rows.shape[0], self.factors), dtype=np.float32)
+        if rows.shape[0] == 0:
+            return out
+        _als._least_squares(
+            item_factors.T.dot(item_factors),
+            rows.indptr,
+            rows.indices,
+            rows.data.astype(np.float32),
+            out,
+            item_factors,
+            self.regularization,
+            num_threads=self.num_threads,
+        )
+        return out
+
+    def _history_rows(self, hist: np.ndarray) -> sp.csr_matrix:
+        """Training rows for ``hist`` indices; empty rows where ``hist < 0``."""
+        known = hist >= 0
+        rows = self.user_items_[np.where(known, hist, 0)]
+        rows = sp.diags(known.astype(np.float32)) @ rows
+        rows = sp.csr_matrix(rows)
+        rows.eliminate_zeros()
+        return rows
+
+    def _history_index(self, row_keys) -> np.ndarray:
+        if row_keys is None or self.user_ids_ is None:
+            n = 0 if row_keys is None else len(row_keys)
+            return np.full(n, -1, dtype=np.int64)
+        return index_of(row_keys, self.user_ids_).fill_null(-1).to_numpy()
+
+    def _rank_context(self, matrix, row_keys, im, *, k, use_history=None):
+        """Rank items for rows of new context ``matrix`` (see class docs)."""
+        banned, allowed = self._filters()
+        n = matrix.shape[0]
+        use_history = self.merge_history if use_history is None else use_history
+        hist = self._history_index(row_keys)
+        if hist.size != n:
+            hist = np.full(n, -1, dtype=np.int64)
+        known = (hist >= 0) & use_history
+        has_new = matrix.getnnz(axis=1) > 0
+        if not self.fold_in:
+            # the notebook's way: a known key's trained row, nothing else
+            known, has_new = hist >= 0, np.zeros(n, dtype=bool)
+        context = matrix.maximum(self._history_rows(hist)) if known.any() else matrix
+        context = sp.csr_matrix(context, dtype=np.float32)
+        trained = known & ~has_new
+        als_rows = trained | has_new
+        factors = np.zeros((n, self.factors), dtype=np.float32)
+        factors[trained] = self.user_factors_[hist[trained]]
+        factors[has_new] = self._fold_in(context[has_new])
+        exclude = context if self.filter_already_liked_items else None
+
+        ids = np.full((n, k), -1, dtype=np.int64)
+        scores = np.full((n, k), -np.inf, dtype=np.float32)
+        counts = np.zeros(n, dtype=np.int64)
+        idx = np.flatnonzero(als_rows)
+        if idx.size:
+            ids[idx], scores[idx], counts[idx] = topk(
+                factors[idx],
+                self.item_factors_,
+                k,
+                exclude=None if exclude is None else exclude[idx],
+                banned=banned,
+                allowed=allowed,
+                num_threads=self.num_threads,
+            )
+        cold = np.flatnonzero(~als_rows)
+        if cold.size:
+            segments = None
+            if im is not None and im.row_segments is not None:
+                segments = im.row_segments.gather(cold)
+            codes = self.fallback_._segment_codes(segments, cold.size)
+            ids[cold], scores[cold], counts[cold] = self.fallback_._rank_rows(
+                codes,
+                None if exclude is None else exclude[cold],
+                banned,
+                allowed,
+                k,
+                num_threads=self.num_threads,
+            )
+        empty = np.flatnonzero(counts == 0)
+        if empty.size and exclude is not None:
+            # everything eligible was already liked: never answer with an
+            # empty list; these rows are answered without that filter
+            warnings.warn(
+                f"{type(self).__name__}: {empty.size} rows have already liked "
+                "every eligible item; they are answered without "
+                "filter_already_liked_items.",
+                UserWarning,
+                stacklevel=3,
+            )
+            ids[empty], scores[empty], counts[empty] = topk(
+                factors[empty],
+                self.item_factors_,
+                k,
+                banned=banned,
+                allowed=allowed,
+                num_threads=self.num_threads,
+            )
+        self._warn_short(counts, k)
+        return ids, scores, counts
+
+    # --------------------------------------------------------------- public
+    def recommend_keys(self, keys, *, k=None):
+        """Answer known keys from their training history alone.
+
+        Keys unknown to the model get the fallback (global popularity), with a
+        warning that counts them.
+
+        Parameters
+        ----------
+        keys : array-like of str
+            User keys (as built by :class:`~skals.PseudoUserUnifier`).
+        k : int or None, default=None
+            Items per answer; ``None`` uses the ``k`` parameter.
+
+        Returns
+        -------
+        recommendations : polars.DataFrame
+            One row per key: the key, ``recommendations`` and ``scores``.
+        """
+        check_is_fitted(self)
+        keys = pl.Series(self.key_name_, list(keys))
+        if self.user_ids_ is not None and len(keys):
+            keys = keys.cast(self.user_ids_.dtype, strict=False)
+        n_unknown = int((self._history_index(keys) < 0).sum())
+        if n_unknown:
+            warnings.warn(
+                f"{type(self).__name__}: {n_unknown} of {len(keys)} keys were not "
+                "seen in fit; they get the fallback.",
+                UserWarning,
+                stacklevel=2,
+            )
+        empty = sp.csr_matrix((len(keys), self.n_features_in_), dtype=np.float32)
+        ids, scores, counts = self._rank_context(
+            empty, keys, None, k=self.k if k is None else k, use_history=True
+        )
+        return self._answers_frame(keys, ids, scores, counts, FrameKind("polars"))
+
+    def recommend(
+        self,
+        userid,
+        user_items,
+        N=10,
+        filter_already_liked_items=True,
+        filter_items=None,
+        recalculate_user=False,
+        items=None,
+    ):
+        """implicit's ``recommend``, unchanged: ``(ids, scores)`` by index.
+
+        Kept so that code written for implicit (and the notebook's
+        ``model.recommend(userid, csr[userid], N=5,
+        filter_already_liked_items=True)``) works as is. Ids are training row
+        and column indices. Works on memory-mapped (read-only) factors.
+
+        Parameters
+        ----------
+        userid : int or array-like of int
+            Training row(s).
+        user_items : csr_matrix
+            The users' rows of the training matrix.
+        N : int, default=10
+            Number of items (implicit's name for k).
+        filter_already_liked_items : bool, default=True
+            Leave out the items in ``user_items``.
+        filter_items : array-like of int, optional
+            Column indices never to recommend.
+        recalculate_user : bool, default=False
+            Fold the user in from ``user_items`` instead of using its factor.
+        items : array-like of int, optional
+            Only rank these column indices.
+
+        Returns
+        -------
+        ids : ndarray
+            Column indices, best first.
+        scores : ndarray
+            Their scores.
+        """
+        check_is_fitted(self)
+        model = self._new_implicit_model()
+        model.user_factors = writeable(self.user_factors_)
+        model.item_factors = writeable(self.item_factors_)
+        return model.recommend(
+            userid,
+            user_items,
+            N=N,
+            filter_already_liked_items=filter_already_liked_items,
+            filter_items=filter_items,
+            recalculate_user=recalculate_user,
+            items=items,
+        )
+
+    def score(self, X, y=None):
+        """Mean top-k overlap ``|top-k ∩ truth| / k``.
+
+        For an :class:`~skals.InteractionMatrix` of held-out events: the keys
+        seen in fit are answered from their training history alone (the model
+        sees nothing of ``X``), and the truth of a key is the items it has in
+        ``X``. For a plain matrix: each row is folded in and compared with its
+        own items.
+
+        Parameters
+        ----------
+        X : InteractionMatrix or {array-like, sparse matrix}
+            Held-out interactions.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+            Mean overlap in [0, 1]; 0.0 (with a warning) if no row can be
+            scored.
+        """
+        check_is_fitted(self)
+        if isinstance(X, InteractionMatrix):
+            self._check_items_match(X)
+            hist = self._history_index(X.row_keys)
+            rows = np.flatnonzero(hist >= 0)
+            truth = X.matrix[rows]
+            empty = sp.csr_matrix(truth.shape, dtype=np.float32)
+            ids, _, _ = self._rank_context(
+                empty, X.row_keys.gather(rows), None, k=self.k, use_history=True
+            )
+        else:
+            truth = self._check_predict_matrix(X)
+            ids, _, _ = self._rank_context(truth, None, None, k=self.k)
+            rows = np.arange(truth.shape[0])
+        if rows.size == 0:
+            warnings.warn(
+                "score: no held-out row was seen in fit; returning 0.0.",
+                UserWarning,
+                stacklevel=2,
+            )
+            return 0.0
+        r = np.repeat(np.arange(rows.size), ids.shape[1])
+        c = ids.ravel()
+        valid = c >= 0
+        hits = np.zeros(c.size, dtype=bool)
+        hits[valid] = np.asarray(truth[r[valid], c[valid]]).ravel() > 0
+        return float(hits.reshape(ids.shape).sum(axis=1).mean() / self.k)

@@ -1,0 +1,240 @@
+"""What every skals recommender shares: input handling, filters, answers."""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted, check_non_negative
+from sklearn_compat.utils.validation import validate_data
+
+from .._frame import FrameKind, index_of
+from ..preprocessing._builder import InteractionMatrix
+
+#: Column names of the answers frame.
+RECOMMENDATIONS, SCORES = "recommendations", "scores"
+
+
+def to_key_grain(im: InteractionMatrix) -> tuple[sp.csr_matrix, pl.Series]:
+    """Training rows per key from a matrix whose rows may be sessions.
+
+    A key's sessions are summed as ``1 + sum(c_s - 1)`` per item, which is the
+    :class:`~skals.ConfidenceEncoder` formula on the summed counts.
+    """
+    keys = im.row_keys
+    if im.id_name == keys.name:
+        return im.matrix, im.row_ids
+    vocab = keys.unique().sort()
+    key_of_row = index_of(keys, vocab).to_numpy()
+    coo = im.matrix.tocoo()
+    df = (
+        pl.DataFrame(
+            {"r": key_of_row[coo.row], "c": coo.col, "v": coo.data.astype(np.float64)}
+        )
+        .group_by("r", "c")
+        .agg((1.0 + (pl.col("v") - 1.0).sum()).alias("v"))
+    )
+    matrix = sp.csr_matrix(
+        (df["v"].to_numpy().astype(np.float32), (df["r"].to_numpy(), df["c"])),
+        shape=(len(vocab), im.matrix.shape[1]),
+        dtype=np.float32,
+    )
+    return matrix, vocab
+
+
+class BaseRecommender(BaseEstimator):
+    """Base class: users x items matrix in, top-k items out.
+
+    Subclasses implement ``_fit_matrix(X, im)`` and
+    ``_rank(query) -> (ids, scores, counts)``.
+    """
+
+    _parameter_constraints: dict = {
+        "k": [Interval(Integral, 1, None, closed="left")],
+        "filter_already_liked_items": ["boolean"],
+        "filter_items": ["array-like", None],
+        "items": ["array-like", None],
+    }
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.input_tags.positive_only = True
+        tags.target_tags.required = False
+        tags.non_deterministic = False
+        return tags
+
+    # ------------------------------------------------------------------ fit
+    def _fit_input(self, X):
+        """Validate the training input: (csr float32, keys, item ids, im)."""
+        im = X if isinstance(X, InteractionMatrix) else None
+        if im is not None:
+            matrix, keys = to_key_grain(im)
+        else:
+            matrix, keys = X, None
+        matrix = validate_data(
+            self,
+            matrix,
+            accept_sparse="csr",
+            dtype=np.float32,
+            reset=True,
+            ensure_min_samples=1,
+            ensure_min_features=1,
+        )
+        check_non_negative(matrix, f"{type(self).__name__}.fit")
+        if sp.issparse(matrix):
+            matrix = sp.csr_matrix(matrix)
+        else:
+            matrix = sp.csr_matrix(matrix, dtype=np.float32)
+        matrix.eliminate_zeros()
+        if im is not None:
+            self.user_ids_ = keys
+            self.item_ids_ = im.item_ids
+            self.key_name_ = im.row_keys.name
+            self.item_name_ = im.item_name
+        else:
+            self.user_ids_ = None
+            self.item_ids_ = None
+            self.key_name_ = "user"
+            self.item_name_ = "item"
+        return matrix, im
+
+    # -------------------------------------------------------------- filters
+    def _item_indices(self, ids, param: str) -> np.ndarray:
+        """Map item ids of a parameter to column indices (warn on unknown)."""
+        ids = np.asarray(ids).ravel()
+        n_items = self.n_features_in_
+        if self.item_ids_ is None:
+            if ids.size and (
+                not np.issubdtype(ids.dtype, np.integer)
+                or ids.min() < 0
+                or ids.max() >= n_items
+            ):
+                raise ValueError(
+                    f"{param} must hold column indices in [0, {n_items}) when the "
+                    f"model was fitted on a plain matrix; got {ids[:5]!r}..."
+                )
+            return np.unique(ids.astype(np.int64))
+        idx = index_of(pl.Series(ids), self.item_ids_)
+        unknown = idx.null_count()
+        if unknown:
+            warnings.warn(
+                f"{type(self).__name__}: {unknown} of {len(ids)} ids in {param} "
+                "are not items of the model and are ignored.",
+                UserWarning,
+                stacklevel=4,
+            )
+        return np.unique(idx.drop_nulls().to_numpy().astype(np.int64))
+
+    def _filters(self):
+        """(banned, allowed) column indices from ``filter_items``/``items``."""
+        if self.filter_items is not None and self.items is not None:
+            raise ValueError("Set at most one of filter_items and items.")
+        banned = allowed = None
+        if self.filter_items is not None:
+            banned = self._item_indices(self.filter_items, "filter_items")
+        if self.items is not None:
+            allowed = self._item_indices(self.items, "items")
+            if allowed.size == 0:
+                raise ValueError("items leaves no item of the model to recommend.")
+        n_eligible = self.n_features_in_
+        if banned is not None:
+            n_eligible -= banned.size
+        if allowed is not None:
+            n_eligible = allowed.size
+        if n_eligible <= 0:
+            raise ValueError("filter_items excludes every item of the model.")
+        return banned, allowed
+
+    # -------------------------------------------------------------- predict
+    def _check_predict_matrix(self, X):
+        X = validate_data(self, X, accept_sparse="csr", dtype=np.float32, reset=False)
+        check_non_negative(X, f"{type(self).__name__}.predict")
+        return sp.csr_matrix(X, dtype=np.float32)
+
+    def predict(self, X):
+        """Top-k recommendations for every row of ``X``.
+
+        Parameters
+        ----------
+        X : InteractionMatrix, or {array-like, sparse matrix} of shape \
+                (n_rows, n_items)
+            Interactions to answer for. From the builder: rows are keys (or
+            sessions) in original ids. A plain matrix: every row is treated as
+            a user's interactions over the fitted items.
+
+        Returns
+        -------
+        recommendations : polars or pandas DataFrame, or ndarray
+            For an :class:`InteractionMatrix`: a frame with the row id column,
+            ``recommendations`` (list of item ids, best first) and ``scores``
+            (list of floats), in the library of the original input. For a
+            plain matrix: int array of shape (n_rows, k) of column indices
+            (``k`` clipped, with a warning, to the fewest eligible items of any
+            row).
+        """
+        check_is_fitted(self)
+        return self._predict(X, self.k)
+
+    def _predict(self, X, k: int):
+        if isinstance(X, InteractionMatrix):
+            self._check_items_match(X)
+            ids, scores, counts = self._rank_context(X.matrix, X.row_keys, X, k=k)
+            return self._answers_frame(X.row_ids, ids, scores, counts, X.kind)
+        X = self._check_predict_matrix(X)
+        ids, _, counts = self._rank_context(X, None, None, k=k)
+        k = int(counts.min()) if counts.size else k
+        return ids[:, :k].astype(np.intp)
+
+    def _check_items_match(self, im: InteractionMatrix) -> None:
+        if im.matrix.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {im.matrix.shape[1]} items, but {type(self).__name__} "
+                f"was fitted with {self.n_features_in_}."
+            )
+
+    def _warn_short(self, counts: np.ndarray, k: int) -> None:
+        short = int((counts < k).sum())
+        if short:
+            warnings.warn(
+                f"{type(self).__name__}: k={k} clipped for {short} of "
+                f"{counts.size} rows that have fewer eligible items "
+                f"(min {int(counts.min())}).",
+                UserWarning,
+                stacklevel=4,
+            )
+
+    def _answers_frame(self, row_ids, ids, scores, counts, kind: FrameKind):
+        from .._frame import to_native
+
+        n, k = ids.shape
+        if self.item_ids_ is not None:
+            item_ids = self.item_ids_
+        else:
+            item_ids = pl.Series("item", np.arange(self.n_features_in_))
+        flat = ids.ravel()
+        valid = pl.Series(flat >= 0)
+        gathered = item_ids.gather(pl.Series(np.where(flat >= 0, flat, 0)))
+        items = pl.select(pl.when(valid).then(pl.lit(gathered))).to_series()
+        score = pl.select(
+            pl.when(valid).then(pl.lit(pl.Series(scores.ravel().astype(np.float64))))
+        ).to_series()
+        if n:
+            items = items.reshape((n, k)).cast(pl.List(item_ids.dtype))
+            score = score.reshape((n, k)).cast(pl.List(pl.Float64))
+        else:
+            items = pl.Series([], dtype=pl.List(item_ids.dtype))
+            score = pl.Series([], dtype=pl.List(pl.Float64))
+        df = pl.DataFrame(
+            {
+                row_ids.name: row_ids,
+                RECOMMENDATIONS: items.list.drop_nulls(),
+                SCORES: score.list.drop_nulls(),
+            }
+        )
+        return to_native(df, kind)

@@ -1,0 +1,230 @@
+"""PopularityRecommender: the baseline and the cold-start fallback."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.validation import check_is_fitted
+from sklearn_compat.base import _fit_context
+
+from .._frame import FrameKind, index_of
+from ..preprocessing._confidence import CART_COUNT, CONFIDENCE, VIEW_COUNT
+from ._base import BaseRecommender
+from ._topk import topk
+
+_STAT = {"confidence": CONFIDENCE, "cart": CART_COUNT, "view": VIEW_COUNT}
+
+
+def _order_scores(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
+    """Scores that order items by ``primary``, then ``secondary``, then index.
+
+    Distinct values ``n_items - rank``: no ties, so answers are deterministic.
+    """
+    n = primary.size
+    order = np.lexsort((np.arange(n), -secondary, -primary))
+    out = np.empty(n, dtype=np.float32)
+    out[order] = np.arange(n, 0, -1, dtype=np.float32)
+    return out
+
+
+class PopularityRecommender(BaseRecommender):
+    """Recommend the most popular items, optionally within a segment.
+
+    A baseline with the same input and output as
+    :class:`ImplicitALSRecommender`, and the fallback that model uses for rows
+    with nothing to go on (no known item in their events and no history).
+
+    Parameters
+    ----------
+    k : int, default=5
+        Items per answer.
+    by : {"confidence", "cart", "view", "users"}, default="confidence"
+        What popularity counts: summed confidence, add-to-cart events, events,
+        or distinct users. ``"cart"`` and ``"view"`` need the
+        :class:`~skals.InteractionMatrix` from the builder (it carries the
+        counts); a plain matrix offers ``"confidence"`` and ``"users"``.
+    use_segments : bool, default=True
+        Rank within the row's segment (e.g. country) when the data carries
+        segments (``segment_col`` of the encoder and builder). Ties within a
+        segment, and rows of a segment unseen in fit, use global popularity.
+    filter_already_liked_items : bool, default=False
+        Leave out items in the row's own events.
+    filter_items : array-like or None, default=None
+        Item ids never to recommend.
+    items : array-like or None, default=None
+        Only recommend these item ids.
+
+    Attributes
+    ----------
+    item_popularity_ : ndarray of shape (n_items,)
+        Global popularity of every column.
+    segments_ : polars.Series or None
+        Segment values seen in fit.
+    segment_popularity_ : ndarray of shape (n_segments, n_items) or None
+        Popularity within each segment.
+    user_ids_ : polars.Series or None
+        Training keys (when fitted on an InteractionMatrix).
+    item_ids_ : polars.Series or None
+        Item id of every column (when fitted on an InteractionMatrix).
+    n_features_in_ : int
+        Number of items.
+
+    See Also
+    --------
+    ImplicitALSRecommender : The collaborative model.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skals import PopularityRecommender
+    >>> X = np.array([[1, 0, 3], [0, 0, 2], [1, 1, 0]])
+    >>> PopularityRecommender(k=2).fit(X).predict(X[:1])
+    array([[2, 0]])
+    """
+
+    _parameter_constraints: dict = {
+        **BaseRecommender._parameter_constraints,
+        "by": [StrOptions({"confidence", "cart", "view", "users"})],
+        "use_segments": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        k=5,
+        *,
+        by="confidence",
+        use_segments=True,
+        filter_already_liked_items=False,
+        filter_items=None,
+        items=None,
+    ):
+        self.k = k
+        self.by = by
+        self.use_segments = use_segments
+        self.filter_already_liked_items = filter_already_liked_items
+        self.filter_items = filter_items
+        self.items = items
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Count item popularity.
+
+        Parameters
+        ----------
+        X : InteractionMatrix or {array-like, sparse matrix} of shape \
+                (n_users, n_items)
+            Training interactions (non-negative).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : PopularityRecommender
+            Fitted recommender.
+        """
+        matrix, im = self._fit_input(X)
+        n_items = matrix.shape[1]
+        stats = im.item_stats if im is not None else None
+        if self.by in ("cart", "view") and (
+            stats is None or _STAT[self.by] not in stats.columns
+        ):
+            raise ValueError(
+                f"by={self.by!r} needs cart/view counts: fit on the "
+                "InteractionMatrix of ConfidenceEncoder -> InteractionMatrixBuilder, "
+                "or use by='confidence' or by='users'."
+            )
+        if self.by == "users":
+            glob = np.asarray((matrix > 0).sum(axis=0)).ravel().astype(np.float64)
+        elif stats is None:
+            glob = np.asarray(matrix.sum(axis=0)).ravel().astype(np.float64)
+        else:
+            glob = self._from_stats(stats, n_items)
+        self.item_popularity_ = glob
+        self.segments_ = None
+        self.segment_popularity_ = None
+        seg_col = None
+        if stats is not None and im.row_segments is not None:
+            seg_col = im.row_segments.name
+        if self.use_segments and seg_col is not None and seg_col in stats.columns:
+            segments = stats[seg_col].drop_nulls().unique().sort()
+            rows = [
+                self._from_stats(stats.filter(pl.col(seg_col) == s), n_items)
+                for s in segments
+            ]
+            self.segments_ = segments
+            self.segment_popularity_ = np.vstack(rows)
+        return self
+
+    def _from_stats(self, stats: pl.DataFrame, n_items: int) -> np.ndarray:
+        col = "n_rows" if self.by == "users" else _STAT[self.by]
+        agg = stats.group_by("item_index").agg(pl.col(col).sum())
+        out = np.zeros(n_items, dtype=np.float64)
+        out[agg["item_index"].to_numpy()] = agg[col].to_numpy()
+        return out
+
+    def _segment_codes(self, segments: pl.Series | None, n_rows: int) -> np.ndarray:
+        """Index into ``segments_`` per row; ``-1`` for the global ranking."""
+        if self.segments_ is None or segments is None:
+            return np.full(n_rows, -1, dtype=np.int64)
+        return index_of(segments, self.segments_).fill_null(-1).to_numpy()
+
+    def _rank_rows(self, codes, exclude, banned, allowed, k, num_threads=1):
+        """Popular items per row of ``codes``, best first, with filters."""
+        glob = self.item_popularity_
+        columns = [_order_scores(glob, glob)]
+        values = [glob]
+        if self.segment_popularity_ is not None:
+            for seg in self.segment_popularity_:
+                columns.append(_order_scores(seg, glob))
+                values.append(seg)
+        item_factors = np.ascontiguousarray(np.vstack(columns).T, dtype=np.float32)
+        user_factors = np.zeros((codes.size, len(columns)), dtype=np.float32)
+        user_factors[np.arange(codes.size), codes + 1] = 1.0
+        ids, _, counts = topk(
+            user_factors,
+            item_factors,
+            k,
+            exclude=exclude,
+            banned=banned,
+            allowed=allowed,
+            num_threads=num_threads,
+        )
+        table = np.vstack(values)
+        safe = np.where(ids >= 0, ids, 0)
+        scores = table[(codes + 1)[:, None], safe].astype(np.float32)
+        scores[ids < 0] = -np.inf
+        return ids, scores, counts
+
+    def _rank_context(self, matrix, row_keys, im, *, k):
+        banned, allowed = self._filters()
+        exclude = matrix if self.filter_already_liked_items else None
+        segments = im.row_segments if im is not None else None
+        codes = self._segment_codes(segments, matrix.shape[0])
+        ids, scores, counts = self._rank_rows(codes, exclude, banned, allowed, k)
+        self._warn_short(counts, k)
+        return ids, scores, counts
+
+    def recommend_keys(self, keys, *, k=None):
+        """Most popular items (global ranking) for the given keys.
+
+        Parameters
+        ----------
+        keys : array-like of str
+            User keys.
+        k : int or None, default=None
+            Items per answer; ``None`` uses the ``k`` parameter.
+
+        Returns
+        -------
+        recommendations : polars.DataFrame
+            One row per key: key, ``recommendations`` and ``scores``.
+        """
+        check_is_fitted(self)
+        keys = pl.Series(getattr(self, "key_name_", "key"), list(keys))
+        banned, allowed = self._filters()
+        codes = np.full(len(keys), -1, dtype=np.int64)
+        k = self.k if k is None else k
+        ids, scores, counts = self._rank_rows(codes, None, banned, allowed, k)
+
+        return self._answers_frame(keys, ids, scores, counts, FrameKind("polars"))
