@@ -382,6 +382,18 @@ def test_more_tastes_than_items_raises():
         make_sessions(10, n_items=5, n_tastes=6)
 
 
+def test_sessions_longer_than_the_window_are_squeezed(monkeypatch):
+    import skals.datasets._sessions as sessions_module
+
+    monkeypatch.setattr(sessions_module, "_GAP_MEDIAN_S", 1_800.0)
+    df = make_sessions(200, n_days=1, random_state=0)
+    check_invariants(df, 200, n_items=2_000, n_days=1, start=dt.date(2024, 6, 1))
+    span = df.group_by("session_id").agg(
+        pl.col("timestamp_local").max() - pl.col("timestamp_local").min()
+    )["timestamp_local"]
+    assert span.max() > dt.timedelta(hours=12)
+
+
 def test_start_accepts_dates_and_datetimes():
     for start in (dt.date(2024, 1, 15), dt.datetime(2024, 1, 15), "2024-01-15"):
         df = make_sessions(50, n_days=2, start=start, random_state=0)

@@ -42,18 +42,6 @@ _HOURLY = np.array(
 _US_PER_S = 1_000_000
 _US_PER_DAY = 86_400 * _US_PER_S
 
-COLUMNS = (
-    "session_id",
-    "date",
-    "timestamp_local",
-    "user_id",
-    "country",
-    "partnumber",
-    "device_type",
-    "pagetype",
-    "add_to_cart",
-)
-
 
 def _make_rng(random_state) -> np.random.Generator:
     """A ``Generator`` from anything ``check_random_state`` takes, or a Generator.
@@ -262,7 +250,8 @@ def make_sessions(
       the odds are scaled so that the expected cart share is ``cart_rate``.
       Re-viewed products take most of the cart adds.
     - **Time.** Sessions start uniformly over the days of the window, with a
-      daily traffic cycle, and end inside the window. Events are a lognormal
+      daily traffic cycle, and end inside the window. ``date`` is the
+      calendar day of each event. Events are a lognormal
       number of seconds apart (median 20 s, at most 30 minutes).
 
     Examples
@@ -343,6 +332,10 @@ def make_sessions(
     offset -= offset[first][sess]
     duration = offset[first + depth - 1]
     window = n_days * _US_PER_DAY
+    if duration.max() >= window:  # squeeze the rare session longer than the window
+        squeeze = np.minimum(1.0, (window - 1) / np.maximum(duration, 1))
+        offset = (offset * squeeze[sess]).astype(np.int64)
+        duration = offset[first + depth - 1]
     hour = rng.choice(24, size=n_sessions, p=_HOURLY / _HOURLY.sum())
     begin = (
         rng.integers(n_days, size=n_sessions) * _US_PER_DAY
