@@ -43,6 +43,8 @@ class _Parts:
     """The steps of a fitted skals pipeline that a scorer needs."""
 
     def __init__(self, estimator):
+        # a fitted search scores as its refitted best pipeline
+        estimator = getattr(estimator, "best_estimator_", estimator)
         steps = (
             [s for _, s in estimator.steps]
             if isinstance(estimator, Pipeline)
