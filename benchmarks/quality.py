@@ -21,7 +21,6 @@ import argparse
 import time
 import warnings
 
-import numpy as np
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 
@@ -133,7 +132,6 @@ def main():
     parser.add_argument("--skip-readme", action="store_true")
     args = parser.parse_args()
     warnings.simplefilter("ignore", UserWarning)
-    np.random.seed(args.seed)
     if not args.skip_readme:
         readme_example()
     challenge(args.n_sessions, args.seed)
