@@ -48,6 +48,23 @@ def is_dataframe(X) -> bool:
     return isinstance(X, (pl.DataFrame, pl.LazyFrame)) or _is_pandas(X)
 
 
+def is_spark(X) -> bool:
+    """True for a pyspark DataFrame (classic or Connect); never imports pyspark."""
+    cls = type(X)
+    return cls.__name__ == "DataFrame" and cls.__module__.startswith("pyspark.sql")
+
+
+def spark_call(estimator, method: str, X):
+    """Run ``estimator.<method>(X)`` with skals' Spark implementation.
+
+    The transformers call this for a pyspark DataFrame; the Spark code (and
+    pyspark itself) is imported only then.
+    """
+    from .spark._preprocessing import dispatch
+
+    return dispatch(estimator, method, X)
+
+
 def frame_kind(X) -> FrameKind:
     """Return the :class:`FrameKind` of ``X`` or raise a clear ``TypeError``."""
     if isinstance(X, pl.LazyFrame):
@@ -56,6 +73,11 @@ def frame_kind(X) -> FrameKind:
         return FrameKind("polars")
     if _is_pandas(X):
         return FrameKind("pandas")
+    if is_spark(X):
+        raise TypeError(
+            "A Spark DataFrame is taken by the pipeline's steps, not here: "
+            "collect it first, e.g. `pl.from_arrow(df.toArrow())`."
+        )
     raise TypeError(
         "Expected an event log as a polars DataFrame or LazyFrame or a pandas "
         f"DataFrame, got {type(X).__name__}."

@@ -17,7 +17,9 @@ from .._frame import (
     check_columns,
     frame_kind,
     index_of,
+    is_spark,
     schema_of,
+    spark_call,
     to_polars,
 )
 from ._base import FrameTransformerMixin
@@ -193,7 +195,11 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         check_columns(df, required, where=self._where)
         df = check_item_column(df, self.item_col, self._where)
         self._check_values(df)
-        for col in (self.user_col,):
+        # a null id would become a vocabulary entry or a row id of its own
+        id_cols = [self.user_col, self.item_col]
+        if self._has_sessions(df):
+            id_cols.append(self.session_col)
+        for col in id_cols:
             n = df[col].null_count()
             if n:
                 raise ValueError(f"{self._where}: column {col!r} has {n} null values.")
@@ -241,6 +247,8 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         self : InteractionMatrixBuilder
             Fitted builder.
         """
+        if is_spark(X):
+            return spark_call(self, "fit", X)
         df, _ = self._prepare(X)
         if df.height == 0:
             raise ValueError(f"{self._where}: cannot fit on an empty frame.")
@@ -264,6 +272,8 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
             per fitted item.
         """
         check_is_fitted(self)
+        if is_spark(X):
+            return spark_call(self, "transform", X)
         df, kind = self._prepare(X)
         where = self._where
         df = df.with_columns(index_of(df[self.item_col], self.item_ids_).alias("__col"))

@@ -10,7 +10,16 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
 
-from .._frame import check_columns, eager, frame_kind, schema_of, to_native, to_polars
+from .._frame import (
+    check_columns,
+    eager,
+    frame_kind,
+    is_spark,
+    schema_of,
+    spark_call,
+    to_native,
+    to_polars,
+)
 from ._base import FrameTransformerMixin
 
 #: Columns added by :class:`ConfidenceEncoder`.
@@ -196,6 +205,8 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         self : ConfidenceEncoder
             Fitted transformer.
         """
+        if is_spark(X):
+            return spark_call(self, "fit", X)
         self._check_weights()
         df = to_polars(X)
         check_columns(df, self._required(require_cart=True), where=self._where)
@@ -232,6 +243,8 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
             ``cart_count``, ``confidence`` [and ``segment_col``].
         """
         check_is_fitted(self)
+        if is_spark(X):
+            return spark_call(self, "transform", X)
         self._check_weights()
         kind = frame_kind(X)
         df = to_polars(X)
@@ -283,9 +296,16 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         ).row(0, named=True)
         for k in keys:
             if nulls[k]:
+                # a LazyFrame's null session ids first show up here
+                hint = (
+                    " PseudoUserUnifier leaves the key null on rows with neither "
+                    "a user id nor a session id."
+                    if k == self.user_col
+                    else ""
+                )
                 raise ValueError(
                     f"{where}: column {k!r} has null values; every event needs "
-                    f"a {k!r} (drop or fill those rows first)."
+                    f"a {k!r} (drop or fill those rows first).{hint}"
                 )
         if nulls["__cart_null"]:
             raise ValueError(

@@ -7,7 +7,15 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
 
-from .._frame import check_columns, frame_kind, schema_of, to_native, to_polars
+from .._frame import (
+    check_columns,
+    frame_kind,
+    is_spark,
+    schema_of,
+    spark_call,
+    to_native,
+    to_polars,
+)
 from ._base import FrameTransformerMixin
 
 
@@ -110,6 +118,8 @@ class PseudoUserUnifier(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         self : PseudoUserUnifier
             Fitted transformer.
         """
+        if is_spark(X):
+            return spark_call(self, "fit", X)
         df = to_polars(X)
         self._check_input(df)
         self._remember_columns(df)
@@ -147,6 +157,8 @@ class PseudoUserUnifier(FrameTransformerMixin, TransformerMixin, BaseEstimator):
             ``X`` with the column ``output_col`` added.
         """
         check_is_fitted(self)
+        if is_spark(X):
+            return spark_call(self, "transform", X)
         kind = frame_kind(X)
         df = to_polars(X)
         self._check_input(df)

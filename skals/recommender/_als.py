@@ -10,9 +10,10 @@ import polars as pl
 import scipy.sparse as sp
 from implicit.cpu import _als
 from implicit.cpu.als import AlternatingLeastSquares
+from implicit.recommender_base import ModelFitError
 from sklearn.base import clone
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
 from threadpoolctl import threadpool_limits
@@ -110,6 +111,25 @@ class ImplicitALSRecommender(BaseRecommender):
         Seeds the initial factors; turned into the int seed implicit needs.
     show_progress : bool, default=False
         Show implicit's progress bar while fitting.
+    engine : {"implicit", "spark"}, default="implicit"
+        ``"spark"`` trains with Spark MLlib's ALS
+        (``pyspark.ml.recommendation.ALS(implicitPrefs=True)``) on the active
+        SparkSession: from the Spark DataFrame of a
+        :class:`~skals.spark.SparkInteractionMatrix`, or from the entries of
+        a local matrix sent to Spark. The factors are collected to the
+        driver, so predicting, folding in and the fitted attributes are the
+        same as with implicit. The models are mapped as follows: implicit's
+        confidence is ``c = alpha * value``, Spark's is ``1 + alpha * r``,
+        so Spark is given ``r = c - 1`` (the notebook's
+        ``c = 1 + views + 10 * carts`` becomes ``r = views + 10 * carts``).
+        Spark multiplies ``regularization`` by each user's and item's number
+        of entries (ALS-WR), implicit does not: the same value is a stronger
+        penalty on Spark (tune it per engine), and new rows are folded into
+        Spark-trained factors with ``regularization * n_u`` for a row of
+        ``n_u`` entries. ``use_cg``, ``use_native``, ``num_threads`` (for the
+        solve), ``calculate_training_loss`` and ``show_progress`` only apply
+        to implicit; :meth:`recommend` keeps implicit's own rule. Needs
+        ``pip install skals[spark]``.
 
     Attributes
     ----------
@@ -164,6 +184,7 @@ class ImplicitALSRecommender(BaseRecommender):
         "num_threads": [Interval(Integral, 0, None, closed="left")],
         "random_state": ["random_state"],
         "show_progress": ["boolean"],
+        "engine": [StrOptions({"implicit", "spark"})],
     }
 
     def __init__(
@@ -186,6 +207,7 @@ class ImplicitALSRecommender(BaseRecommender):
         num_threads=0,
         random_state=None,
         show_progress=False,
+        engine="implicit",
     ):
         self.factors = factors
         self.regularization = regularization
@@ -204,6 +226,7 @@ class ImplicitALSRecommender(BaseRecommender):
         self.num_threads = num_threads
         self.random_state = random_state
         self.show_progress = show_progress
+        self.engine = engine
 
     # ------------------------------------------------------------------ fit
     def _new_implicit_model(self, random_state=None) -> AlternatingLeastSquares:
@@ -242,10 +265,22 @@ class ImplicitALSRecommender(BaseRecommender):
             Fitted estimator.
         """
         matrix, _ = self._fit_input(X)
-        model = self._new_implicit_model(implicit_seed(self.random_state))
-        with threadpool_limits(1, "blas"):
-            model.fit(matrix, show_progress=self.show_progress)
-        users, items = model.user_factors, model.item_factors
+        if self.engine == "spark":
+            from ..spark._als import spark_als_factors
+
+            users, items = spark_als_factors(self, X, matrix)
+        else:
+            model = self._new_implicit_model(implicit_seed(self.random_state))
+            with threadpool_limits(1, "blas"):
+                try:
+                    model.fit(matrix, show_progress=self.show_progress)
+                except ModelFitError as exc:  # implicit's own NaN check
+                    raise ValueError(
+                        "ALS produced NaN factors; the confidences may be too "
+                        "large for this regularization. Increase regularization "
+                        "or scale the confidences down."
+                    ) from exc
+            users, items = model.user_factors, model.item_factors
         if not (np.isfinite(users).all() and np.isfinite(items).all()):
             raise ValueError(
                 "ALS produced non-finite factors (NaN or inf); the confidences "
@@ -265,7 +300,14 @@ class ImplicitALSRecommender(BaseRecommender):
 
         The same least-squares step as implicit's ``recalculate_user``, in
         one batch; read-only (memory-mapped) factors are copied first.
+        Spark-trained factors use Spark's rule (``regularization * n_u``).
         """
+        if self.engine == "spark":
+            from ..spark._als import fold_in_als_wr
+
+            return fold_in_als_wr(
+                rows, self.item_factors_, self.regularization, self.alpha
+            )
         item_factors = writeable(self.item_factors_)
         rows = sp.csr_matrix(rows, dtype=np.float32)
         if self.alpha != 1.0:
@@ -425,6 +467,10 @@ class ImplicitALSRecommender(BaseRecommender):
         ``model.recommend(userid, csr[userid], N=5,
         filter_already_liked_items=True)``) works as is. Ids are training row
         and column indices. Works on memory-mapped (read-only) factors.
+        One change: where fewer than ``N`` items are eligible, implicit pads
+        the answer with filtered items (score ``-FLT_MAX``) and zeros; here
+        the answer is clipped to the fewest eligible items of any row, with
+        a warning.
 
         Parameters
         ----------
@@ -454,7 +500,7 @@ class ImplicitALSRecommender(BaseRecommender):
         model = self._new_implicit_model()
         model.user_factors = writeable(self.user_factors_)
         model.item_factors = writeable(self.item_factors_)
-        return model.recommend(
+        ids, scores = model.recommend(
             userid,
             user_items,
             N=N,
@@ -463,6 +509,21 @@ class ImplicitALSRecommender(BaseRecommender):
             recalculate_user=recalculate_user,
             items=items,
         )
+        # valid entries are a prefix: real scores, then the padding
+        n_candidates = self.n_features_in_ if items is None else len(items)
+        valid = (scores > np.finfo(np.float32).min) & (
+            np.arange(scores.shape[-1]) < n_candidates
+        )
+        n_valid = int(valid.sum(axis=-1).min()) if valid.size else 0
+        if n_valid < scores.shape[-1]:
+            warnings.warn(
+                f"{type(self).__name__}.recommend: N={N} clipped to {n_valid}, "
+                "the fewest eligible items of any row.",
+                UserWarning,
+                stacklevel=2,
+            )
+            ids, scores = ids[..., :n_valid], scores[..., :n_valid]
+        return ids, scores
 
     def score(self, X, y=None):
         """Mean top-k overlap ``|top-k ∩ truth| / k``.

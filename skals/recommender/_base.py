@@ -197,6 +197,22 @@ class BaseRecommender(BaseEstimator):
                 f"X has {im.matrix.shape[1]} items, but {type(self).__name__} "
                 f"was fitted with {self.n_features_in_}."
             )
+        # same size is not enough: columns of another vocabulary would be
+        # answered with this model's item ids
+        if self.item_ids_ is not None and not im.item_ids.equals(
+            self.item_ids_, check_names=False
+        ):
+            raise ValueError(
+                f"X's items differ from those {type(self).__name__} was fitted "
+                "with; build X with the InteractionMatrixBuilder of the fit."
+            )
+        data = im.matrix.data
+        n_bad = int((~np.isfinite(data) | (data < 0)).sum())
+        if n_bad:
+            raise ValueError(
+                f"X has {n_bad} NaN, infinite or negative confidences; "
+                "confidences must be finite and >= 0."
+            )
 
     def _warn_short(self, counts: np.ndarray, k: int) -> None:
         short = int((counts < k).sum())

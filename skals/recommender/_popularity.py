@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import polars as pl
 from sklearn.utils._param_validation import StrOptions
@@ -202,6 +204,19 @@ class PopularityRecommender(BaseRecommender):
         segments = im.row_segments if im is not None else None
         codes = self._segment_codes(segments, matrix.shape[0])
         ids, scores, counts = self._rank_rows(codes, exclude, banned, allowed, k)
+        empty = np.flatnonzero(counts == 0)
+        if empty.size and exclude is not None:
+            # as ImplicitALSRecommender: never answer with an empty list
+            warnings.warn(
+                f"{type(self).__name__}: {empty.size} rows have already liked "
+                "every eligible item; they are answered without "
+                "filter_already_liked_items.",
+                UserWarning,
+                stacklevel=3,
+            )
+            ids[empty], scores[empty], counts[empty] = self._rank_rows(
+                codes[empty], None, banned, allowed, k
+            )
         self._warn_short(counts, k)
         return ids, scores, counts
 

@@ -1,0 +1,373 @@
+"""The Spark engine: the same pipeline on a Spark DataFrame, Spark MLlib's ALS.
+
+Spark runs in local mode (``local[2]``), started once per test session. The
+tests that need it skip where pyspark is not installed; the fold-in tests are
+plain numpy and always run.
+"""
+
+import pickle
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import polars as pl
+import pytest
+import scipy.sparse as sp
+from sklearn.pipeline import make_pipeline
+from sklearn.utils._param_validation import InvalidParameterError
+
+from skals import (
+    ConfidenceEncoder,
+    ImplicitALSRecommender,
+    InteractionMatrix,
+    InteractionMatrixBuilder,
+    PopularityRecommender,
+    PseudoUserUnifier,
+)
+from skals.datasets import make_sessions
+from skals.metrics import make_session_scorer
+from skals.model_selection import SessionHoldoutSplit
+from skals.spark import SparkInteractionMatrix
+from skals.spark import _als as spark_als
+
+pytestmark = pytest.mark.filterwarnings(
+    # pyspark's own notice about pandas 3 (skals does not use pandas there)
+    "ignore:PySpark does not yet fully support pandas:FutureWarning"
+)
+
+#: Spark's regularization for the holdout test: ALS-WR multiplies it by each
+#: row's and column's number of entries, so it is far below implicit's best
+#: (see benchmarks/spark_vs_implicit.py for the sweep).
+SPARK_REGULARIZATION = 0.1
+
+
+@pytest.fixture(scope="session")
+def spark():
+    pytest.importorskip(
+        "pyspark", reason="pyspark is not installed (pip install skals[spark])"
+    )
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("skals-tests")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.adaptive.enabled", "false")  # faster on tiny data
+        .config("spark.default.parallelism", "2")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+def to_spark(spark, df: pl.DataFrame):
+    return spark.createDataFrame(df.to_arrow())
+
+
+def collect(sdf) -> pl.DataFrame:
+    return pl.from_arrow(sdf.toArrow())
+
+
+@pytest.fixture(scope="module")
+def split():
+    events = make_sessions(3_000, random_state=0)
+    train, test = next(SessionHoldoutSplit(n_splits=1, test_size=0.2).split(events))
+    return events[train], events[test]
+
+
+def als(engine, **params):
+    params = {"factors": 32, "iterations": 10, "random_state": 0, **params}
+    return ImplicitALSRecommender(engine=engine, **params)
+
+
+@pytest.fixture(scope="module")
+def spark_pipe(spark, split):
+    """A pipeline fitted on a Spark DataFrame, engine='spark' throughout."""
+    train, _ = split
+    pipe = make_pipeline(
+        PseudoUserUnifier(),
+        ConfidenceEncoder(grain="session"),
+        InteractionMatrixBuilder(),
+        als("spark", regularization=SPARK_REGULARIZATION),
+    )
+    return pipe.fit(to_spark(spark, train))
+
+
+@pytest.fixture(scope="module")
+def encoded(spark, split):
+    """Session-grain encodings of the training log: (polars, Spark)."""
+    train = PseudoUserUnifier().fit_transform(split[0])
+    encoder = ConfidenceEncoder(grain="session", segment_col="country", cart_weight=4)
+    return encoder.fit_transform(train), encoder.transform(to_spark(spark, train))
+
+
+# ------------------------------------------------------------ preprocessing
+def test_unifier_matches_polars(spark):
+    events = pl.DataFrame(
+        {
+            "session_id": [7, 8, 9, 10, 11],
+            "user_id": [12.0, None, 1.5, float("nan"), 3.0],
+            "partnumber": [1, 2, 3, 4, 5],
+        }
+    )
+    unifier = PseudoUserUnifier()
+    expected = unifier.fit_transform(events)
+    out = unifier.fit_transform(to_spark(spark, events))
+    assert type(out).__module__.startswith("pyspark.sql")
+    assert collect(out)["unified_user_id"].to_list() == [
+        "u_12",
+        "s_8",
+        "u_1.5",
+        "s_10",
+        "u_3",
+    ]
+    assert collect(out).equals(expected)
+    assert list(unifier.feature_names_in_) == events.columns
+
+
+def test_encoder_matches_polars(encoded):
+    expected, out = encoded
+    keys = expected.columns[:3]
+    got = collect(out).sort(keys)
+    assert got.columns == expected.columns
+    assert got.equals(expected.sort(keys))
+
+
+def test_encoder_rejects_bad_flags_on_spark(spark):
+    events = pl.DataFrame(
+        {"unified_user_id": ["u_1", "u_1"], "partnumber": [1, 2], "add_to_cart": [0, 2]}
+    )
+    encoder = ConfidenceEncoder().fit(events)
+    with pytest.raises(ValueError, match="must hold only 0 and 1; 1 "):
+        encoder.transform(to_spark(spark, events))
+
+
+def test_builder_matches_polars(encoded):
+    encoded, spark_encoded = encoded
+    builder = InteractionMatrixBuilder(segment_col="country")
+    expected = builder.fit_transform(encoded)
+    spark_builder = InteractionMatrixBuilder(segment_col="country")
+    im = spark_builder.fit_transform(spark_encoded)
+    assert isinstance(im, SparkInteractionMatrix)
+    assert spark_builder.user_ids_.equals(builder.user_ids_)
+    assert spark_builder.item_ids_.equals(builder.item_ids_)
+    assert im.shape == expected.shape
+    assert im.id_name == expected.id_name
+    for name in ("row_ids", "row_keys", "item_ids", "row_segments"):
+        assert getattr(im, name).equals(getattr(expected, name)), name
+    assert im.item_stats.equals(expected.item_stats)
+    assert im.matrix.dtype == np.float32
+    assert (im.matrix != expected.matrix).nnz == 0
+    assert im.nnz == expected.nnz
+
+
+def test_builder_drops_unknown_items_on_spark(spark):
+    fit_rows = pl.DataFrame(
+        {
+            "unified_user_id": ["u_1", "u_2"],
+            "partnumber": [1, 2],
+            "confidence": [2.0, 3.0],
+        }
+    )
+    builder = InteractionMatrixBuilder().fit(to_spark(spark, fit_rows))
+    new = pl.DataFrame(
+        {
+            "unified_user_id": ["u_3", "u_3"],
+            "partnumber": [2, 9],
+            "confidence": [4.0, 5.0],
+        }
+    )
+    with pytest.warns(UserWarning, match=r"dropped 1 of 2 rows .* \(1 distinct ids\)"):
+        im = builder.transform(to_spark(spark, new))
+    assert im.row_ids.to_list() == ["u_3"]
+    assert im.matrix.toarray().tolist() == [[0.0, 4.0]]
+
+
+# -------------------------------------------------------------- estimator
+def test_spark_pipeline_fits_like_the_local_one(spark_pipe, split):
+    train, _ = split
+    local = make_pipeline(
+        PseudoUserUnifier(),
+        ConfidenceEncoder(grain="session"),
+        InteractionMatrixBuilder(),
+        als("implicit"),
+    ).fit(train)
+    model, ref = spark_pipe[-1], local[-1]
+    assert model.user_ids_.equals(ref.user_ids_)
+    assert model.item_ids_.equals(ref.item_ids_)
+    assert type(model.user_items_) is type(ref.user_items_)
+    assert (model.user_items_ != ref.user_items_).nnz == 0
+    for name in ("user_factors_", "item_factors_"):
+        got, want = getattr(model, name), getattr(ref, name)
+        assert type(got) is np.ndarray and got.dtype == want.dtype
+        assert got.shape == want.shape and np.isfinite(got).all()
+    assert type(model.fallback_) is type(ref.fallback_)
+    np.testing.assert_array_equal(
+        model.fallback_.item_popularity_, ref.fallback_.item_popularity_
+    )
+
+
+def test_spark_trained_factors_solve_als_wr(spark_pipe):
+    """Spark's last half-step solves the users against the final items.
+
+    So folding the training rows back in with Spark's rule (r = c - 1,
+    regularization * n_u) must give Spark's user factors; implicit's rule
+    (no n_u) must not.
+    """
+    model = spark_pipe[-1]
+    folded = model._fold_in(model.user_items_)
+    np.testing.assert_allclose(folded, model.user_factors_, rtol=1e-3, atol=1e-4)
+    implicit_rule = als("implicit", regularization=SPARK_REGULARIZATION)
+    implicit_rule.item_factors_ = model.item_factors_
+    other = implicit_rule._fold_in(model.user_items_)
+    assert np.abs(other - model.user_factors_).max() > 1e-2
+
+
+def test_spark_pipeline_predicts_spark_and_polars_alike(spark, spark_pipe, split):
+    _, test = split
+    context = test.sort("timestamp_local").group_by("session_id").head(3)
+    context = context.drop("add_to_cart")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # unknown items dropped
+        local = spark_pipe.predict(context)
+        remote = spark_pipe.predict(to_spark(spark, context))
+    assert isinstance(remote, pl.DataFrame)
+    assert remote.columns == ["session_id", "recommendations", "scores"]
+    assert remote.height == context["session_id"].n_unique()
+    assert remote["recommendations"].list.len().min() == 5
+    assert remote.equals(local)
+    # fitted on Spark, the pipeline holds no Spark object: it pickles
+    restored = pickle.loads(pickle.dumps(spark_pipe))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        assert restored.predict(context).equals(local)
+    with pytest.raises(TypeError, match="Spark DataFrame is taken by the pipeline"):
+        make_session_scorer("ndcg")(spark_pipe, to_spark(spark, test))
+    keys = spark_pipe[-1].user_ids_[:3]
+    answers = spark_pipe[-1].recommend_keys(keys)
+    assert answers["unified_user_id"].equals(keys)
+
+
+def test_spark_engine_recovers_planted_blocks(spark):
+    """Two blocks of users x items with one cell per user held out."""
+    rng = np.random.default_rng(0)
+    n_users, n_items = 40, 16
+    block = np.arange(n_users) // (n_users // 2)
+    X = (block[:, None] == (np.arange(n_items) // (n_items // 2))[None, :]).astype(
+        np.float32
+    ) * rng.integers(2, 6, size=(n_users, n_items))
+    held_out = block * (n_items // 2) + rng.integers(0, n_items // 2, size=n_users)
+    X[np.arange(n_users), held_out] = 0
+    model = ImplicitALSRecommender(
+        factors=2,
+        iterations=10,
+        regularization=0.1,
+        k=1,
+        filter_already_liked_items=True,
+        engine="spark",
+        random_state=0,
+    ).fit(sp.csr_matrix(X))
+    assert model.user_factors_.shape == (n_users, 2)
+    np.testing.assert_array_equal(model.predict(X)[:, 0], held_out)
+
+
+def test_engines_beat_popularity(spark, split):
+    train, test = split
+    scorer = make_session_scorer("ndcg")
+
+    def score(estimator):
+        pipe = make_pipeline(
+            PseudoUserUnifier(),
+            ConfidenceEncoder(),
+            InteractionMatrixBuilder(),
+            estimator,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return scorer(pipe.fit(train), test)
+
+    popularity = score(PopularityRecommender())
+    implicit = score(als("implicit", regularization=1.0))
+    on_spark = score(als("spark", regularization=SPARK_REGULARIZATION))
+    assert popularity > 0
+    assert implicit >= 2 * popularity, (implicit, popularity)
+    assert on_spark >= 2 * popularity, (on_spark, popularity)
+
+
+# ---------------------------------------------------------------- fold-in
+def hand_fold_in(rows, Y, regularization, alpha):
+    """Spark's normal equations, one row at a time."""
+    rows = sp.csr_matrix(rows)
+    out = np.zeros((rows.shape[0], Y.shape[1]))
+    for u in range(rows.shape[0]):
+        items = rows.indices[rows.indptr[u] : rows.indptr[u + 1]]
+        values = rows.data[rows.indptr[u] : rows.indptr[u + 1]]
+        if items.size == 0:
+            continue
+        c = 1 + np.maximum(alpha * values - 1, spark_als.EPS)
+        Yu = Y[items]
+        A = Y.T @ Y + Yu.T @ np.diag(c - 1) @ Yu
+        A += regularization * items.size * np.eye(Y.shape[1])
+        out[u] = np.linalg.solve(A, Yu.T @ c)
+    return out
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.3])
+def test_fold_in_als_wr_matches_per_row_solve(monkeypatch, alpha):
+    rng = np.random.default_rng(1)
+    n_rows, n_items, n_factors = 60, 30, 5
+    lengths = rng.integers(0, 12, size=n_rows)
+    lengths[:3] = [0, 1, n_items]
+    dense = np.zeros((n_rows, n_items))
+    for u, n in enumerate(lengths):
+        cols = rng.choice(n_items, size=n, replace=False)
+        dense[u, cols] = rng.choice([0.5, 1.0, 2.0, 13.0], size=n)
+    rows = sp.csr_matrix(dense)
+    Y = rng.normal(size=(n_items, n_factors))
+    expected = hand_fold_in(rows, Y, 0.1, alpha)
+    # small batches: rows of different lengths share and straddle batches
+    monkeypatch.setattr(spark_als, "BATCH_CELLS", 16)
+    got = spark_als.fold_in_als_wr(rows, Y, 0.1, alpha)
+    assert got.dtype == np.float32 and got.shape == (n_rows, n_factors)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert not got[0].any()
+    # the regularization is scaled per row: without the n_u factor it differs
+    unscaled = hand_fold_in(rows, Y, 0.1 / n_items, alpha)
+    assert not np.allclose(got[2], unscaled[2], rtol=1e-3)
+
+
+def test_spark_engine_folds_in_with_als_wr():
+    model = als("spark", regularization=0.5, factors=3)
+    rng = np.random.default_rng(2)
+    model.item_factors_ = rng.normal(size=(8, 3)).astype(np.float32)
+    rows = sp.random(5, 8, density=0.5, random_state=3, format="csr") * 10
+    expected = hand_fold_in(rows, model.item_factors_.astype(np.float64), 0.5, 1.0)
+    np.testing.assert_allclose(model._fold_in(rows), expected, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------ misc
+def test_engine_is_validated():
+    with pytest.raises(InvalidParameterError, match="engine"):
+        ImplicitALSRecommender(engine="mllib").fit(np.eye(3))
+
+
+def test_skals_imports_without_pyspark():
+    code = (
+        "import sys; sys.modules['pyspark'] = None\n"
+        "import skals, skals.spark\n"
+        "from skals._frame import is_spark\n"
+        "assert not is_spark(skals.InteractionMatrix)\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "ok"
+
+
+def test_spark_matrix_is_an_interaction_matrix():
+    assert issubclass(SparkInteractionMatrix, InteractionMatrix)
