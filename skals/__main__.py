@@ -1,0 +1,8 @@
+"""``python -m skals``: the ``skals`` command line (see :mod:`skals.cli`)."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

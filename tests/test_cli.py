@@ -1,0 +1,468 @@
+"""The command line, driven through ``main([...])`` on small generated files."""
+
+import json
+import subprocess
+import sys
+
+import joblib
+import polars as pl
+import pytest
+
+from skals import __version__
+from skals.cli import main
+from skals.datasets import make_sessions
+from skals.model_selection import SessionHoldoutSplit
+
+# Small and quick: few factors and sweeps, one thread (no contention).
+FAST = ["--factors", "8", "--iterations", "3", "--num-threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Train/test logs as the challenge ships them, plus variants."""
+    d = tmp_path_factory.mktemp("cli")
+    events = make_sessions(1_500, n_items=300, random_state=0)
+    train_idx, test_idx = next(
+        SessionHoldoutSplit(n_splits=1, test_size=0.1).split(events)
+    )
+    train, test = events[train_idx], events[test_idx].drop("add_to_cart")
+    paths = {
+        "train": d / "train.parquet",
+        "test": d / "test.parquet",
+        "train_csv": d / "train.csv",
+        "dir": d,
+    }
+    train.write_parquet(paths["train"])
+    test.write_parquet(paths["test"])
+    train.write_csv(paths["train_csv"])
+    paths["sessions"] = set(test["session_id"].cast(pl.String).to_list())
+    paths["n_items"] = train["partnumber"].n_unique()
+    return paths
+
+
+@pytest.fixture(scope="module")
+def model(files):
+    path = files["dir"] / "model.joblib"
+    assert main(["fit", str(files["train"]), "--model", str(path), "-q", *FAST]) == 0
+    return path
+
+
+def _error_line(capsys) -> str:
+    """The only stderr line, which must be a skals error (no traceback)."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("skals: error: ")
+    return lines[0]
+
+
+def _check_target(path, sessions, k):
+    """Every session present, with exactly k distinct integer partnumbers."""
+    target = json.loads(path.read_text())["target"]
+    assert set(target) == sessions
+    for items in target.values():
+        assert len(items) == k == len(set(items))
+        assert all(type(p) is int for p in items)
+    return target
+
+
+# ------------------------------------------------------------------ fit/predict
+def test_fit_then_predict_writes_the_challenge_json(files, model, tmp_path, capsys):
+    out = tmp_path / "pred.json"
+    code = main(["predict", str(model), str(files["test"]), "--output", str(out)])
+    assert code == 0
+    target = _check_target(out, files["sessions"], k=5)
+    # answers are personal (fold-in), not one popularity list for everyone
+    assert len({tuple(v) for v in target.values()}) > len(target) // 2
+    assert "for each of" in capsys.readouterr().out
+
+
+def test_predict_k_and_session_with_unknown_items_only(files, model, tmp_path):
+    test = pl.read_parquet(files["test"])
+    # a session whose only product the model never saw gets the fallback
+    cold = test.head(1).with_columns(
+        pl.lit(-1, pl.Int64).alias("session_id"),
+        pl.lit(10**9, pl.Int64).alias("partnumber"),
+    )
+    events = tmp_path / "events.parquet"
+    pl.concat([test, cold]).write_parquet(events)
+    out = tmp_path / "pred.json"
+    args = ["predict", str(model), str(events), "--output", str(out), "-k", "12"]
+    assert main([*args, "-q"]) == 0
+    target = _check_target(out, files["sessions"] | {"-1"}, k=12)
+    assert target["-1"]
+
+
+def test_predict_without_user_column_treats_sessions_as_anonymous(
+    files, model, tmp_path, capsys
+):
+    events = tmp_path / "anon.parquet"
+    pl.read_parquet(files["test"]).drop("user_id").write_parquet(events)
+    out = tmp_path / "pred.json"
+    assert main(["predict", str(model), str(events), "--output", str(out)]) == 0
+    _check_target(out, files["sessions"], k=5)
+    assert "every session is taken as anonymous" in capsys.readouterr().err
+
+
+def test_fit_csv_with_renamed_columns_and_string_items(files, tmp_path, capsys):
+    names = {"session_id": "sid", "user_id": "uid", "partnumber": "sku"}
+    train = pl.read_csv(files["train_csv"], try_parse_dates=True).rename(names)
+    train = train.with_columns(pl.format("p{}", "sku").alias("sku"))
+    train.write_csv(tmp_path / "train.csv")
+    cols = ["--session-col", "sid", "--user-col", "uid", "--item-col", "sku"]
+    model = tmp_path / "m.joblib"
+    assert (
+        main(["fit", str(tmp_path / "train.csv"), "--model", str(model), *cols, *FAST])
+        == 0
+    )
+    assert "fitted on" in capsys.readouterr().out
+    # EVENTS in the model's names need no options; other names are given
+    test = pl.read_parquet(files["test"]).rename(names)
+    test = test.with_columns(pl.format("p{}", "sku").alias("sku"))
+    test.write_parquet(tmp_path / "model_names.parquet")
+    test.rename({"sid": "session"}).write_csv(tmp_path / "other_names.csv")
+    for events, extra in [
+        ("model_names.parquet", []),
+        ("other_names.csv", ["--session-col", "session"]),
+    ]:
+        out = tmp_path / f"{events}.json"
+        code = main(
+            [
+                "predict",
+                str(model),
+                str(tmp_path / events),
+                "--output",
+                str(out),
+                "-q",
+                *extra,
+            ]
+        )
+        assert code == 0
+        target = json.loads(out.read_text())["target"]
+        assert set(target) == files["sessions"]
+        assert all(
+            len(set(v)) == 5 and all(isinstance(p, str) and p[0] == "p" for p in v)
+            for v in target.values()
+        )
+
+
+def test_fit_hyperparameters_reach_the_saved_pipeline(files, tmp_path):
+    path = tmp_path / "m.joblib"
+    args = [
+        "fit",
+        str(files["train"]),
+        "--model",
+        str(path),
+        "-q",
+        *FAST,
+        "--cart-weight",
+        "2.5",
+        "--no-fold-in",
+        "--filter-already-liked-items",
+    ]
+    assert main(args) == 0
+    saved = joblib.load(path)
+    assert saved["format"] == "skals-model" and saved["skals_version"] == __version__
+    params = saved["pipeline"].get_params()
+    assert params["implicitalsrecommender__factors"] == 8
+    assert params["implicitalsrecommender__fold_in"] is False
+    assert params["implicitalsrecommender__filter_already_liked_items"] is True
+    assert params["confidenceencoder__cart_weight"] == 2.5
+    assert params["confidenceencoder__grain"] == "session"
+
+
+def test_quiet_fit_writes_nothing_on_stderr(files, tmp_path, capsys):
+    path = tmp_path / "m.joblib"
+    assert main(["fit", str(files["train"]), "--model", str(path), "-q", *FAST]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert "fitted on" in captured.out
+
+
+def test_progress_bar_on_a_terminal(files, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"factors": [4, 8], "iterations": [2]}))
+    args = [
+        "tune",
+        str(files["train"]),
+        "--model",
+        str(tmp_path / "m.joblib"),
+        "--grid",
+        str(grid),
+        "--num-threads",
+        "1",
+    ]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "grid search: 100%" in err and "2/2" in err
+    assert "grid search 1/2" not in err  # the bar, not log lines
+    assert main([*args, "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_log_lines_when_stderr_is_not_a_terminal(files, tmp_path, capsys):
+    path = tmp_path / "m.joblib"
+    assert main(["fit", str(files["train"]), "--model", str(path), *FAST]) == 0
+    err = capsys.readouterr().err
+    assert "skals: read " in err and "skals: fitting " in err
+    assert "\r" not in err  # no progress bar
+
+
+# ------------------------------------------------------------------------ tune
+def test_tune_prints_best_params_and_saves_the_refit_model(files, tmp_path, capsys):
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"factors": [4, 8], "cart_weight": [5, 20]}))
+    model, report = tmp_path / "best.joblib", tmp_path / "grid.png"
+    args = [
+        "tune",
+        str(files["train"]),
+        "--model",
+        str(model),
+        "--grid",
+        str(grid),
+        "--iterations",
+        "3",
+        "--num-threads",
+        "1",
+        "--scoring",
+        "ndcg@5",
+    ]
+    pytest.importorskip("matplotlib", reason="--report needs matplotlib")
+    assert main([*args, "--report", str(report)]) == 0
+    captured = capsys.readouterr()
+    assert "best: " in captured.out and "cart_weight=" in captured.out
+    # one progress line per candidate x block when stderr is not a terminal
+    assert captured.err.count("grid search ") == 4
+    saved = joblib.load(model)
+    best = saved["best_params"]
+    params = saved["pipeline"].get_params()
+    assert (
+        params["implicitalsrecommender__factors"]
+        == best["implicitalsrecommender__factors"]
+    )
+    assert f"factors={best['implicitalsrecommender__factors']}" in captured.out
+    assert report.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the tuned model predicts like a fitted one
+    out = tmp_path / "pred.json"
+    assert main(["predict", str(model), str(files["test"]), "--output", str(out)]) == 0
+    _check_target(out, files["sessions"], k=5)
+
+
+def test_tune_report_without_matplotlib_fails_before_tuning(
+    files, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    model = tmp_path / "best.joblib"
+    args = [
+        "tune",
+        str(files["train"]),
+        "--model",
+        str(model),
+        "--report",
+        str(tmp_path / "r.png"),
+    ]
+    assert main(args) == 1
+    assert "matplotlib" in _error_line(capsys)
+    assert not model.exists()
+
+
+# ------------------------------------------------------------------------ demo
+@pytest.mark.parametrize("with_matplotlib", [True, False])
+def test_demo_writes_its_files_and_prints_the_table(
+    tmp_path, capsys, monkeypatch, with_matplotlib
+):
+    if with_matplotlib:
+        pytest.importorskip("matplotlib", reason="the plot needs matplotlib")
+    else:
+        monkeypatch.setitem(sys.modules, "matplotlib", None)
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"factors": [8, 16], "iterations": [3]}))
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), "--n-sessions", "1500", "--grid", str(grid)]
+    assert main([*args, "-q"]) == 0
+    stdout = capsys.readouterr().out
+    for row in ("ALS, tuned", "ALS, default", "popularity", "notebook's approach"):
+        assert row in stdout
+    assert "NDCG@5" in stdout and "overlap@5" in stdout and "anonymous" in stdout
+    ndcg = {
+        row: float(line[len(row) :].split()[0])
+        for line in stdout.splitlines()
+        for row in ("ALS, default", "popularity")
+        if line.startswith(row)
+    }
+    assert ndcg["ALS, default"] > 2 * ndcg["popularity"] > 0
+    # held-out sessions: the latest 10% of 1,500
+    target = json.loads((out / "predictions.json").read_text())["target"]
+    assert len(target) == 150
+    assert all(len(set(v)) == 5 for v in target.values())
+    assert joblib.load(out / "model.joblib")["format"] == "skals-model"
+    png = out / "grid_scores.png"
+    if with_matplotlib:
+        assert png.read_bytes()[:4] == b"\x89PNG"
+    else:
+        assert not png.exists()
+        assert "no plot written: matplotlib is not installed" in stdout
+
+
+# ------------------------------------------------------------- help, version
+def test_version_and_help(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"skals {__version__}"
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(cmd in out for cmd in ("demo", "fit", "predict", "tune"))
+    for cmd, options in [
+        ("demo", ["--out", "--n-sessions"]),
+        ("fit", ["--model", "--factors", "--cart-weight", "--item-col"]),
+        ("predict", ["--output", "-k", "--session-col"]),
+        ("tune", ["--grid", "--cv", "--scoring", "--report", "--time-col"]),
+    ]:
+        assert main([cmd, "--help"]) == 0
+        out = capsys.readouterr().out
+        assert all(opt in out for opt in [*options, "--quiet"]), cmd
+
+
+def test_python_dash_m_skals():
+    result = subprocess.run(
+        [sys.executable, "-m", "skals", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"skals {__version__}"
+
+
+def test_usage_errors_exit_2(capsys):
+    assert main([]) == 2
+    assert main(["fit", "x.parquet"]) == 2  # --model is required
+    assert main(["predict", "m", "e", "--output", "o", "-k", "0"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ bad input
+def test_missing_train_file(tmp_path, capsys):
+    code = main(["fit", str(tmp_path / "nope.parquet"), "--model", "m", "-q"])
+    assert code == 1
+    assert "does not exist" in _error_line(capsys)
+
+
+def test_unreadable_files(tmp_path, capsys):
+    fake = tmp_path / "fake.parquet"
+    fake.write_text("session_id,partnumber\n1,2\n")
+    assert main(["fit", str(fake), "--model", "m", "-q"]) == 1
+    assert "is not a parquet file" in _error_line(capsys)
+    corrupt = tmp_path / "corrupt.parquet"
+    corrupt.write_bytes(b"PAR1" + b"\x00" * 64)
+    assert main(["fit", str(corrupt), "--model", "m", "-q"]) == 1
+    assert "cannot read TRAIN file" in _error_line(capsys)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert main(["fit", str(empty), "--model", "m", "-q"]) == 1
+    assert "cannot read TRAIN file" in _error_line(capsys)
+
+
+def test_missing_columns_are_named(files, tmp_path, capsys):
+    train = tmp_path / "no_cart.parquet"
+    pl.read_parquet(files["train"]).drop("add_to_cart").write_parquet(train)
+    assert main(["fit", str(train), "--model", "m", "-q"]) == 1
+    line = _error_line(capsys)
+    assert "'add_to_cart'" in line and "--cart-col" in line
+    # tune also needs the time column
+    train = tmp_path / "no_time.parquet"
+    pl.read_parquet(files["train"]).drop("timestamp_local").write_parquet(train)
+    assert main(["tune", str(train), "--model", "m", "-q"]) == 1
+    assert "'timestamp_local'" in _error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "message"),
+    [
+        ("add_to_cart", pl.lit("yes"), "'add_to_cart' has dtype String"),
+        ("partnumber", pl.col("partnumber") + 0.5, "'partnumber' holds"),
+    ],
+)
+def test_wrongly_typed_columns_are_named(
+    files, tmp_path, capsys, column, values, message
+):
+    train = tmp_path / "bad.parquet"
+    pl.read_parquet(files["train"]).with_columns(values.alias(column)).write_parquet(
+        train
+    )
+    assert main(["fit", str(train), "--model", str(tmp_path / "m"), "-q"]) == 1
+    assert message in _error_line(capsys)
+
+
+def test_events_without_session_id(files, model, tmp_path, capsys):
+    events = tmp_path / "events.parquet"
+    pl.read_parquet(files["test"]).drop("session_id").write_parquet(events)
+    code = main(["predict", str(model), str(events), "--output", "o.json", "-q"])
+    assert code == 1
+    line = _error_line(capsys)
+    assert "'session_id'" in line and "--session-col" in line
+
+
+def test_model_that_is_not_a_skals_model(files, tmp_path, capsys):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a model")
+    pickled = tmp_path / "other.joblib"
+    joblib.dump({"weights": [1, 2, 3]}, pickled)
+    for path in (text, pickled, files["test"]):
+        code = main(["predict", str(path), str(files["test"]), "--output", "o", "-q"])
+        assert code == 1
+        assert "is not a skals model" in _error_line(capsys)
+
+
+def test_model_of_another_version_warns(files, model, tmp_path, capsys):
+    saved = joblib.load(model)
+    saved["skals_version"] = "0.0.1"
+    old = tmp_path / "old.joblib"
+    joblib.dump(saved, old)
+    out = tmp_path / "pred.json"
+    assert (
+        main(["predict", str(old), str(files["test"]), "--output", str(out), "-q"]) == 0
+    )
+    err = capsys.readouterr().err
+    assert err.startswith("skals: warning: ") and "saved by skals 0.0.1" in err
+    _check_target(out, files["sessions"], k=5)
+
+
+def test_k_larger_than_the_catalogue(files, model, tmp_path, capsys):
+    k = str(files["n_items"] + 1)
+    args = ["predict", str(model), str(files["test"]), "--output", "o", "-k", k]
+    assert main([*args, "-q"]) == 1
+    assert "more items than the model knows" in _error_line(capsys)
+
+
+def test_bad_grid_and_bad_hyperparameter(files, tmp_path, capsys):
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"factorz": [8]}))
+    args = ["tune", str(files["train"]), "--model", "m", "-q", "--grid", str(grid)]
+    assert main(args) == 1
+    assert "unknown parameter 'factorz'" in _error_line(capsys)
+    grid.write_text("{not json")
+    assert main(args) == 1
+    assert "cannot read grid file" in _error_line(capsys)
+    code = main(["fit", str(files["train"]), "--model", "m", "-q", "--factors", "0"])
+    assert code == 1
+    assert "'factors'" in _error_line(capsys)
+
+
+def test_unwritable_output_fails_before_the_work(files, model, tmp_path, capsys):
+    nowhere = tmp_path / "no" / "such" / "dir"
+    code = main(["fit", str(files["train"]), "--model", str(nowhere / "m"), "-q"])
+    assert code == 1
+    assert "its directory does not exist" in _error_line(capsys)
+    args = ["predict", str(model), str(files["test"]), "--output", str(tmp_path)]
+    assert main([*args, "-q"]) == 1
+    assert "is a directory" in _error_line(capsys)
+
+
+def test_ambiguous_short_parameter_name(files, tmp_path, capsys):
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"session_col": ["a", "b"]}))
+    args = ["tune", str(files["train"]), "--model", "m", "-q", "--grid", str(grid)]
+    assert main(args) == 1
+    assert "ambiguous parameter 'session_col'" in _error_line(capsys)
