@@ -33,9 +33,10 @@ class FrameTransformerMixin:
     def fit_transform(self, X, y=None, **fit_params):
         """Fit to ``X`` and transform it, reusing an identical earlier call.
 
-        The result is cached (see :func:`_cached_fit_transform`): in a grid
-        search, candidates that differ only in later steps' parameters share
-        one preprocessing per fold.
+        The result is cached per process (``_cached_fit_transform`` in
+        ``skals/preprocessing/_base.py``): in a grid search, candidates that
+        differ only in later steps' parameters share one preprocessing per
+        fold.
 
         Parameters
         ----------
