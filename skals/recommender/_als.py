@@ -392,27 +392,20 @@ class ImplicitALSRecommender(BaseRecommender):
                 k,
                 num_threads=self.num_threads,
             )
-        empty = np.flatnonzero(counts == 0)
-        if empty.size and exclude is not None:
-            # everything eligible was already liked: never answer with an
-            # empty list; these rows are answered without that filter
-            warnings.warn(
-                f"{type(self).__name__}: {empty.size} rows have already liked "
-                "every eligible item; they are answered without "
-                "filter_already_liked_items.",
-                UserWarning,
-                stacklevel=3,
-            )
-            ids[empty], scores[empty], counts[empty] = topk(
-                factors[empty],
+        return self._finish_answers(
+            ids,
+            scores,
+            counts,
+            filtered=exclude is not None,
+            rerank=lambda rows: topk(
+                factors[rows],
                 self.item_factors_,
                 k,
                 banned=banned,
                 allowed=allowed,
                 num_threads=self.num_threads,
-            )
-        self._warn_short(counts, k)
-        return ids, scores, counts
+            ),
+        )
 
     # --------------------------------------------------------------- public
     def recommend_keys(self, keys, *, k=None):

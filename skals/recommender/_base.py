@@ -214,6 +214,25 @@ class BaseRecommender(BaseEstimator):
                 "confidences must be finite and >= 0."
             )
 
+    def _finish_answers(self, ids, scores, counts, *, filtered, rerank):
+        """Never an empty list; warn when rows got fewer than ``k`` items.
+
+        Rows left with nothing because everything eligible was already liked
+        are answered again without that filter (``rerank(rows)``).
+        """
+        empty = np.flatnonzero(counts == 0)
+        if empty.size and filtered:
+            warnings.warn(
+                f"{type(self).__name__}: {empty.size} rows have already liked "
+                "every eligible item; they are answered without "
+                "filter_already_liked_items.",
+                UserWarning,
+                stacklevel=4,
+            )
+            ids[empty], scores[empty], counts[empty] = rerank(empty)
+        self._warn_short(counts, ids.shape[1])
+        return ids, scores, counts
+
     def _warn_short(self, counts: np.ndarray, k: int) -> None:
         short = int((counts < k).sum())
         if short:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import polars as pl
 from sklearn.utils._param_validation import StrOptions
@@ -204,21 +202,13 @@ class PopularityRecommender(BaseRecommender):
         segments = im.row_segments if im is not None else None
         codes = self._segment_codes(segments, matrix.shape[0])
         ids, scores, counts = self._rank_rows(codes, exclude, banned, allowed, k)
-        empty = np.flatnonzero(counts == 0)
-        if empty.size and exclude is not None:
-            # as ImplicitALSRecommender: never answer with an empty list
-            warnings.warn(
-                f"{type(self).__name__}: {empty.size} rows have already liked "
-                "every eligible item; they are answered without "
-                "filter_already_liked_items.",
-                UserWarning,
-                stacklevel=3,
-            )
-            ids[empty], scores[empty], counts[empty] = self._rank_rows(
-                codes[empty], None, banned, allowed, k
-            )
-        self._warn_short(counts, k)
-        return ids, scores, counts
+        return self._finish_answers(
+            ids,
+            scores,
+            counts,
+            filtered=exclude is not None,
+            rerank=lambda rows: self._rank_rows(codes[rows], None, banned, allowed, k),
+        )
 
     def recommend_keys(self, keys, *, k=None):
         """Most popular items (global ranking) for the given keys.
