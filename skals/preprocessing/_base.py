@@ -51,6 +51,20 @@ class FrameTransformerMixin:
         -------
         X_out : object
             What :meth:`transform` returns after :meth:`fit`.
+
+        Notes
+        -----
+        The key is the step's class, its parameters and a content
+        fingerprint of ``X`` (an output of this cache is recognised by
+        identity, any other eager polars frame is hashed row by row), so a
+        hit is only possible for equal data and equal parameters, under
+        ``clone`` and ``n_jobs`` alike (each worker process has its own
+        cache). A hit restores the fitted attributes and re-emits the first
+        call's warnings. Only eager polars frames of at least
+        ``CACHE_MIN_ROWS`` (50,000) rows are cached, at most
+        ``CACHE_MAX_BYTES`` (1 GiB) per process; larger frames are neither
+        hashed nor kept. BENCHMARKS.md measures it against
+        ``Pipeline(memory=...)``.
         """
         if fit_params:
             return self.fit(X, y, **fit_params).transform(X)

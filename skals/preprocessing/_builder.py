@@ -299,7 +299,14 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         )
         rows = rows.sort(id_name)
         known = df.filter(pl.col("__col").is_not_null())
-        row_index = index_of(known[id_name], rows[id_name])
+        # a hash join: a binary search over millions of string ids is slower
+        known = known.join(
+            rows.select(id_name).with_row_index("__row"),
+            on=id_name,
+            how="left",
+            maintain_order="left",
+        )
+        row_index = known["__row"]
         matrix = sp.csr_matrix(
             (
                 known[self.value_col].to_numpy().astype(np.float32, copy=False),
