@@ -16,7 +16,6 @@ from .._frame import (
     FrameKind,
     check_columns,
     frame_kind,
-    index_of,
     is_spark,
     schema_of,
     spark_call,
@@ -276,46 +275,63 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
             return spark_call(self, "transform", X)
         df, kind = self._prepare(X)
         where = self._where
-        df = df.with_columns(index_of(df[self.item_col], self.item_ids_).alias("__col"))
-        unknown = df["__col"].null_count()
-        if unknown:
-            n_items = df.filter(pl.col("__col").is_null())[self.item_col].n_unique()
+        id_name = self.session_col if self._has_sessions(df) else self.user_col
+        vocab = pl.DataFrame(
+            {
+                self.item_col: self.item_ids_,
+                "__col": pl.int_range(len(self.item_ids_), dtype=pl.Int64, eager=True),
+            }
+        )
+        if df.schema[self.item_col] != self.item_ids_.dtype:
+            # ids of another type than in fit: compare them as fit's type
+            # (what cannot be cast is unknown)
+            df = df.with_columns(
+                pl.col(self.item_col).cast(self.item_ids_.dtype, strict=False)
+            )
+        # one lazy plan, hash joins throughout (cheaper than binary searches
+        # over millions of string ids), collected together
+        lf = df.lazy().join(vocab.lazy(), on=self.item_col, how="left")
+        # every key/session of the input keeps a row, even if all its items
+        # were unknown: it still gets an answer (from history or popularity)
+        if id_name == self.user_col and self.segment_col is None:
+            rows_lf = lf.select(pl.col(id_name).unique().sort()).with_columns(
+                pl.col(id_name).alias("__key")
+            )
+        else:
+            rows_lf = lf.group_by(id_name).agg(
+                pl.col(self.user_col).first().alias("__key"),
+                *(
+                    [pl.col(self.segment_col).first().alias("__seg")]
+                    if self.segment_col is not None
+                    else []
+                ),
+            )
+        rows_lf = rows_lf.sort(id_name).with_row_index("__row")
+        known_lf = lf.filter(pl.col("__col").is_not_null()).join(
+            rows_lf.select(id_name, "__row"), on=id_name, how="left"
+        )
+        unknown_lf = lf.filter(pl.col("__col").is_null()).select(
+            pl.len().alias("rows"), pl.col(self.item_col).n_unique().alias("ids")
+        )
+        rows, known, unknown = pl.collect_all([rows_lf, known_lf, unknown_lf])
+        n_unknown, n_unknown_ids = unknown.row(0)
+        if n_unknown:
             warnings.warn(
-                f"{where}: dropped {unknown} of {df.height} rows whose "
-                f"{self.item_col!r} ({n_items} distinct ids) was not seen in fit.",
+                f"{where}: dropped {n_unknown} of {df.height} rows whose "
+                f"{self.item_col!r} ({n_unknown_ids} distinct ids) was not seen "
+                "in fit.",
                 UserWarning,
                 stacklevel=2,
             )
-        id_name = self.session_col if self._has_sessions(df) else self.user_col
-        # every key/session of the input keeps a row, even if all its items
-        # were unknown: it still gets an answer (from history or popularity)
-        rows = df.group_by(id_name).agg(
-            pl.col(self.user_col).first().alias("__key"),
-            *(
-                [pl.col(self.segment_col).first().alias("__seg")]
-                if self.segment_col is not None
-                else []
-            ),
-        )
-        rows = rows.sort(id_name)
-        known = df.filter(pl.col("__col").is_not_null())
-        # a hash join: a binary search over millions of string ids is slower
-        known = known.join(
-            rows.select(id_name).with_row_index("__row"),
-            on=id_name,
-            how="left",
-            maintain_order="left",
-        )
-        row_index = known["__row"]
         matrix = sp.csr_matrix(
             (
                 known[self.value_col].to_numpy().astype(np.float32, copy=False),
-                (row_index.to_numpy(), known["__col"].to_numpy()),
+                (known["__row"].to_numpy(), known["__col"].to_numpy()),
             ),
             shape=(rows.height, len(self.item_ids_)),
             dtype=np.float32,
         )
-        matrix.sum_duplicates()
+        matrix.sum_duplicates()  # canonical: sorted indices, one entry per cell
         stats = self._item_stats(known)
         return InteractionMatrix(
             matrix=matrix,
