@@ -307,8 +307,16 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
                 ),
             )
         rows_lf = rows_lf.sort(id_name).with_row_index("__row")
-        known_lf = lf.filter(pl.col("__col").is_not_null()).join(
-            rows_lf.select(id_name, "__row"), on=id_name, how="left"
+        # only what the matrix and the item statistics need: the ids'
+        # strings are not carried through the join's output
+        keep = ["__row", "__col", self.value_col]
+        keep += [c for c in (VIEW_COUNT, CART_COUNT) if c in df.columns]
+        if self.segment_col is not None:
+            keep.append(self.segment_col)
+        known_lf = (
+            lf.filter(pl.col("__col").is_not_null())
+            .join(rows_lf.select(id_name, "__row"), on=id_name, how="left")
+            .select(keep)
         )
         unknown_lf = lf.filter(pl.col("__col").is_null()).select(
             pl.len().alias("rows"), pl.col(self.item_col).n_unique().alias("ids")
