@@ -7,10 +7,8 @@ converted back to the caller's library. Nothing else in skals imports pandas.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
-import numpy as np
 import polars as pl
 
 __all__ = [
@@ -18,7 +16,6 @@ __all__ = [
     "check_columns",
     "check_no_nulls",
     "frame_kind",
-    "is_dataframe",
     "reject_lazy",
     "to_native",
     "to_polars",
@@ -41,11 +38,6 @@ def eager(kind: FrameKind) -> FrameKind:
 def _is_pandas(X) -> bool:
     module = type(X).__module__
     return module.startswith("pandas") and type(X).__name__ == "DataFrame"
-
-
-def is_dataframe(X) -> bool:
-    """True for a polars DataFrame or LazyFrame or a pandas DataFrame."""
-    return isinstance(X, (pl.DataFrame, pl.LazyFrame)) or _is_pandas(X)
 
 
 def is_spark(X) -> bool:
@@ -177,14 +169,6 @@ def check_no_nulls(df: pl.DataFrame, columns, *, where: str) -> None:
         )
 
 
-def warn_dropped(n: int, total: int, what: str, where: str, category=UserWarning):
-    """Warn that ``n`` of ``total`` rows were dropped, with the reason."""
-    if n:
-        warnings.warn(
-            f"{where}: dropped {n} of {total} rows: {what}.", category, stacklevel=3
-        )
-
-
 def index_of(values: pl.Series, vocabulary: pl.Series) -> pl.Series:
     """Position of each value in the sorted ``vocabulary``; null if absent."""
     if len(vocabulary) == 0:
@@ -198,8 +182,3 @@ def index_of(values: pl.Series, vocabulary: pl.Series) -> pl.Series:
     clipped = pos.clip(0, len(vocabulary) - 1)
     found = (vocabulary.gather(clipped) == values).fill_null(False)
     return pl.select(pl.when(pl.lit(found)).then(pl.lit(pos))).to_series()
-
-
-def as_numpy_ids(series: pl.Series) -> np.ndarray:
-    """Ids as a numpy array (integers stay integers, strings become objects)."""
-    return series.to_numpy()

@@ -26,6 +26,24 @@ from ._base import FrameTransformerMixin
 VIEW_COUNT, CART_COUNT, CONFIDENCE = "view_count", "cart_count", "confidence"
 
 
+def check_float_item_counts(item_col: str, n_nan: int, n_frac: int, where: str):
+    """Raise for a float item column with NaN/null or non-integral values.
+
+    Shared by the polars and the Spark encoders, which count these values
+    each in their own engine, so both raise the same errors.
+    """
+    if n_nan:
+        raise ValueError(
+            f"{where}: column {item_col!r} is a float column with {n_nan} "
+            "NaN or null values; item ids must be present (drop those rows)."
+        )
+    if n_frac:
+        raise TypeError(
+            f"{where}: column {item_col!r} holds {n_frac} non-integral "
+            "floats; item ids must be integers or strings."
+        )
+
+
 def check_item_column(df, item_col: str, where: str):
     """Return ``df`` with a valid item column, or raise naming the problem.
 
@@ -41,17 +59,7 @@ def check_item_column(df, item_col: str, where: str):
         )
         if isinstance(bad, pl.LazyFrame):
             bad = bad.collect()
-        n_nan, n_frac = bad.row(0)
-        if n_nan:
-            raise ValueError(
-                f"{where}: column {item_col!r} is a float column with {n_nan} "
-                "NaN or null values; item ids must be present (drop those rows)."
-            )
-        if n_frac:
-            raise TypeError(
-                f"{where}: column {item_col!r} holds {n_frac} non-integral "
-                "floats; item ids must be integers or strings."
-            )
+        check_float_item_counts(item_col, *bad.row(0), where)
         return df.with_columns(pl.col(item_col).cast(pl.Int64))
     if not (dtype.is_integer() or dtype in (pl.String, pl.Categorical, pl.Enum)):
         raise TypeError(

@@ -22,7 +22,12 @@ from ..preprocessing import (
     InteractionMatrixBuilder,
     PseudoUserUnifier,
 )
-from ..preprocessing._confidence import CART_COUNT, CONFIDENCE, VIEW_COUNT
+from ..preprocessing._confidence import (
+    CART_COUNT,
+    CONFIDENCE,
+    VIEW_COUNT,
+    check_float_item_counts,
+)
 from ._matrix import COL, KEY, ROW, VALUE, SparkInteractionMatrix
 
 _INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
@@ -117,16 +122,7 @@ def _item_column(df, item_col: str, where: str):
             F.sum((item.isNull() | F.isnan(item)).cast("long")),
             F.sum((~F.isnan(item) & (item != F.round(item))).cast("long")),
         ).first()
-        if n_nan:
-            raise ValueError(
-                f"{where}: column {item_col!r} is a float column with {n_nan} "
-                "NaN or null values; item ids must be present (drop those rows)."
-            )
-        if n_frac:
-            raise TypeError(
-                f"{where}: column {item_col!r} holds {n_frac} non-integral "
-                "floats; item ids must be integers or strings."
-            )
+        check_float_item_counts(item_col, n_nan, n_frac, where)
         return df.withColumn(item_col, item.cast("long"))
     if not isinstance(dtype, (*_INTEGRAL, T.StringType)):
         raise TypeError(
