@@ -1,5 +1,11 @@
-"""Cross-validation splitters for event logs."""
+"""Cross-validation splitters and searches for event logs."""
 
+from ._halving import SessionHalvingGridSearchCV, SessionSubsampleSplit
 from ._split import SessionHoldoutSplit, TemporalSplit
 
-__all__ = ["SessionHoldoutSplit", "TemporalSplit"]
+__all__ = [
+    "SessionHalvingGridSearchCV",
+    "SessionHoldoutSplit",
+    "SessionSubsampleSplit",
+    "TemporalSplit",
+]
