@@ -1,0 +1,247 @@
+"""The moonshot harness (issue 15): a 27-candidate search, exhaustive vs levers.
+
+Usage::
+
+    python benchmarks/tuning.py --scale grid [--variants exhaustive,halving]
+        [--iterations 15] [--n-splits 3]
+
+The grid is the demo's (``skals.cli.DEFAULT_GRID``: cart weight x factors x
+regularization, 27 candidates), on the pipeline of the command line
+(session grain), scored by ``make_session_scorer("ndcg")`` (first 3 events
+revealed, NDCG@5 on carts) on ``SessionHoldoutSplit(n_splits, test_size=7300)``
+folds, ``refit=False``. Each variant runs in its own subprocess (its peak
+resident memory, ``ru_maxrss``, is its own) and prints the wall time of the
+search, its pick, and the score of the pick on the held-out sessions.
+
+"score of the pick" is the exhaustive search's mean NDCG@5 of that candidate
+over the folds, at full resources (same folds, seed and data: the last rung
+of a halving search fits exactly the models that the exhaustive search
+fits), so a lever's pick is compared with the exhaustive pick on the same
+held-out sessions. Without an exhaustive run, a variant's own last-rung score
+of its pick is given instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+HERE = Path(__file__).resolve().parent
+# this checkout's skals (not another installed one), then the helpers
+sys.path[:0] = [str(HERE.parent), str(HERE)]
+from _data import CACHE, N_TEST, ensure  # noqa: E402
+from _tasks import maxrss, rss_now  # noqa: E402
+
+GB = 1024**3
+SEED = 0
+#: sessions per held-out block: the challenge's test set (smaller when tiny)
+TEST_SIZE = N_TEST
+#: short names of the command line's grid -> pipeline parameters
+FULL_NAMES = {
+    "factors": "implicitalsrecommender__factors",
+    "regularization": "implicitalsrecommender__regularization",
+    "cart_weight": "confidenceencoder__cart_weight",
+}
+
+
+def demo_grid() -> dict:
+    """The demo's grid (``skals.cli.DEFAULT_GRID``), with pipeline names."""
+    from skals.cli import DEFAULT_GRID
+
+    return {FULL_NAMES[k]: list(v) for k, v in DEFAULT_GRID.items()}
+
+
+def pipeline(iterations: int, **als):
+    """The command line's pipeline (session grain), seeded."""
+    from sklearn.pipeline import make_pipeline
+
+    from skals import (
+        ConfidenceEncoder,
+        ImplicitALSRecommender,
+        InteractionMatrixBuilder,
+        PseudoUserUnifier,
+    )
+
+    return make_pipeline(
+        PseudoUserUnifier(),
+        ConfidenceEncoder(grain="session"),
+        InteractionMatrixBuilder(),
+        ImplicitALSRecommender(iterations=iterations, random_state=SEED, **als),
+    )
+
+
+def _common(n_splits):
+    from skals.metrics import make_session_scorer
+    from skals.model_selection import SessionHoldoutSplit
+
+    return {
+        "cv": SessionHoldoutSplit(n_splits=n_splits, test_size=TEST_SIZE),
+        "scoring": make_session_scorer("ndcg"),
+        "refit": False,
+        "error_score": "raise",
+    }
+
+
+# ------------------------------------------------------------------ variants
+def exhaustive(iterations, n_splits):
+    from sklearn.model_selection import GridSearchCV
+
+    return GridSearchCV(pipeline(iterations), demo_grid(), **_common(n_splits))
+
+
+def halving(iterations, n_splits, factor=3):
+    """Successive halving over whole sessions (factor 3: 27 -> 9 -> 3 -> 1)."""
+    from skals.model_selection import SessionHalvingGridSearchCV
+
+    return SessionHalvingGridSearchCV(
+        pipeline(iterations),
+        demo_grid(),
+        factor=factor,
+        random_state=SEED,
+        **_common(n_splits),
+    )
+
+
+VARIANTS = {"exhaustive": exhaustive, "halving": halving}
+
+
+# -------------------------------------------------------------------- worker
+def _key(params: dict) -> str:
+    return json.dumps({k.split("__")[-1]: v for k, v in sorted(params.items())})
+
+
+def worker(variant, scale, iterations, n_splits):
+    global TEST_SIZE
+    if scale == "tiny":
+        TEST_SIZE = 1000
+    train, _ = ensure(scale)
+    events = pl.read_parquet(train)
+    rss_loaded = rss_now()
+    search = VARIANTS[variant](iterations, n_splits)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        # held-out sessions view items training never saw: expected
+        warnings.filterwarnings("ignore", "InteractionMatrixBuilder: dropped")
+        search.fit(events)
+    seconds = time.perf_counter() - t0
+    res = search.cv_results_
+    n = len(res["params"])
+    rows = []
+    for i in range(n):
+        rows.append(
+            {
+                "params": _key(res["params"][i]),
+                "score": float(res["mean_test_score"][i]),
+                "fit_time": float(res["mean_fit_time"][i]),
+                "score_time": float(res["mean_score_time"][i]),
+                "iter": int(res["iter"][i]) if "iter" in res else 0,
+                "n_resources": int(res["n_resources"][i]) if "n_resources" in res else 0,
+                **{
+                    k: res[k][i]
+                    for k in ("n_iter",)
+                    if k in res  # early stopping, when the variant keeps it
+                },
+            }
+        )
+    last = max(r["iter"] for r in rows)
+    final = [r for r in rows if r["iter"] == last]
+    pick = max(final, key=lambda r: r["score"])
+    return {
+        "variant": variant,
+        "time": seconds,
+        "n_fits": n * n_splits,
+        "n_events": events.height,
+        "pick": pick["params"],
+        "pick_own_score": pick["score"],
+        "n_resources": getattr(search, "n_resources_", None),
+        "n_candidates": getattr(search, "n_candidates_", None),
+        "rows": rows,
+        "rss_loaded": rss_loaded,
+    }
+
+
+# ---------------------------------------------------------------------- main
+def call(variant, scale, iterations, n_splits) -> dict:
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        variant,
+        "--scale",
+        scale,
+        "--iterations",
+        str(iterations),
+        "--n-splits",
+        str(n_splits),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    if proc.returncode or not lines:
+        sys.stderr.write(proc.stderr[-3000:])
+        raise RuntimeError(f"{variant} failed (exit {proc.returncode})")
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+def table(results: dict) -> str:
+    ref = results.get("exhaustive")
+    ref_scores = {r["params"]: r["score"] for r in ref["rows"]} if ref else {}
+    best = max(ref_scores.values()) if ref_scores else None
+    out = [
+        "| variant | wall s | fits | vs exhaustive time | pick | NDCG@5 of pick "
+        "(exhaustive table) | vs exhaustive pick | peak RSS GB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        score = ref_scores.get(r["pick"], r["pick_own_score"])
+        rel = f"{score / best - 1:+.2%}" if best else "-"
+        speed = f"{ref['time'] / r['time']:.2f}x faster" if ref else "-"
+        out.append(
+            f"| {name} | {r['time']:.1f} | {r['n_fits']} | {speed} | {r['pick']} | "
+            f"{score:.4f} | {rel} | {r['maxrss'] / GB:.2f} |"
+        )
+    return "\n".join(out)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--scale", default="grid")
+    p.add_argument("--variants", default="exhaustive,halving")
+    p.add_argument("--iterations", type=int, default=15)
+    p.add_argument("--n-splits", type=int, default=3)
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        result = worker(args.worker, args.scale, args.iterations, args.n_splits)
+        result["maxrss"] = maxrss()
+        print("RESULT " + json.dumps(result), flush=True)
+        return
+    ensure(args.scale)
+    print(f"grid: {demo_grid()}", flush=True)
+    results = {}
+    for v in args.variants.split(","):
+        t0 = time.perf_counter()
+        results[v] = call(v, args.scale, args.iterations, args.n_splits)
+        r = results[v]
+        print(
+            f"  {v:12s} {r['time']:8.1f}s search ({time.perf_counter() - t0:.0f}s "
+            f"with load) pick {r['pick']} own score {r['pick_own_score']:.4f} "
+            f"peak {r['maxrss'] / GB:.2f} GB",
+            flush=True,
+        )
+    print(table(results))
+    path = CACHE / f"tuning_{args.scale}_{args.iterations}it.json"
+    old = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**old, **results}, indent=1))
+    print(f"raw: {path}")
+
+
+if __name__ == "__main__":
+    main()
