@@ -130,6 +130,14 @@ class ImplicitALSRecommender(BaseRecommender):
         solve), ``calculate_training_loss`` and ``show_progress`` only apply
         to implicit; :meth:`recommend` keeps implicit's own rule. Needs
         ``pip install skals[spark]``.
+    warm_start : bool, default=False
+        When fitted before on a matrix of the same shape with the same
+        ``factors``, ``regularization``, ``alpha``, ``use_cg``,
+        ``use_native`` and int ``random_state``, continue from the fitted
+        factors for ``iterations - n_iter_`` more sweeps instead of starting
+        again: the factors are identical to those of one fit of
+        ``iterations`` sweeps (the same matrix is assumed, as in
+        scikit-learn). Otherwise (or with ``engine="spark"``) fit from scratch.
 
     Attributes
     ----------
@@ -145,6 +153,9 @@ class ImplicitALSRecommender(BaseRecommender):
         Item id of each column (None for a plain matrix).
     fallback_ : PopularityRecommender
         The fitted fallback.
+    n_iter_ : int
+        ALS sweeps the factors have had (``iterations``; with ``warm_start``,
+        counted over the fits that were continued).
     n_features_in_ : int
         Number of items.
 
@@ -185,6 +196,7 @@ class ImplicitALSRecommender(BaseRecommender):
         "random_state": ["random_state"],
         "show_progress": ["boolean"],
         "engine": [StrOptions({"implicit", "spark"})],
+        "warm_start": ["boolean"],
     }
 
     def __init__(
@@ -208,6 +220,7 @@ class ImplicitALSRecommender(BaseRecommender):
         random_state=None,
         show_progress=False,
         engine="implicit",
+        warm_start=False,
     ):
         self.factors = factors
         self.regularization = regularization
@@ -227,6 +240,7 @@ class ImplicitALSRecommender(BaseRecommender):
         self.random_state = random_state
         self.show_progress = show_progress
         self.engine = engine
+        self.warm_start = warm_start
 
     # ------------------------------------------------------------------ fit
     def _new_implicit_model(self, random_state=None) -> AlternatingLeastSquares:
@@ -269,18 +283,9 @@ class ImplicitALSRecommender(BaseRecommender):
             from ..spark._als import spark_als_factors
 
             users, items = spark_als_factors(self, X, matrix)
+            self.n_iter_, self._warm_key_ = self.iterations, None
         else:
-            model = self._new_implicit_model(implicit_seed(self.random_state))
-            with threadpool_limits(1, "blas"):
-                try:
-                    model.fit(matrix, show_progress=self.show_progress)
-                except ModelFitError as exc:  # implicit's own NaN check
-                    raise ValueError(
-                        "ALS produced NaN factors; the confidences may be too "
-                        "large for this regularization. Increase regularization "
-                        "or scale the confidences down."
-                    ) from exc
-            users, items = model.user_factors, model.item_factors
+            users, items = self._fit_implicit(matrix)
         if not (np.isfinite(users).all() and np.isfinite(items).all()):
             raise ValueError(
                 "ALS produced non-finite factors (NaN or inf); the confidences "
@@ -293,6 +298,55 @@ class ImplicitALSRecommender(BaseRecommender):
         fallback = PopularityRecommender() if self.fallback is None else self.fallback
         self.fallback_ = clone(fallback).fit(X)
         return self
+
+    def _warm_key(self, matrix) -> tuple:
+        """What must not change for a warm start to continue a previous fit."""
+        names = ("factors", "regularization", "alpha", "use_cg", "use_native")
+        seed = self.random_state
+        return (
+            *(self.get_params()[n] for n in names),
+            seed if isinstance(seed, Integral) else None,
+            matrix.shape,
+            matrix.nnz,
+        )
+
+    def _fit_implicit(self, matrix):
+        """implicit's ALS fit; with ``warm_start``, continued from the factors.
+
+        implicit initialises the factors at random only when they are unset,
+        and each sweep reads nothing but the factors, the matrix and the
+        parameters, so ``n`` more sweeps from a fit of ``m`` give the very
+        factors of one fit of ``m + n`` sweeps with the same seed.
+        """
+        key = self._warm_key(matrix)
+        done = 0
+        if self.warm_start and getattr(self, "_warm_key_", None) == key:
+            done = self.n_iter_
+            if self.iterations < done:
+                raise ValueError(
+                    f"warm_start=True continues a fit of {done} iterations: "
+                    f"iterations={self.iterations} must be at least {done}. Set "
+                    "warm_start=False to fit from scratch."
+                )
+        model = self._new_implicit_model(implicit_seed(self.random_state))
+        model.iterations = self.iterations - done
+        if done:
+            # copies: the previous fit's arrays stay as they were
+            model.user_factors = self.user_factors_.copy()
+            model.item_factors = self.item_factors_.copy()
+        if model.iterations:
+            with threadpool_limits(1, "blas"):
+                try:
+                    model.fit(matrix, show_progress=self.show_progress)
+                except ModelFitError as exc:  # implicit's own NaN check
+                    raise ValueError(
+                        "ALS produced NaN factors; the confidences may be too "
+                        "large for this regularization. Increase regularization "
+                        "or scale the confidences down."
+                    ) from exc
+        self._warm_key_ = key
+        self.n_iter_ = self.iterations
+        return model.user_factors, model.item_factors
 
     # ------------------------------------------------------------- fold-in
     def _fold_in(self, rows: sp.csr_matrix) -> np.ndarray:
