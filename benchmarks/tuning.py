@@ -31,7 +31,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 HERE = Path(__file__).resolve().parent
@@ -143,7 +142,9 @@ def worker(variant, scale, iterations, n_splits):
                 "fit_time": float(res["mean_fit_time"][i]),
                 "score_time": float(res["mean_score_time"][i]),
                 "iter": int(res["iter"][i]) if "iter" in res else 0,
-                "n_resources": int(res["n_resources"][i]) if "n_resources" in res else 0,
+                "n_resources": int(res["n_resources"][i])
+                if "n_resources" in res
+                else 0,
                 **{
                     k: res[k][i]
                     for k in ("n_iter",)
