@@ -170,8 +170,8 @@ def worker(variant, scale, iterations, n_splits):
 
 
 # ---------------------------------------------------------------------- main
-def call(variant, scale, iterations, n_splits) -> dict:
-    cmd = [
+def command(variant, scale, iterations, n_splits) -> list:
+    return [
         sys.executable,
         str(Path(__file__).resolve()),
         "--worker",
@@ -183,12 +183,24 @@ def call(variant, scale, iterations, n_splits) -> dict:
         "--n-splits",
         str(n_splits),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+
+
+def collect(variant, proc) -> dict:
+    out, err = proc.communicate()
+    lines = [x for x in out.splitlines() if x.startswith("RESULT ")]
     if proc.returncode or not lines:
-        sys.stderr.write(proc.stderr[-3000:])
+        sys.stderr.write(err[-3000:])
         raise RuntimeError(f"{variant} failed (exit {proc.returncode})")
     return json.loads(lines[-1][len("RESULT ") :])
+
+
+def start(variant, scale, iterations, n_splits):
+    return subprocess.Popen(
+        command(variant, scale, iterations, n_splits),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def table(results: dict) -> str:
@@ -217,6 +229,11 @@ def main(argv=None):
     p.add_argument("--variants", default="exhaustive,halving")
     p.add_argument("--iterations", type=int, default=15)
     p.add_argument("--n-splits", type=int, default=3)
+    p.add_argument(
+        "--parallel",
+        action="store_true",
+        help="run the variants at the same time (each in its own process)",
+    )
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
@@ -227,13 +244,20 @@ def main(argv=None):
     ensure(args.scale)
     print(f"grid: {demo_grid()}", flush=True)
     results = {}
-    for v in args.variants.split(","):
-        t0 = time.perf_counter()
-        results[v] = call(v, args.scale, args.iterations, args.n_splits)
+    names = args.variants.split(",")
+    running = {}
+    t0 = time.perf_counter()
+    for v in names:
+        running[v] = start(v, args.scale, args.iterations, args.n_splits)
+        if not args.parallel:
+            results[v] = collect(v, running.pop(v))
+    for v in names:
+        if v in running:
+            results[v] = collect(v, running.pop(v))
         r = results[v]
         print(
             f"  {v:12s} {r['time']:8.1f}s search ({time.perf_counter() - t0:.0f}s "
-            f"with load) pick {r['pick']} own score {r['pick_own_score']:.4f} "
+            f"since start) pick {r['pick']} own score {r['pick_own_score']:.4f} "
             f"peak {r['maxrss'] / GB:.2f} GB",
             flush=True,
         )

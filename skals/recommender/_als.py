@@ -21,6 +21,7 @@ from threadpoolctl import threadpool_limits
 from .._frame import FrameKind, index_of
 from ..preprocessing._builder import InteractionMatrix
 from ._base import BaseRecommender
+from ._checkpoints import FactorCheckpoints, matrix_fingerprint
 from ._popularity import PopularityRecommender
 from ._topk import topk, writeable
 
@@ -130,7 +131,7 @@ class ImplicitALSRecommender(BaseRecommender):
         solve), ``calculate_training_loss`` and ``show_progress`` only apply
         to implicit; :meth:`recommend` keeps implicit's own rule. Needs
         ``pip install skals[spark]``.
-    warm_start : bool, default=False
+    warm_start : bool or FactorCheckpoints, default=False
         When fitted before on a matrix of the same shape with the same
         ``factors``, ``regularization``, ``alpha``, ``use_cg``,
         ``use_native`` and int ``random_state``, continue from the fitted
@@ -138,6 +139,8 @@ class ImplicitALSRecommender(BaseRecommender):
         again: the factors are identical to those of one fit of
         ``iterations`` sweeps (the same matrix is assumed, as in
         scikit-learn). Otherwise (or with ``engine="spark"``) fit from scratch.
+        A :class:`~skals.recommender.FactorCheckpoints` store does the same
+        across clones (in a search), for a matrix of the same content.
 
     Attributes
     ----------
@@ -196,7 +199,7 @@ class ImplicitALSRecommender(BaseRecommender):
         "random_state": ["random_state"],
         "show_progress": ["boolean"],
         "engine": [StrOptions({"implicit", "spark"})],
-        "warm_start": ["boolean"],
+        "warm_start": ["boolean", FactorCheckpoints],
     }
 
     def __init__(
@@ -319,21 +322,27 @@ class ImplicitALSRecommender(BaseRecommender):
         factors of one fit of ``m + n`` sweeps with the same seed.
         """
         key = self._warm_key(matrix)
-        done = 0
-        if self.warm_start and getattr(self, "_warm_key_", None) == key:
-            done = self.n_iter_
-            if self.iterations < done:
+        done, start = 0, None
+        store = self.warm_start
+        if isinstance(store, FactorCheckpoints):
+            key = (key, matrix_fingerprint(matrix))
+            if isinstance(self.random_state, Integral):
+                start = store.get(key, self.iterations)
+        elif store and getattr(self, "_warm_key_", None) == key:
+            start = (self.n_iter_, self.user_factors_, self.item_factors_)
+            if self.iterations < start[0]:
                 raise ValueError(
-                    f"warm_start=True continues a fit of {done} iterations: "
-                    f"iterations={self.iterations} must be at least {done}. Set "
-                    "warm_start=False to fit from scratch."
+                    f"warm_start=True continues a fit of {start[0]} iterations: "
+                    f"iterations={self.iterations} must be at least {start[0]}. "
+                    "Set warm_start=False to fit from scratch."
                 )
         model = self._new_implicit_model(implicit_seed(self.random_state))
-        model.iterations = self.iterations - done
-        if done:
+        if start is not None:
+            done = start[0]
             # copies: the previous fit's arrays stay as they were
-            model.user_factors = self.user_factors_.copy()
-            model.item_factors = self.item_factors_.copy()
+            model.user_factors = start[1].copy()
+            model.item_factors = start[2].copy()
+        model.iterations = self.iterations - done
         if model.iterations:
             with threadpool_limits(1, "blas"):
                 try:
@@ -346,6 +355,10 @@ class ImplicitALSRecommender(BaseRecommender):
                     ) from exc
         self._warm_key_ = key
         self.n_iter_ = self.iterations
+        if isinstance(store, FactorCheckpoints) and isinstance(
+            self.random_state, Integral
+        ):
+            store.put(key, self.iterations, model.user_factors, model.item_factors)
         return model.user_factors, model.item_factors
 
     # ------------------------------------------------------------- fold-in
