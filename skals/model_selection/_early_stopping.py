@@ -63,7 +63,8 @@ class EarlyStoppingPipeline(Pipeline):
     random_state : int, RandomState instance or None, default=None
         Which sessions are held out.
     transform_input, memory, verbose
-        As for :class:`~sklearn.pipeline.Pipeline`.
+        As for :class:`~sklearn.pipeline.Pipeline` (with ``early_stopping=True``
+        the transformers are fitted directly: ``memory`` is not used).
 
     Attributes
     ----------
