@@ -290,6 +290,29 @@ def levers(scale, iterations):
     return out
 
 
+def sweep_costs(scale, sweeps=3, rounds=2):
+    """Seconds per ALS sweep at each factors value of the grid (alternating)."""
+    from skals import ImplicitALSRecommender
+
+    events = pl.read_parquet(ensure(scale)[0])
+    t0 = time.perf_counter()
+    im = pipeline(1)[:-1].fit_transform(events)
+    out = {"preprocessing_s": time.perf_counter() - t0, "nnz": int(im.nnz)}
+    grid = demo_grid()["implicitalsrecommender__factors"]
+    times = {f: [] for f in grid}
+    for _ in range(rounds):
+        for f in grid:
+            model = ImplicitALSRecommender(factors=f, iterations=sweeps, random_state=0)
+            t0 = time.perf_counter()
+            model.fit(im)
+            times[f].append((time.perf_counter() - t0) / sweeps)
+    out["per_sweep_s"] = {f: float(np.median(t)) for f, t in times.items()}
+    ref = out["per_sweep_s"].get(64)
+    if ref:
+        out["vs_64"] = {f: t / ref for f, t in out["per_sweep_s"].items()}
+    return out
+
+
 # ---------------------------------------------------------------------- main
 def command(variant, scale, iterations, n_splits) -> list:
     return [
@@ -360,11 +383,19 @@ def main(argv=None):
         action="store_true",
         help="measure warm start and early stopping on one candidate instead",
     )
+    p.add_argument(
+        "--sweep-costs",
+        action="store_true",
+        help="measure seconds per ALS sweep for each factors value instead",
+    )
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.levers:
+    if args.levers or args.sweep_costs:
         t0 = time.perf_counter()
-        result = levers(args.scale, args.iterations)
+        if args.sweep_costs:
+            result = sweep_costs(args.scale)
+        else:
+            result = levers(args.scale, args.iterations)
         print(json.dumps(result, indent=1))
         print(f"levers: {time.perf_counter() - t0:.0f}s, peak {maxrss() / GB:.2f} GB")
         return
