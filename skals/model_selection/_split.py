@@ -21,6 +21,22 @@ from .._frame import check_columns, check_no_nulls, reject_lazy, to_polars
 __all__ = ["SessionHoldoutSplit", "TemporalSplit"]
 
 
+def check_time_column(df: pl.DataFrame, time_col: str, *, where: str) -> None:
+    """Raise ``TypeError`` unless ``time_col`` orders events by time.
+
+    A datetime, date or number orders events; strings would be sorted as
+    text (``"10:00" < "9:00"``), so they are refused. Shared by the
+    splitters and the session scorers, so their message is one.
+    """
+    dtype = df.schema[time_col]
+    if not (dtype.is_numeric() or dtype.is_temporal()):
+        raise TypeError(
+            f"{where}: the time column {time_col!r} must be a datetime, "
+            f"date or number, got {dtype}. Parse strings first, e.g. "
+            f"pl.col({time_col!r}).str.to_datetime()."
+        )
+
+
 def _check_int(value, name, minimum):
     if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
         raise ValueError(
@@ -75,13 +91,7 @@ class _EventLogSplit(BaseCrossValidator):
         check_columns(df, columns, where=where)
         df = df.select(columns)
         check_no_nulls(df, columns, where=where)
-        dtype = df.schema[self.time_col]
-        if not (dtype.is_numeric() or dtype.is_temporal()):
-            raise TypeError(
-                f"{where}: the time column {self.time_col!r} must be a datetime, "
-                f"date or number, got {dtype}. Parse strings first, e.g. "
-                f"pl.col({self.time_col!r}).str.to_datetime()."
-            )
+        check_time_column(df, self.time_col, where=where)
         return df
 
     def _test_starts(self, n_units, gap=0):

@@ -19,7 +19,7 @@ from .._frame import FrameKind, index_of
 from .._sklearn import Interval, StrOptions
 from .._utils import implicit_seed
 from ..preprocessing._builder import InteractionMatrix
-from ._base import BaseRecommender
+from ._base import BaseRecommender, warn_answer
 from ._popularity import PopularityRecommender
 from ._topk import topk, writeable
 
@@ -247,10 +247,9 @@ class BaseFactorRecommender(BaseRecommender):
             keys = keys.cast(self.user_ids_.dtype, strict=False)
         n_unknown = int((self._history_index(keys) < 0).sum())
         if n_unknown:
-            warnings.warn(
+            warn_answer(
                 f"{type(self).__name__}: {n_unknown} of {len(keys)} keys were not "
                 "seen in fit; they get the fallback.",
-                UserWarning,
                 stacklevel=2,
             )
         empty = sp.csr_matrix((len(keys), self.n_features_in_), dtype=np.float32)
@@ -569,7 +568,7 @@ class ImplicitALSRecommender(BaseFactorRecommender):
                 "skals.spark.SparkALSRecommender, which trains Spark's ALS-WR "
                 "with its own parameters.",
                 FutureWarning,
-                stacklevel=2,
+                stacklevel=3,  # through scikit-learn's fit wrapper
             )
         return self._fit(X)
 
@@ -697,7 +696,6 @@ class ImplicitALSRecommender(BaseFactorRecommender):
             warnings.warn(
                 f"{type(self).__name__}.recommend: N={N} clipped to {n_valid}, "
                 "the fewest eligible items of any row.",
-                UserWarning,
                 stacklevel=2,
             )
             ids, scores = ids[..., :n_valid], scores[..., :n_valid]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
+from contextvars import ContextVar
 from numbers import Integral
 
 import numpy as np
@@ -19,6 +21,31 @@ from ..preprocessing._confidence import CART_COUNT, VIEW_COUNT
 
 #: Column names of the answers frame.
 RECOMMENDATIONS, SCORES = "recommendations", "scores"
+
+#: Whether answer warnings are silenced in the current context (a context
+#: variable: per thread and per asyncio task, unlike ``catch_warnings``).
+_QUIET = ContextVar("skals_quiet_answers", default=False)
+
+
+@contextmanager
+def quiet_answers():
+    """Silence the recommenders' answer warnings, in this context only.
+
+    For callers that answer by design what the warnings are about (a scorer
+    giving unknown keys the fallback). Unlike ``warnings.catch_warnings``,
+    which swaps the process-wide filters, other threads keep their warnings.
+    """
+    token = _QUIET.set(True)
+    try:
+        yield
+    finally:
+        _QUIET.reset(token)
+
+
+def warn_answer(message: str, stacklevel: int = 2) -> None:
+    """``warnings.warn(message, UserWarning)`` unless :func:`quiet_answers`."""
+    if not _QUIET.get():
+        warnings.warn(message, UserWarning, stacklevel=stacklevel + 1)
 
 
 def _encoder_confidences(im: InteractionMatrix) -> bool:
@@ -165,10 +192,9 @@ class BaseRecommender(BaseEstimator):
         idx = index_of(pl.Series(ids), self.item_ids_)
         unknown = idx.null_count()
         if unknown:
-            warnings.warn(
+            warn_answer(
                 f"{type(self).__name__}: {unknown} of {len(ids)} ids in {param} "
                 "are not items of the model and are ignored.",
-                UserWarning,
                 stacklevel=4,
             )
         return np.unique(idx.drop_nulls().to_numpy().astype(np.int64))
@@ -280,11 +306,10 @@ class BaseRecommender(BaseEstimator):
         """
         empty = np.flatnonzero(counts == 0)
         if empty.size and filtered:
-            warnings.warn(
+            warn_answer(
                 f"{type(self).__name__}: {empty.size} rows have already liked "
                 "every eligible item; they are answered without "
                 "filter_already_liked_items.",
-                UserWarning,
                 stacklevel=4,
             )
             ids[empty], scores[empty], counts[empty] = rerank(empty)
@@ -294,11 +319,10 @@ class BaseRecommender(BaseEstimator):
     def _warn_short(self, counts: np.ndarray, k: int) -> None:
         short = int((counts < k).sum())
         if short:
-            warnings.warn(
+            warn_answer(
                 f"{type(self).__name__}: k={k} clipped for {short} of "
                 f"{counts.size} rows that have fewer eligible items "
                 f"(min {int(counts.min())}).",
-                UserWarning,
                 stacklevel=4,
             )
 
