@@ -17,6 +17,7 @@ import polars as pl
 from sklearn.model_selection import BaseCrossValidator
 
 from .._frame import check_columns, check_no_nulls, reject_lazy, to_polars
+from .._sklearn import event_subsampling_fraction
 
 __all__ = ["SessionHoldoutSplit", "TemporalSplit"]
 
@@ -256,6 +257,12 @@ class SessionHoldoutSplit(_EventLogSplit):
     neither trained nor tested on in that fold. Rows are returned as
     positions in ``X`` in increasing order; ``X`` need not be sorted.
 
+    Folds hold whole sessions, and must stay whole:
+    ``HalvingGridSearchCV`` with its default ``resource="n_samples"`` would
+    keep a random fraction of the events of each fold, so the splitter
+    refuses to run under it (``ValueError``). Grow a parameter instead, e.g.
+    ``resource="implicitalsrecommender__iterations"``.
+
     Examples
     --------
     >>> import polars as pl
@@ -309,6 +316,17 @@ class SessionHoldoutSplit(_EventLogSplit):
             Row positions of the test events of that fold.
         """
         self._check_params()
+        fraction = event_subsampling_fraction()
+        if fraction is not None and fraction < 1:
+            raise ValueError(
+                "SessionHoldoutSplit: HalvingGridSearchCV(resource='n_samples') "
+                f"keeps a random {fraction:.1%} of each fold's events, which cuts "
+                "the held-out sessions apart: the session scorer would reveal "
+                "other first events than the session's and miss part of its "
+                "truth. Use a parameter of the pipeline as the resource, e.g. "
+                "HalvingGridSearchCV(..., resource="
+                "'implicitalsrecommender__iterations', max_resources=15)."
+            )
         df = self._events(X, [self.session_col, self.time_col])
         df = df.select(
             time=pl.col(self.time_col).rank("dense").cast(pl.Int64) - 1,
