@@ -392,7 +392,7 @@ class ImplicitALSRecommender(BaseFactorRecommender):
     show_progress : bool, default=False
         Show implicit's progress bar while fitting.
     engine : {"implicit", "spark"}, default="implicit"
-        .. deprecated:: 0.2
+        .. deprecated:: 0.1.0
            ``"spark"`` still trains with Spark MLlib's ALS for one release,
            with a ``FutureWarning``: use
            :class:`skals.spark.SparkALSRecommender`, which has Spark's own
