@@ -591,3 +591,63 @@ def test_implicit_topk_kernel_behaves_as_pinned():
         np.arange(250), None, N=4, filter_items=[1, 4], filter_already_liked_items=False
     )
     assert got_scores.tobytes() == want_scores.tobytes()
+
+
+# ----------------------------------------------------------------- structure
+def _import_graph():
+    """{module: skals modules it imports anywhere (lazy imports too)}."""
+    import ast
+    import pathlib
+
+    import skals
+
+    root = pathlib.Path(skals.__file__).parent
+    mods = {}
+    for path in root.rglob("*.py"):
+        parts = ["skals", *path.relative_to(root).with_suffix("").parts]
+        mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in mods.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = (
+                    ".".join(base + ([node.module] if node.module else []))
+                    if node.level
+                    else node.module
+                )
+                names = [target, *(f"{target}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            deps |= {n for n in names if n in mods and n != name}
+        graph[name] = deps
+    return graph
+
+
+def test_recommenders_and_engines_are_in_no_import_cycle():
+    """recommender/_als.py and spark/_als.py used to import each other."""
+    graph = _import_graph()
+
+    def reaches(start, goal):
+        seen, todo = set(), [start]
+        while todo:
+            for dep in graph[todo.pop()]:
+                if dep == goal:
+                    return True
+                if dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+        return False
+
+    mine = [
+        m
+        for m in graph
+        if m.startswith(("skals.recommender", "skals.metrics", "skals.model_selection"))
+        or m in ("skals.spark._als", "skals.spark._als_wr", "skals._utils")
+    ]
+    assert [m for m in mine if reaches(m, m)] == []
+    assert "skals.spark._als_wr" in graph["skals.recommender._als"]

@@ -23,7 +23,7 @@ from ._base import BaseRecommender, warn_answer
 from ._popularity import PopularityRecommender
 from ._topk import topk, writeable
 
-__all__ = ["BaseFactorRecommender", "ImplicitALSRecommender", "implicit_seed"]
+__all__ = ["BaseFactorRecommender", "ImplicitALSRecommender"]
 
 #: Parameters of the fallback that the factor model sets itself: rows get the
 #: fallback with the factor model's ``k`` and filters, so values set on the
