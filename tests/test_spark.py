@@ -416,3 +416,23 @@ def test_spark_matrix_answers_like_its_local_copy(encoded):
     b = PopularityRecommender(k=3).fit(local)
     np.testing.assert_array_equal(a.segment_popularity_, b.segment_popularity_)
     assert a.predict(im).equals(b.predict(local))
+
+
+def test_spark_sums_sessions_by_the_local_rule(spark):
+    """Binary values at session grain: Spark trains on the plain sums, the
+    same matrix the estimator keeps as history (not 1 + sum(c - 1))."""
+    enc = pl.DataFrame(
+        {
+            "session_id": [1, 2, 3, 4],
+            "unified_user_id": ["a", "a", "b", "b"],
+            "partnumber": [10, 10, 20, 10],
+            "confidence": [1.0, 1.0, 1.0, 1.0],
+        }
+    )
+    builder = InteractionMatrixBuilder().fit(enc)
+    im = builder.transform(to_spark(spark, enc))
+    params = dict(factors=2, iterations=3, regularization=0.1, random_state=0)
+    remote = SparkALSRecommender(**params).fit(im)
+    local = SparkALSRecommender(**params).fit(im.to_local())
+    assert remote.user_items_.toarray().tolist() == [[2.0, 0.0], [1.0, 1.0]]
+    np.testing.assert_allclose(remote.user_factors_, local.user_factors_, rtol=1e-4)

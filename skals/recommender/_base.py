@@ -48,7 +48,7 @@ def warn_answer(message: str, stacklevel: int = 2) -> None:
         warnings.warn(message, UserWarning, stacklevel=stacklevel + 1)
 
 
-def _encoder_confidences(im: InteractionMatrix) -> bool:
+def encoder_confidences(im: InteractionMatrix) -> bool:
     """Whether ``im``'s values are ConfidenceEncoder confidences.
 
     The encoder's output carries the view and cart counts the values were
@@ -80,7 +80,7 @@ def to_key_grain(im: InteractionMatrix) -> tuple[sp.csr_matrix, pl.Series]:
     key_of_row = index_of(keys, vocab).to_numpy()
     coo = im.matrix.tocoo()
     values = coo.data.astype(np.float64)
-    if _encoder_confidences(im):
+    if encoder_confidences(im):
         n_low = int((values < 1.0).sum())
         if n_low:
             raise ValueError(

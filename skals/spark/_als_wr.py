@@ -113,10 +113,15 @@ def _spark_ratings(X, matrix: sp.csr_matrix, alpha: float):
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
+    from ..recommender._base import encoder_confidences
     from ._matrix import SparkInteractionMatrix
     from ._preprocessing import from_polars
 
-    if isinstance(X, SparkInteractionMatrix):
+    if isinstance(X, SparkInteractionMatrix) and (
+        X.id_name == X.row_keys.name or encoder_confidences(X)
+    ):
+        # summed in Spark by the same rule as the local matrix (which the
+        # estimator keeps as history); other values are sent from ``matrix``
         spark = X.ratings.sparkSession
         ratings = X.key_ratings()
     else:
