@@ -438,7 +438,13 @@ def _grid_search(
             cv=cv,
             error_score="raise",
         )
-        search.fit(events)
+        with warnings.catch_warnings():
+            # a segment without held-out sessions scores NaN by design; with
+            # error_score="raise" no other score can be non-finite
+            warnings.filterwarnings(
+                "ignore", "One or more of the test scores are non-finite", UserWarning
+            )
+            search.fit(events)
     finally:
         progress.close()
     return search

@@ -593,6 +593,9 @@ def test_no_warning_on_clean_input(events, fitted):
     # the warnings above are about the bad input, not noise on every call
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        fitted.predict(events.head(50))
+        local = fitted.predict(events.head(50))
         pipeline().fit(events)
-    assert isinstance(events.to_pandas(), pd.DataFrame)
+        # pandas in, pandas out (the same answers), no warning either
+        answers = fitted.predict(events.head(50).to_pandas())
+    assert isinstance(answers, pd.DataFrame)
+    assert pl.from_pandas(answers).equals(local)

@@ -8,8 +8,9 @@ from numbers import Integral, Real
 import numpy as np
 import polars as pl
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
 from sklearn_compat.utils._param_validation import validate_params
+
+from .._sklearn import Interval
 
 __all__ = ["make_sessions"]
 

@@ -9,6 +9,7 @@ model may see from the truth, and builds both from ``X`` itself.
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from numbers import Integral
 
@@ -16,11 +17,13 @@ import polars as pl
 from sklearn.pipeline import Pipeline
 
 from .._frame import index_of, to_polars
+from ..model_selection._split import check_time_column
 from ..preprocessing import (
     ConfidenceEncoder,
     InteractionMatrixBuilder,
     PseudoUserUnifier,
 )
+from ..recommender._base import quiet_answers
 from ._ranking import (
     hit_rate_at_k,
     map_at_k,
@@ -132,9 +135,7 @@ class TopKOverlapScorer:
                 stacklevel=2,
             )
             return 0.0
-        with warnings.catch_warnings():
-            # unknown keys get the fallback by design here
-            warnings.simplefilter("ignore", UserWarning)
+        with quiet_answers():  # unknown keys get the fallback by design here
             recs = final.recommend_keys(truth[parts.key_col], k=self.k)
         return precision_at_k(
             truth["__truth"].to_list(), recs["recommendations"].to_list(), k=self.k
@@ -228,6 +229,7 @@ class SessionScorer:
         missing = [c for c in needed if c not in df.columns]
         if missing:
             raise ValueError(f"Session scorer: held-out events lack {missing!r}.")
+        check_time_column(df, self.time_col, where="Session scorer")
         df = (
             df.with_row_index("__row")
             .sort([s, self.time_col, "__row"])
@@ -259,8 +261,7 @@ class SessionScorer:
             )
         context = context.filter(pl.col(s).is_in(truth[s].implode()))
         Xt = parts.transform(context, grain="session")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
+        with quiet_answers():  # this thread's answer warnings only
             answers = parts.final._predict(Xt, self.k)
         answers = to_polars(answers, allow_lazy=False)
         joined = truth.join(answers, on=s, how="left")
@@ -289,7 +290,9 @@ class SessionScorer:
             for seg, cond in segments.items():
                 sub = per.filter(cond)
                 for n in names:
-                    out[f"{n}_{seg}"] = float(sub[n].mean()) if sub.height else 0.0
+                    # NaN, not 0.0: an empty segment has no score, and a
+                    # mean over segments (np.nanmean) must not count it
+                    out[f"{n}_{seg}"] = float(sub[n].mean()) if sub.height else math.nan
         return out[names[0]] if self.single else out
 
 
@@ -331,9 +334,13 @@ def make_session_scorer(
     by_segment : bool, default=False
         Add ``"<metric>_anonymous"``, ``"_logged_in"``, ``"_short_context"``
         (fewer than ``n_revealed`` events) and ``"_full_context"`` entries to
-        the returned dict.
+        the returned dict. A segment without any scored session is ``NaN``
+        (not 0.0), so that means over segments or folds can skip it
+        (``numpy.nanmean``).
     time_col : str, default="timestamp_local"
-        Orders the events of a session.
+        Orders the events of a session: a datetime, date or number column
+        (strings are refused with the splitters' ``TypeError``, as they would
+        sort as text).
     user_col : str, default="user_id"
         Tells logged-in sessions apart (for ``by_segment``).
 

@@ -17,8 +17,25 @@ import polars as pl
 from sklearn.model_selection import BaseCrossValidator
 
 from .._frame import check_columns, check_no_nulls, reject_lazy, to_polars
+from .._sklearn import event_subsampling_fraction
 
 __all__ = ["SessionHoldoutSplit", "TemporalSplit"]
+
+
+def check_time_column(df: pl.DataFrame, time_col: str, *, where: str) -> None:
+    """Raise ``TypeError`` unless ``time_col`` orders events by time.
+
+    A datetime, date or number orders events; strings would be sorted as
+    text (``"10:00" < "9:00"``), so they are refused. Shared by the
+    splitters and the session scorers, so their message is one.
+    """
+    dtype = df.schema[time_col]
+    if not (dtype.is_numeric() or dtype.is_temporal()):
+        raise TypeError(
+            f"{where}: the time column {time_col!r} must be a datetime, "
+            f"date or number, got {dtype}. Parse strings first, e.g. "
+            f"pl.col({time_col!r}).str.to_datetime()."
+        )
 
 
 def _check_int(value, name, minimum):
@@ -75,13 +92,7 @@ class _EventLogSplit(BaseCrossValidator):
         check_columns(df, columns, where=where)
         df = df.select(columns)
         check_no_nulls(df, columns, where=where)
-        dtype = df.schema[self.time_col]
-        if not (dtype.is_numeric() or dtype.is_temporal()):
-            raise TypeError(
-                f"{where}: the time column {self.time_col!r} must be a datetime, "
-                f"date or number, got {dtype}. Parse strings first, e.g. "
-                f"pl.col({self.time_col!r}).str.to_datetime()."
-            )
+        check_time_column(df, self.time_col, where=where)
         return df
 
     def _test_starts(self, n_units, gap=0):
@@ -246,6 +257,12 @@ class SessionHoldoutSplit(_EventLogSplit):
     neither trained nor tested on in that fold. Rows are returned as
     positions in ``X`` in increasing order; ``X`` need not be sorted.
 
+    Folds hold whole sessions, and must stay whole:
+    ``HalvingGridSearchCV`` with its default ``resource="n_samples"`` would
+    keep a random fraction of the events of each fold, so the splitter
+    refuses to run under it (``ValueError``). Grow a parameter instead, e.g.
+    ``resource="implicitalsrecommender__iterations"``.
+
     Examples
     --------
     >>> import polars as pl
@@ -299,6 +316,17 @@ class SessionHoldoutSplit(_EventLogSplit):
             Row positions of the test events of that fold.
         """
         self._check_params()
+        fraction = event_subsampling_fraction()
+        if fraction is not None and fraction < 1:
+            raise ValueError(
+                "SessionHoldoutSplit: HalvingGridSearchCV(resource='n_samples') "
+                f"keeps a random {fraction:.1%} of each fold's events, which cuts "
+                "the held-out sessions apart: the session scorer would reveal "
+                "other first events than the session's and miss part of its "
+                "truth. Use a parameter of the pipeline as the resource, e.g. "
+                "HalvingGridSearchCV(..., resource="
+                "'implicitalsrecommender__iterations', max_resources=15)."
+            )
         df = self._events(X, [self.session_col, self.time_col])
         df = df.select(
             time=pl.col(self.time_col).rank("dense").cast(pl.Int64) - 1,

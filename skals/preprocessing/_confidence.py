@@ -6,7 +6,6 @@ from numbers import Real
 
 import polars as pl
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
 
@@ -20,6 +19,7 @@ from .._frame import (
     to_native,
     to_polars,
 )
+from .._sklearn import Interval, StrOptions
 from ._base import FrameTransformerMixin
 
 #: Columns added by :class:`ConfidenceEncoder`.

@@ -41,10 +41,10 @@ from polars.testing import assert_frame_equal
 from sklearn import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import estimator_checks as _sk
-from sklearn.utils._param_validation import generate_valid_param, make_constraint
 from sklearn.utils.validation import check_is_fitted
 
 from .._frame import frame_kind, to_polars
+from .._sklearn import generate_valid_param, make_constraint
 from ..preprocessing import (
     ConfidenceEncoder,
     InteractionMatrix,
