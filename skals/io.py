@@ -122,7 +122,7 @@ def save(model, path, **metadata) -> None:
     joblib.dump(record, path)
 
 
-def load(path, *, return_metadata=False):
+def load(path, *, return_metadata=False, mmap_mode=None):
     """Load a model file written by :func:`save` or the command line.
 
     Parameters
@@ -134,6 +134,9 @@ def load(path, *, return_metadata=False):
         Also return the file's other entries: ``skals_version``,
         ``columns`` (``{role: name}``), ``format_version`` and any metadata
         given to :func:`save`.
+    mmap_mode : {None, "r"}, default=None
+        ``"r"`` maps the large arrays (the factors) read-only instead of
+        reading them, as ``joblib.load`` does (:doc:`/persistence`).
 
     Returns
     -------
@@ -173,7 +176,7 @@ def load(path, *, return_metadata=False):
         raise FileNotFoundError(f"model file {str(path)!r} does not exist.")
     hint = "write one with skals.save(model, path) or `skals fit`."
     try:
-        record = joblib.load(path)
+        record = joblib.load(path, mmap_mode=mmap_mode)
     except Exception as exc:  # unpickling a foreign file can raise anything
         raise ValueError(
             f"{str(path)!r} is not a skals model (it cannot be unpickled: "
