@@ -137,9 +137,7 @@ def test_unknown_format_version_is_refused(fitted, tmp_path):
     record = joblib.load(path)
     record["format_version"] = 2
     joblib.dump(record, path)
-    with pytest.raises(
-        ValueError, match="has model format 2; this skals reads format 1"
-    ):
+    with pytest.raises(ValueError, match="model format 2; this skals reads format 1"):
         skals.load(path)
 
 
