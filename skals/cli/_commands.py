@@ -74,7 +74,7 @@ def _scan(path: str, what: str) -> pl.LazyFrame:
     return pl.scan_csv(p, try_parse_dates=True, infer_schema_length=None)
 
 
-def _names(names: list[str], limit: int = 12, width: int = 40) -> str:
+def _names(names: list[str], limit: int = 8, width: int = 32) -> str:
     """A short list of column names (a file that is not a table has odd ones)."""
     shown = [n if len(n) <= width else n[: width - 3] + "..." for n in names[:limit]]
     more = f" and {len(names) - limit} more" if len(names) > limit else ""

@@ -12,7 +12,7 @@ class CLIError(Exception):
     """A problem with the user's input, reported as one line on stderr."""
 
 
-def one_line(obj, limit: int = 400) -> str:
+def one_line(obj, limit: int = 600) -> str:
     """The first paragraph of ``str(obj)`` on one line, at most ``limit`` chars."""
     text = str(obj).strip().split("\n\n")[0]
     text = " ".join(text.split()) or type(obj).__name__
