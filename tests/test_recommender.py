@@ -8,11 +8,10 @@ import pytest
 import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
 from numpy.testing import assert_allclose, assert_array_equal
-from sklearn.pipeline import make_pipeline
 from threadpoolctl import threadpool_limits
 
+from conftest import skals_pipeline
 from skals import (
-    ConfidenceEncoder,
     ImplicitALSRecommender,
     InteractionMatrixBuilder,
     PopularityRecommender,
@@ -130,13 +129,7 @@ def log():
     return events[train_idx], events[test_idx]
 
 
-def _pipe(last, grain="key"):
-    return make_pipeline(
-        PseudoUserUnifier(),
-        ConfidenceEncoder(grain=grain),
-        InteractionMatrixBuilder(),
-        last,
-    )
+_pipe = skals_pipeline
 
 
 @pytest.fixture(scope="module")
