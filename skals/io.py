@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._frame import to_polars
 from ._version import __version__
+from .preprocessing._unifier import _render_id
 
 __all__ = [
     "load",
@@ -294,8 +295,6 @@ def recommend_sessions(model, events, *, k=5) -> dict:
             f"{missing} sessions got no answer and {short} fewer than {k} distinct "
             "items; the model's filters leave too few items to recommend."
         )
-    from .preprocessing._unifier import _render_id
-
     ids = recs.select(_render_id(s, recs.schema[s])).to_series().to_list()
     return dict(zip(ids, recs["recommendations"].to_list(), strict=True))
 

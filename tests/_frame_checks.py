@@ -152,7 +152,7 @@ def _frame_inputs(estimator) -> list[pl.DataFrame]:
         return out
     raise TypeError(
         f"skals' frame checks have no test input for {type(estimator).__name__}; "
-        "add one to skals.utils.estimator_checks._frame_inputs."
+        "add one to _frame_inputs in tests/_frame_checks.py."
     )
 
 
