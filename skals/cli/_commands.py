@@ -244,7 +244,9 @@ def grid_search(
     )
     parallel = n_jobs not in (None, 1)
     # workers score on copies of the scorer: no progress from them
-    progress = _report.Progress(n_candidates * n_splits, "grid search", mode)
+    progress = _report.Progress(
+        n_candidates * n_splits, "grid search", "off" if parallel else mode
+    )
     if not parallel:
         scorer = _report.ProgressScorer(scorer, progress, _report.varying(grid), refit)
     try:
