@@ -6,18 +6,44 @@ The pieces compose in a scikit-learn ``Pipeline``::
                   InteractionMatrixBuilder(), ImplicitALSRecommender())
 
 and tune with ``GridSearchCV`` and the scorers of :mod:`skals.metrics`.
+``skals.save`` and ``skals.load`` write and read model files
+(:mod:`skals.io`).
+
+``import skals`` is quick: the names below and the subpackages are imported
+on first use (PEP 562), so polars, scikit-learn and implicit load only when
+something needs them.
 """
 
+import importlib
+
 from ._version import __version__
-from .metrics import make_top_k_overlap_scorer, top_k_overlap_scorer
-from .model_selection import SessionHoldoutSplit, TemporalSplit
-from .preprocessing import (
-    ConfidenceEncoder,
-    InteractionMatrix,
-    InteractionMatrixBuilder,
-    PseudoUserUnifier,
+
+#: Where each top-level name is defined (imported on first access).
+_EXPORTS = {
+    "ConfidenceEncoder": "preprocessing",
+    "ImplicitALSRecommender": "recommender",
+    "InteractionMatrix": "preprocessing",
+    "InteractionMatrixBuilder": "preprocessing",
+    "PopularityRecommender": "recommender",
+    "PseudoUserUnifier": "preprocessing",
+    "SessionHoldoutSplit": "model_selection",
+    "TemporalSplit": "model_selection",
+    "load": "io",
+    "make_top_k_overlap_scorer": "metrics",
+    "save": "io",
+    "top_k_overlap_scorer": "metrics",
+}
+
+_SUBMODULES = (
+    "cli",
+    "datasets",
+    "io",
+    "metrics",
+    "model_selection",
+    "preprocessing",
+    "recommender",
+    "spark",
 )
-from .recommender import ImplicitALSRecommender, PopularityRecommender
 
 __all__ = [
     "ConfidenceEncoder",
@@ -29,6 +55,23 @@ __all__ = [
     "SessionHoldoutSplit",
     "TemporalSplit",
     "__version__",
+    "load",
     "make_top_k_overlap_scorer",
+    "save",
     "top_k_overlap_scorer",
 ]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'skals' has no attribute {name!r}")
+    globals()[name] = value  # later accesses skip __getattr__
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))

@@ -14,7 +14,7 @@ Java) are installed: every one of its checks trains on a local Spark.
   ``xfail`` is strict, so a check that starts passing fails the suite.
 * The dataframe transformers declare non-array input (``two_d_array=False``);
   scikit-learn then runs only ``check_estimator_cloneable`` on them, and
-  skals' battery (:mod:`skals.utils.estimator_checks`) runs instead, on the
+  skals' battery (``tests/_frame_checks.py``) runs instead, on the
   default instances and on instances with non-default column names and
   options.
 """
@@ -33,6 +33,19 @@ import numpy as np
 import polars as pl
 import pytest
 import sklearn
+from _frame_checks import (
+    check_clone_and_pickle,
+    check_duplicate_column_names,
+    check_empty_frame,
+    check_fit_then_transform,
+    check_frame_libraries,
+    check_frame_transformer,
+    check_input_not_mutated,
+    check_missing_columns,
+    check_refit,
+    frame_checks_generator,
+    parametrize_with_frame_checks,
+)
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import SkipTestWarning
 from sklearn.utils import get_tags
@@ -48,19 +61,6 @@ from skals import (
     ConfidenceEncoder,
     InteractionMatrixBuilder,
     PseudoUserUnifier,
-)
-from skals.utils import (
-    check_clone_and_pickle,
-    check_duplicate_column_names,
-    check_empty_frame,
-    check_fit_then_transform,
-    check_frame_libraries,
-    check_frame_transformer,
-    check_input_not_mutated,
-    check_missing_columns,
-    check_refit,
-    frame_checks_generator,
-    parametrize_with_frame_checks,
 )
 
 # parametrize_with_checks(xfail_strict=...) needs scikit-learn >= 1.8, the

@@ -17,8 +17,8 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sklearn.pipeline import make_pipeline
 
+from conftest import skals_pipeline
 from skals import (
     ConfidenceEncoder,
     ImplicitALSRecommender,
@@ -191,12 +191,7 @@ def recommender_setups(draw):
     grain=st.sampled_from(["key", "session"]),
 )
 def test_recommendations_respect_filters_and_k(train, test, final, grain):
-    model = make_pipeline(
-        PseudoUserUnifier(),
-        ConfidenceEncoder(grain=grain),
-        InteractionMatrixBuilder(),
-        final,
-    ).fit(train[0])
+    model = skals_pipeline(final, grain=grain).fit(train[0])
     catalogue = set(model[-2].item_ids_.to_list())
     eligible = set(catalogue)
     if final.items is not None:

@@ -10,12 +10,11 @@ from implicit.cpu.als import AlternatingLeastSquares
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
-from sklearn.pipeline import make_pipeline
 from sklearn.utils._param_validation import InvalidParameterError
 from threadpoolctl import threadpool_limits
 
+from conftest import skals_pipeline
 from skals import (
-    ConfidenceEncoder,
     ImplicitALSRecommender,
     InteractionMatrix,
     InteractionMatrixBuilder,
@@ -178,13 +177,7 @@ def log():
     return events[train_idx], events[test_idx]
 
 
-def _pipe(last, grain="key"):
-    return make_pipeline(
-        PseudoUserUnifier(),
-        ConfidenceEncoder(grain=grain),
-        InteractionMatrixBuilder(),
-        last,
-    )
+_pipe = skals_pipeline
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,9 @@ from implicit.cpu.als import AlternatingLeastSquares
 from polars.testing import assert_frame_equal
 from sklearn.exceptions import FitFailedWarning, NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_validate
-from sklearn.pipeline import make_pipeline
 from sklearn.utils._param_validation import InvalidParameterError
 
+from conftest import skals_pipeline
 from skals import (
     ConfidenceEncoder,
     ImplicitALSRecommender,
@@ -48,12 +48,7 @@ def als(**params):
 
 
 def pipeline(final=None, **encoder):
-    return make_pipeline(
-        PseudoUserUnifier(),
-        ConfidenceEncoder(**encoder),
-        InteractionMatrixBuilder(),
-        als() if final is None else final,
-    )
+    return skals_pipeline(als() if final is None else final, **encoder)
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,12 @@ import polars as pl
 import pytest
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import GridSearchCV
-from sklearn.pipeline import make_pipeline
 
+from conftest import skals_pipeline
 from skals import (
-    ConfidenceEncoder,
     ImplicitALSRecommender,
     InteractionMatrix,
-    InteractionMatrixBuilder,
     PopularityRecommender,
-    PseudoUserUnifier,
     SessionHoldoutSplit,
     make_top_k_overlap_scorer,
     top_k_overlap_scorer,
@@ -61,13 +58,7 @@ class FixedAnswers(BaseEstimator):
         )
 
 
-def _pipe(last, grain="key"):
-    return make_pipeline(
-        PseudoUserUnifier(),
-        ConfidenceEncoder(grain=grain),
-        InteractionMatrixBuilder(),
-        last,
-    )
+_pipe = skals_pipeline
 
 
 TRAIN = pl.DataFrame(

@@ -13,6 +13,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 
 import skals.preprocessing._base as cache
+from conftest import skals_pipeline
 from skals import (
     ConfidenceEncoder,
     ImplicitALSRecommender,
@@ -102,11 +103,8 @@ def test_budget_evicts_least_recently_used(cached, events, monkeypatch):
 
 
 def test_grid_search_results_equal_with_and_without_cache(monkeypatch, events):
-    pipe = make_pipeline(
-        PseudoUserUnifier(),
-        ConfidenceEncoder(),
-        InteractionMatrixBuilder(),
-        ImplicitALSRecommender(factors=4, iterations=3, random_state=0),
+    pipe = skals_pipeline(
+        ImplicitALSRecommender(factors=4, iterations=3, random_state=0)
     )
     grid = {
         "confidenceencoder__cart_weight": [5, 20],

@@ -17,7 +17,7 @@ import polars as pl
 from sklearn.pipeline import Pipeline
 
 from .._frame import index_of, to_polars
-from ..model_selection._split import check_time_column
+from ..model_selection._protocol import reveal_first_n
 from ..preprocessing import (
     ConfidenceEncoder,
     InteractionMatrixBuilder,
@@ -223,31 +223,17 @@ class SessionScorer:
 
     def protocol(self, parts: _Parts, X):
         """Split held-out events into (context events, truth per session)."""
-        df = to_polars(X, allow_lazy=False)
-        s, item, cart = parts.session_col, parts.item_col, parts.cart_col
-        needed = [s, item, self.time_col] + ([cart] if self.relevance == "cart" else [])
-        missing = [c for c in needed if c not in df.columns]
-        if missing:
-            raise ValueError(f"Session scorer: held-out events lack {missing!r}.")
-        check_time_column(df, self.time_col, where="Session scorer")
-        df = (
-            df.with_row_index("__row")
-            .sort([s, self.time_col, "__row"])
-            .with_columns(pl.int_range(pl.len()).over(s).alias("__pos"))
+        context, truth = reveal_first_n(
+            X,
+            self.n_revealed,
+            session_col=parts.session_col,
+            item_col=parts.item_col,
+            time_col=self.time_col,
+            cart_col=parts.cart_col,
+            user_col=self.user_col,
+            relevance=self.relevance,
         )
-        context = df.filter(pl.col("__pos") < self.n_revealed)
-        context = context.drop([c for c in (cart, "__row", "__pos") if c in df.columns])
-        relevant = df.filter(pl.col(cart) == 1) if self.relevance == "cart" else df
-        truth = relevant.group_by(s).agg(pl.col(item).unique().alias("__truth"))
-        info = df.group_by(s).agg(
-            (pl.col(self.user_col).is_not_null().any()).alias("logged_in")
-            if self.user_col in df.columns
-            else pl.lit(False).alias("logged_in"),
-            pl.len().clip(0, self.n_revealed).alias("n_context"),
-        )
-        truth = truth.join(info, on=s, how="left").sort(s)
-        n_sessions = df[s].n_unique()
-        return context, truth, n_sessions
+        return context, truth.rename({"relevant": "__truth"}), None
 
     def details(self, estimator, X) -> pl.DataFrame:
         """Per-session scores: one row per scored session."""
