@@ -17,7 +17,11 @@ from .preprocessing import (
     InteractionMatrixBuilder,
     PseudoUserUnifier,
 )
-from .recommender import ImplicitALSRecommender, PopularityRecommender
+from .recommender import (
+    ImplicitALSRecommender,
+    PopularityRecommender,
+    SessionKNNRecommender,
+)
 
 __all__ = [
     "ConfidenceEncoder",
@@ -27,6 +31,7 @@ __all__ = [
     "PopularityRecommender",
     "PseudoUserUnifier",
     "SessionHoldoutSplit",
+    "SessionKNNRecommender",
     "TemporalSplit",
     "__version__",
     "make_top_k_overlap_scorer",

@@ -75,3 +75,206 @@ def test_numeric_time_and_bad_time_column():
         enc.fit_transform(nulls)
     with pytest.raises(ValueError, match="'nope'"):
         ConfidenceEncoder(grain="session", time_col="nope").fit(log)
+
+
+# ------------------------------------------------------ the recommender
+import math  # noqa: E402
+import pickle  # noqa: E402
+from itertools import product  # noqa: E402
+
+from sklearn.base import clone  # noqa: E402
+
+from skals import (  # noqa: E402
+    PopularityRecommender,
+    PseudoUserUnifier,
+    SessionKNNRecommender,
+)
+from skals.recommender._knn import WEIGHTINGS  # noqa: E402
+
+SIMILARITIES = ("vec", "cosine", "jaccard")
+
+
+def _random_log(seed, n_sessions=90, n_items=25, n_users=6):
+    """Sessions of a few users and anonymous keys, with tied times."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(1, n_sessions + 1):
+        key = f"u_{rng.integers(n_users)}" if rng.random() < 0.4 else f"s_{s}"
+        start = int(rng.integers(0, 40)) * 10
+        n = int(rng.integers(1, 7))
+        base = rng.integers(0, n_items - 5)  # some locality: overlapping sessions
+        for e in range(n):
+            item = (
+                int(base + rng.integers(0, 6))
+                if rng.random() < 0.8
+                else int(rng.integers(0, n_items))
+            )
+            t = start + int(rng.integers(0, 3))  # ties inside sessions
+            rows.append((key, s, item, int(rng.random() < 0.15), t + e // 2))
+    return pl.DataFrame(
+        rows,
+        schema=["unified_user_id", "session_id", "partnumber", "add_to_cart", "t"],
+        orient="row",
+    )
+
+
+def _matrices(log, test_sessions):
+    enc = ConfidenceEncoder(grain="session", time_col="t")
+    train = log.filter(~pl.col("session_id").is_in(test_sessions))
+    test = log.filter(pl.col("session_id").is_in(test_sessions))
+    builder = InteractionMatrixBuilder()
+    im_train = builder.fit_transform(enc.fit_transform(train))
+    with warnings_ignored():
+        im_test = builder.transform(enc.transform(test))
+    return train, test, im_train, im_test
+
+
+def warnings_ignored():
+    import warnings
+
+    cm = warnings.catch_warnings()
+    cm.__enter__()
+    warnings.simplefilter("ignore")
+
+    class _Exit:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            cm.__exit__(*exc)
+
+    return _Exit()
+
+
+def _pos_weight(name, d, n):
+    i = n - d
+    return {
+        "same": 1.0,
+        "div": i / n,
+        "quadratic": (i / n) ** 2,
+        "linear": max(1.0 - 0.1 * d, 0.0),
+        "log": 1.0 / math.log10(d + 1.7),
+    }[name]
+
+
+def _decay(name, step):
+    return {
+        "same": 1.0,
+        "div": 1.0 / step,
+        "quadratic": 1.0 / step**2,
+        "linear": max(1.0 - 0.1 * step, 0.0),
+        "log": 1.0 / math.log10(step + 1.7),
+    }[name]
+
+
+def naive_knn(train, test, params, k, cart_weight=10.0):
+    """Per-session loop over the published definitions (V-SKNN / SKNN).
+
+    ``train``/``test`` are raw event logs. Returns {session_id: [items]}.
+    """
+    p = {
+        "n_neighbors": 100,
+        "sample_size": 1000,
+        "similarity": "vec",
+        "weighting": "div",
+        "weighting_score": "div",
+        "idf_weighting": 0.0,
+        "neighbor_values": "binary",
+        **params,
+    }
+    # training sessions: items with confidence, last time; order (time, id)
+    agg = train.group_by("session_id", "partnumber").agg(
+        pl.len().alias("v"), pl.col("add_to_cart").sum().alias("c")
+    )
+    sess = {}
+    for sid, item, v, c in agg.iter_rows():
+        sess.setdefault(sid, {})[item] = 1.0 + v + cart_weight * c
+    times = dict(train.group_by("session_id").agg(pl.col("t").max()).iter_rows())
+    order = sorted(sess, key=lambda s: (times[s], s))
+    rank = {s: r for r, s in enumerate(order)}  # larger: more recent
+    known = sorted({i for items in sess.values() for i in items})
+    col = {item: j for j, item in enumerate(known)}
+    n_sessions = len(sess)
+    idf = {i: math.log(n_sessions / sum(i in s for s in sess.values())) for i in known}
+    pop = {i: sum(s.get(i, 0.0) for s in sess.values()) for i in known}
+    pop_order = sorted(known, key=lambda i: (-pop[i], col[i]))
+    out = {}
+    for sid in sorted(test["session_id"].unique()):
+        ev = test.filter(pl.col("session_id") == sid)
+        last = ev.group_by("partnumber").agg(pl.col("t").max())
+        items = sorted(
+            (it for it, t in last.iter_rows() if it in col),
+            key=lambda it: (dict(last.iter_rows())[it], it),
+        )  # oldest first
+        n = len(items)
+        weight = {
+            it: _pos_weight(p["weighting"], n - 1 - pos, n)
+            for pos, it in enumerate(items)
+        }
+        step = {it: n - pos for pos, it in enumerate(items)}
+        cands = [s for s in order if set(sess[s]) & set(items) and s != sid]
+        cands.sort(key=lambda s: -rank[s])
+        if p["sample_size"] is not None:
+            cands = cands[: p["sample_size"]]
+        neigh = []
+        for s in cands:
+            shared = sorted(set(sess[s]) & set(items), key=lambda it: col[it])
+            dot = 0.0
+            for it in shared:
+                dot += weight[it]
+            la, lb = n, len(sess[s])
+            if p["similarity"] == "vec":
+                sim = dot / la
+            elif p["similarity"] == "cosine":
+                sim = dot / math.sqrt(la * lb)
+            else:
+                sim = dot / (la + lb - len(shared))
+            if sim > 0:
+                neigh.append((s, sim, min(step[it] for it in shared)))
+        neigh.sort(key=lambda x: (-x[1], -rank[x[0]]))
+        neigh = neigh[: p["n_neighbors"]]
+        scores = {}
+        for s, sim, st in sorted(neigh, key=lambda x: rank[x[0]]):
+            w = sim * _decay(p["weighting_score"], st)
+            for it in sorted(sess[s], key=lambda it: col[it]):
+                v = 1.0 if p["neighbor_values"] == "binary" else sess[s][it]
+                scores[it] = scores.get(it, 0.0) + w * v
+        idf_w = float(p["idf_weighting"])
+        if idf_w:
+            scores = {it: sc * (1.0 + idf_w * idf[it]) for it, sc in scores.items()}
+        scores = {it: sc for it, sc in scores.items() if sc != 0}
+        ranked = sorted(scores, key=lambda it: (-scores[it], col[it]))[:k]
+        fill = [it for it in pop_order if it not in ranked]
+        out[sid] = (ranked + fill)[:k]
+    return out
+
+
+def _knn_answers(model, im_test):
+    pred = model.predict(im_test)
+    return {sid: recs for sid, recs, _ in pred.iter_rows()}
+
+
+CASES = [
+    {"similarity": s, "weighting": w, "sample_size": size}
+    for (s, w), size in product(product(SIMILARITIES, WEIGHTINGS), (None, 4))
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(map(str, c.values())))
+def test_parity_with_naive_loop(case):
+    i = CASES.index(case)
+    params = {
+        **case,
+        "weighting_score": WEIGHTINGS[i % 5],
+        "n_neighbors": 3 + i % 4,
+        "idf_weighting": (0.0, 2.0)[i % 2],
+        "neighbor_values": ("binary", "confidence")[(i // 2) % 2],
+    }
+    log = _random_log(i)
+    test_ids = list(range(70, 91))
+    train, test, im_train, im_test = _matrices(log, test_ids)
+    model = SessionKNNRecommender(k=6, **params).fit(im_train)
+    got = _knn_answers(model, im_test)
+    want = naive_knn(train, test, params, k=6)
+    assert got == {s: want[s] for s in got}
+    assert len(got) == len(set(test["session_id"]))
