@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import math
+import pickle
+import warnings
+from itertools import product
 
 import numpy as np
 import polars as pl
 import pytest
+from sklearn.base import clone
 
-from skals import ConfidenceEncoder, InteractionMatrixBuilder
+from skals import (
+    ConfidenceEncoder,
+    InteractionMatrixBuilder,
+    PopularityRecommender,
+    PseudoUserUnifier,
+    SessionKNNRecommender,
+)
+from skals.recommender._knn import WEIGHTINGS
 
 
 def _log():
@@ -78,19 +91,6 @@ def test_numeric_time_and_bad_time_column():
 
 
 # ------------------------------------------------------ the recommender
-import math  # noqa: E402
-import pickle  # noqa: E402
-from itertools import product  # noqa: E402
-
-from sklearn.base import clone  # noqa: E402
-
-from skals import (  # noqa: E402
-    PopularityRecommender,
-    PseudoUserUnifier,
-    SessionKNNRecommender,
-)
-from skals.recommender._knn import WEIGHTINGS  # noqa: E402
-
 SIMILARITIES = ("vec", "cosine", "jaccard")
 
 
@@ -124,26 +124,10 @@ def _matrices(log, test_sessions):
     test = log.filter(pl.col("session_id").is_in(test_sessions))
     builder = InteractionMatrixBuilder()
     im_train = builder.fit_transform(enc.fit_transform(train))
-    with warnings_ignored():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # items unseen in training: dropped
         im_test = builder.transform(enc.transform(test))
     return train, test, im_train, im_test
-
-
-def warnings_ignored():
-    import warnings
-
-    cm = warnings.catch_warnings()
-    cm.__enter__()
-    warnings.simplefilter("ignore")
-
-    class _Exit:
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            cm.__exit__(*exc)
-
-    return _Exit()
 
 
 def _pos_weight(name, d, n):
@@ -278,3 +262,218 @@ def test_parity_with_naive_loop(case):
     want = naive_knn(train, test, params, k=6)
     assert got == {s: want[s] for s in got}
     assert len(got) == len(set(test["session_id"]))
+
+
+def _tiny():
+    """Three training sessions and three query sessions (items 1..4)."""
+    rows = [
+        ("s_1", 1, 1, 0, 0), ("s_1", 1, 2, 0, 1),
+        ("s_2", 2, 2, 0, 5), ("s_2", 2, 3, 0, 6),
+        ("s_3", 3, 3, 1, 10), ("s_3", 3, 4, 0, 11),
+        ("s_7", 7, 1, 0, 100), ("s_7", 7, 2, 0, 101),
+        ("s_8", 8, 2, 0, 100), ("s_8", 8, 1, 0, 101),
+        ("s_9", 9, 3, 0, 200),
+    ]  # fmt: skip
+    log = pl.DataFrame(
+        rows,
+        schema=["unified_user_id", "session_id", "partnumber", "add_to_cart", "t"],
+        orient="row",
+    )
+    return _matrices(log, [7, 8, 9])[2:]
+
+
+def _answers(model, im):
+    return {s: (r, sc) for s, r, sc in model.predict(im).iter_rows()}
+
+
+def test_hand_computed_scores():
+    im_train, im_test = _tiny()
+    base = {"sample_size": None, "k": 4}
+    # session 7: A=1 then B=2 (B last): weights A 1/2, B 1; s1 sim 1.5/2,
+    # s2 sim 1/2, both hold B (step 1)
+    got = _answers(SessionKNNRecommender(**base).fit(im_train), im_test)
+    assert got[7][0] == [2, 1, 3, 4]
+    np.testing.assert_allclose(got[7][1], [1.25, 0.75, 0.5, 0.0])
+    # session 8: B then A (A last): s2 shares only B (weight 1/2, step 2)
+    assert got[8][0] == [2, 1, 3, 4]
+    np.testing.assert_allclose(got[8][1], [0.875, 0.75, 0.125, 0.0])
+    # jaccard: s1 1.5 / |{1, 2}|, s2 1 / |{1, 2, 3}|
+    jac = _answers(
+        SessionKNNRecommender(similarity="jaccard", **base).fit(im_train), im_test
+    )
+    np.testing.assert_allclose(jac[7][1], [0.75 + 1 / 3, 0.75, 1 / 3, 0.0])
+    # idf: log(3 / sessions with the item)
+    idf = _answers(
+        SessionKNNRecommender(idf_weighting=1.0, **base).fit(im_train), im_test
+    )
+    assert idf[8][0] == [1, 2, 3, 4]
+    np.testing.assert_allclose(
+        idf[8][1][:3],
+        [0.75 * (1 + math.log(3)), 0.875 * (1 + math.log(1.5)), 0.125 * 1.405465],
+        rtol=1e-6,
+    )
+    # session 9 (item 3): s2 and s3 at similarity 1; confidences weigh the
+    # cart add of 3 in s3 (1 + 1 + 10)
+    conf = _answers(
+        SessionKNNRecommender(neighbor_values="confidence", **base).fit(im_train),
+        im_test,
+    )
+    assert got[9][0] == [3, 2, 4, 1] and conf[9][0] == [3, 2, 4, 1]
+    np.testing.assert_allclose(got[9][1], [2.0, 1.0, 1.0, 0.0])
+    np.testing.assert_allclose(conf[9][1], [14.0, 2.0, 2.0, 0.0])
+    # sample_size=1: only the most recent candidate (s3); the rest is
+    # popularity (summed confidence: 3, then 2, then 1)
+    one = _answers(SessionKNNRecommender(sample_size=1, k=4).fit(im_train), im_test)
+    assert one[9][0] == [3, 4, 2, 1]
+    np.testing.assert_allclose(one[9][1], [1.0, 1.0, 0.0, 0.0])
+    # n_neighbors=1 on session 7: only s1 (the most similar)
+    nn = _answers(SessionKNNRecommender(n_neighbors=1, **base).fit(im_train), im_test)
+    assert nn[7][0][:2] == [1, 2]
+    np.testing.assert_allclose(nn[7][1][:2], [0.75, 0.75])
+
+
+def test_filters_and_fallback():
+    im_train, im_test = _tiny()
+    model = SessionKNNRecommender(
+        k=2, sample_size=None, filter_already_liked_items=True
+    ).fit(im_train)
+    got = _answers(model, im_test)
+    assert got[7][0] == [3, 4]  # 1 and 2 are the session's own
+    model = SessionKNNRecommender(k=3, sample_size=None, filter_items=[2]).fit(im_train)
+    assert _answers(model, im_test)[7][0] == [1, 3, 4]
+    model = SessionKNNRecommender(k=2, sample_size=None, items=[3, 4]).fit(im_train)
+    assert _answers(model, im_test)[7][0] == [3, 4]
+    # a session with no known item gets popularity with its scores
+    empty = im_test.matrix.copy()
+    empty.data[:] = 0
+    cold = _answers(
+        SessionKNNRecommender(k=2).fit(im_train),
+        dataclasses.replace(im_test, matrix=empty),
+    )
+    pop = PopularityRecommender(k=2).fit(im_train).predict(im_test)
+    assert cold[7][0] == pop["recommendations"][0].to_list() == [3, 2]
+    np.testing.assert_allclose(cold[7][1], pop["scores"][0].to_list())
+
+
+def test_training_session_is_not_its_own_neighbour():
+    im_train, _ = _tiny()
+    model = SessionKNNRecommender(k=4, sample_size=None).fit(im_train)
+    got = _answers(model, im_train)
+    # session 1 (items 1, 2): its only other neighbour is s2 (holds 2)
+    assert got[1][0] == [2, 3, 1, 4]
+    np.testing.assert_allclose(got[1][1], [0.5, 0.5, 0.0, 0.0])
+
+
+def test_history_adds_context():
+    rows = [
+        ("u_1", 1, 5, 0, 0), ("u_1", 1, 6, 0, 1),
+        ("s_2", 2, 6, 0, 5), ("s_2", 2, 7, 0, 6),
+        ("s_3", 3, 1, 0, 10), ("s_3", 3, 2, 0, 11),
+        ("u_1", 9, 1, 0, 100),
+    ]  # fmt: skip
+    log = pl.DataFrame(
+        rows,
+        schema=["unified_user_id", "session_id", "partnumber", "add_to_cart", "t"],
+        orient="row",
+    )
+    _, _, im_train, im_test = _matrices(log, [9])
+    plain = SessionKNNRecommender(k=3, sample_size=None).fit(im_train)
+    assert _answers(plain, im_test)[9][0][:2] == [1, 2]
+    hist = SessionKNNRecommender(k=5, sample_size=None, history_weight=0.5)
+    got = _answers(hist.fit(im_train), im_test)[9]
+    # query {1 (weight 1), 5, 6 (history, 0.5 each)}, |a| = 3; s3: 1/3,
+    # s1: 1/3 and s2: 0.5/3, both at step 2 (div: halved)
+    assert got[0] == [1, 2, 6, 5, 7]
+    np.testing.assert_allclose(
+        got[1], [1 / 3, 1 / 3, 1 / 6 + 1 / 12, 1 / 6, 1 / 12], rtol=1e-12
+    )
+    keys = hist.recommend_keys(["u_1"], k=2)
+    # history alone, every item weight 1: s1 (itself) 2/2, s2 1/2
+    assert keys["recommendations"][0].to_list() == [6, 5]
+
+
+def test_beats_popularity_on_make_sessions():
+    from skals.datasets import make_sessions
+
+    log = PseudoUserUnifier().fit_transform(make_sessions(3_000, random_state=0))
+    cut = log["timestamp_local"].quantile(0.8)
+    last = log.group_by("session_id").agg(pl.col("timestamp_local").min())
+    test_ids = last.filter(pl.col("timestamp_local") > cut)["session_id"]
+    train = log.filter(~pl.col("session_id").is_in(test_ids.implode()))
+    test = log.filter(pl.col("session_id").is_in(test_ids.implode())).with_columns(
+        pl.int_range(pl.len()).over("session_id").alias("pos"),
+        pl.len().over("session_id").alias("n"),
+    )
+    revealed = test.filter((pl.col("pos") < pl.col("n") // 2) & (pl.col("n") >= 4))
+    hidden = test.filter(
+        (pl.col("pos") >= pl.col("n") // 2) & (pl.col("n") >= 4)
+    ).select("session_id", "partnumber")
+    enc = ConfidenceEncoder(grain="session", time_col="timestamp_local")
+    builder = InteractionMatrixBuilder()
+    im_train = builder.fit_transform(enc.fit_transform(train))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        im_test = builder.transform(enc.transform(revealed))
+
+    def hit_rate(model):
+        pred = model.fit(im_train).predict(im_test).explode("recommendations")
+        hits = pred.join(
+            hidden.unique(),
+            left_on=["session_id", "recommendations"],
+            right_on=["session_id", "partnumber"],
+        )
+        return hits["session_id"].n_unique() / pred["session_id"].n_unique()
+
+    knn = hit_rate(SessionKNNRecommender(k=5))
+    pop = hit_rate(PopularityRecommender(k=5))
+    assert knn > 1.5 * pop, (knn, pop)
+
+
+def test_sklearn_conventions():
+    im_train, im_test = _tiny()
+    model = SessionKNNRecommender(k=3, sample_size=None, similarity="cosine")
+    assert clone(model).get_params() == model.get_params()
+    model.fit(im_train)
+    before = model.predict(im_test)
+    again = pickle.loads(pickle.dumps(model)).predict(im_test)
+    assert before.equals(again)
+    model.set_params(similarity="jaccard", n_neighbors=1, k=3, weighting="same")
+    assert model.predict(im_test).equals(before)
+    assert model.fit(im_train) is model
+    assert not model.predict(im_test).equals(before)
+
+
+def test_errors():
+    im_train, im_test = _tiny()
+    enc = ConfidenceEncoder(grain="session")
+    rows = pl.DataFrame(
+        {
+            "unified_user_id": ["s_1", "s_1", "s_2"],
+            "session_id": [1, 1, 2],
+            "partnumber": [1, 2, 2],
+            "add_to_cart": [0, 0, 0],
+        }
+    )
+    untimed = InteractionMatrixBuilder().fit_transform(enc.fit_transform(rows))
+    with pytest.raises(ValueError, match="time_col"):
+        SessionKNNRecommender().fit(untimed)
+    # without sampling it fits, but ordered weightings need the recency
+    model = SessionKNNRecommender(sample_size=None).fit(untimed)
+    with pytest.raises(ValueError, match="time_col"):
+        model.predict(untimed)
+    same = SessionKNNRecommender(
+        sample_size=None, weighting="same", weighting_score="same", k=1
+    )
+    assert same.fit(untimed).predict(untimed)["recommendations"].to_list() == [
+        [2],
+        [1],
+    ]
+    with pytest.raises(ValueError, match="similarity"):
+        SessionKNNRecommender(similarity="dice").fit(im_train)
+    with pytest.raises(ValueError, match="weighting"):
+        SessionKNNRecommender(weighting="exp").fit(im_train)
+    with pytest.raises(ValueError, match="Negative"):
+        SessionKNNRecommender().fit(np.array([[1.0, -1.0]]))
+    fitted = SessionKNNRecommender().fit(im_train)
+    with pytest.raises(ValueError, match="items differ|items, but"):
+        fitted.predict(untimed)

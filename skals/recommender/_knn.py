@@ -23,6 +23,17 @@ from ._popularity import PopularityRecommender
 #: Names of the position weightings (query items) and score decays.
 WEIGHTINGS = ("same", "linear", "div", "quadratic", "log")
 
+#: Parameters that shape the scores, fixed at fit time (``params_``).
+_SCORING = (
+    "n_neighbors",
+    "sample_size",
+    "similarity",
+    "weighting",
+    "weighting_score",
+    "idf_weighting",
+    "history_weight",
+)
+
 #: Bound on the candidate entries (query items x sampled sessions) per chunk.
 _CHUNK_ENTRIES = 1 << 22
 
@@ -206,6 +217,11 @@ class SessionKNNRecommender(BaseRecommender):
         Id of each row of ``session_items_``.
     session_keys_ : polars.Series or None
         User key of each row of ``session_items_``.
+    params_ : dict
+        The scoring parameters of the fit (``n_neighbors``, ``sample_size``,
+        ``similarity``, ``weighting``, ``weighting_score``, ``idf_weighting``,
+        ``history_weight``): what :meth:`predict` uses, so that
+        ``set_params`` after fit changes nothing until the next fit.
     idf_ : ndarray of shape (n_items,)
         ``log(n_sessions / sessions with the item)`` (0 for unseen items).
     item_ids_ : polars.Series or None
@@ -303,6 +319,8 @@ class SessionKNNRecommender(BaseRecommender):
             Fitted recommender.
         """
         im = X if isinstance(X, InteractionMatrix) else None
+        # predict reads the parameters of the fit, not later set_params
+        self.params_ = {name: getattr(self, name) for name in _SCORING}
         matrix = validate_data(
             self,
             im.matrix if im is not None else X,
@@ -384,12 +402,16 @@ class SessionKNNRecommender(BaseRecommender):
         q = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
         q.sort_indices()
         recency = None if im is None else im.recency
-        ordered = self.weighting != "same" or self.weighting_score != "same"
+        ordered = (
+            self.params_["weighting"] != "same"
+            or self.params_["weighting_score"] != "same"
+        )
         if im is not None and recency is None and ordered:
             raise ValueError(
-                f"{type(self).__name__}: weighting={self.weighting!r} and "
-                f"weighting_score={self.weighting_score!r} need the order of the "
-                "session's events, but the InteractionMatrix has no recency; "
+                f"{type(self).__name__}: weighting={self.params_['weighting']!r} "
+                f"and weighting_score={self.params_['weighting_score']!r} need "
+                "the order of the session's events, but the InteractionMatrix "
+                "has no recency; "
                 "encode with ConfidenceEncoder(grain='session', "
                 "time_col='timestamp_local') or set both to 'same'."
             )
@@ -407,7 +429,7 @@ class SessionKNNRecommender(BaseRecommender):
         n_items = np.diff(step.indptr)
         n_of = np.repeat(n_items, n_items)
         weights = step.copy()
-        weights.data = position_weight(self.weighting, step.data - 1.0, n_of)
+        weights.data = position_weight(self.params_["weighting"], step.data - 1.0, n_of)
         if use_history and row_keys is not None and self.session_keys_ is not None:
             hist = self._history(row_keys)
             hist = hist - hist.multiply(step > 0)  # only items not in the query
@@ -449,7 +471,11 @@ class SessionKNNRecommender(BaseRecommender):
         return pattern
 
     def _history_weight(self) -> float:
-        return float(self.history_weight) if self.history_weight > 0 else 1.0
+        return (
+            float(self.params_["history_weight"])
+            if self.params_["history_weight"] > 0
+            else 1.0
+        )
 
     def _session_index(self, ids: pl.Series) -> np.ndarray:
         """Training row (time order) of each id, ``-1`` if none."""
@@ -506,12 +532,12 @@ class SessionKNNRecommender(BaseRecommender):
         s_of = cand.indices.astype(np.int64)
         not_self = s_of != self_rows[q_of]
         q_of, s_of = q_of[not_self], s_of[not_self]
-        if self.sample_size is not None:
+        if self.params_["sample_size"] is not None:
             # sessions are numbered by time: the most recent have the largest
             # numbers, i.e. the last ones of each (sorted) row
             starts = np.searchsorted(q_of, np.arange(n_q + 1))
             from_end = np.repeat(starts[1:], np.diff(starts)) - np.arange(q_of.size)
-            keep = from_end <= self.sample_size
+            keep = from_end <= self.params_["sample_size"]
             q_of, s_of = q_of[keep], s_of[keep]
         if q_of.size == 0:
             return sp.csr_matrix((n_q, self.n_features_in_))
@@ -539,9 +565,10 @@ class SessionKNNRecommender(BaseRecommender):
             min_step[has] = np.minimum.reduceat(steps.data[e], starts[has])
         n_a = np.diff(weights.indptr)[q_of].astype(np.float64)
         n_b = np.diff(sessions.indptr)[s_of].astype(np.float64)
-        if self.similarity == "vec":
+        similarity = self.params_["similarity"]
+        if similarity == "vec":
             sim = dot / n_a
-        elif self.similarity == "cosine":
+        elif similarity == "cosine":
             sim = dot / np.sqrt(n_a * n_b)
         else:
             sim = dot / (n_a + n_b - n_shared)
@@ -551,14 +578,14 @@ class SessionKNNRecommender(BaseRecommender):
         order = np.lexsort((-s_of, -sim, q_of))
         starts = np.searchsorted(q_of[order], np.arange(n_q))
         rank = np.arange(order.size) - starts[q_of[order]]
-        top = order[rank < self.n_neighbors]
-        w = sim[top] * score_decay(self.weighting_score, min_step[top])
+        top = order[rank < self.params_["n_neighbors"]]
+        w = sim[top] * score_decay(self.params_["weighting_score"], min_step[top])
         neigh = sp.csr_matrix(
             (w, (q_of[top], s_of[top])), shape=(n_q, n_sessions), dtype=np.float64
         )
         neigh.sort_indices()
         scores = (neigh @ sessions).tocsr()
-        idf_w = float(self.idf_weighting)
+        idf_w = float(self.params_["idf_weighting"])
         if idf_w:
             scores = scores @ sp.diags(1.0 + idf_w * self.idf_)
             scores = scores.tocsr()
@@ -569,7 +596,7 @@ class SessionKNNRecommender(BaseRecommender):
     def _rank_context(self, matrix, row_keys, im, *, k, use_history=None):
         banned, allowed = self._filters()
         if use_history is None:
-            use_history = self.history_weight > 0
+            use_history = self.params_["history_weight"] > 0
         weights, steps, self_rows = self._query(matrix, row_keys, im, use_history)
         scores = self._scores(weights, steps, self_rows)
         codes = self.fallback_._segment_codes(
