@@ -138,7 +138,7 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         (1 for the most recently interacted distinct item, 2 for the one
         before, ...; ties by item id, larger first). The builder turns them
         into the matrix's ``row_times`` and ``recency``, which
-        :class:`SessionKNNRecommender` needs for position weighting and
+        :class:`~skals.SessionKNNRecommender` needs for position weighting and
         recency sampling. ``None`` adds nothing (and costs nothing).
 
     Attributes
