@@ -79,6 +79,59 @@ def score_decay(name: str, step: np.ndarray) -> np.ndarray:
     return 1.0 / np.log10(step + 1.7)
 
 
+#: Query rows with more items than this get their smallest shared step by
+#: lookups: a float64 sum of distinct powers of two keeps its leading bit
+#: exact while fewer than 53 shared steps follow the smallest.
+_EXACT_STEPS = 50
+
+
+def _leading_step(code: np.ndarray) -> np.ndarray:
+    """``t`` such that ``2**-t <= code < 2**(1 - t)``."""
+    _, exp = np.frexp(code)
+    return (1 - exp).astype(np.float64)
+
+
+def _segment_topk(row, pos, values, n_rows, k) -> np.ndarray:
+    """Indices of the ``k`` largest ``values`` per ``row`` (ties: smaller ``pos``).
+
+    ``row`` is sorted and ``pos`` numbers each row's entries ``0..n-1`` (in
+    any order). Returns indices into the inputs, sorted by row, then value
+    (desc), then ``pos``, at most ``k`` per row. Exact, without sorting every
+    entry: the ``k``-th largest of a subset of a row (its entries with
+    ``pos < max(4k, 64)``) is a lower bound of the row's ``k``-th largest,
+    so only entries at or above it are sorted.
+    """
+    starts = np.searchsorted(row, np.arange(n_rows + 1))
+    width = np.diff(starts)
+    bound = np.full(n_rows, -np.inf)
+    long_rows = width > k
+    if long_rows.any():
+        sub = max(4 * k, 64)
+        in_sub = (pos < sub) & long_rows[row]
+        code = np.cumsum(long_rows) - 1  # dense row number of the long rows
+        dense = np.full((int(long_rows.sum()), sub), -np.inf)
+        dense[code[row[in_sub]], pos[in_sub]] = values[in_sub]
+        kth = -np.partition(-dense, k - 1, axis=1)[:, k - 1]
+        bound[long_rows] = kth
+    idx = np.flatnonzero(values >= bound[row])
+    idx = idx[np.lexsort((pos[idx], -values[idx], row[idx]))]
+    r = row[idx]
+    first = np.searchsorted(r, r)  # start of each row in idx (r is sorted)
+    return idx[np.arange(idx.size) - first < k]
+
+
+def _row_min_max(m: sp.csr_matrix):
+    """Per row: smallest and largest stored value, and number stored."""
+    count = np.diff(m.indptr)
+    lo = np.zeros(count.size)
+    hi = np.zeros(count.size)
+    has = count > 0
+    if m.nnz:
+        lo[has] = np.minimum.reduceat(m.data, m.indptr[:-1][has])
+        hi[has] = np.maximum.reduceat(m.data, m.indptr[:-1][has])
+    return lo, hi, count
+
+
 def _row_of(indptr: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
 
@@ -104,14 +157,15 @@ def _sparse_topk(scores: sp.csr_matrix, k: int):
     n = scores.shape[0]
     ids = np.full((n, k), -1, dtype=np.int64)
     vals = np.full((n, k), -np.inf, dtype=np.float64)
+    scores.sort_indices()
     rows = _row_of(scores.indptr)
-    order = np.lexsort((scores.indices, -scores.data, rows))
-    pos = np.arange(order.size) - scores.indptr[rows[order]]
-    keep = pos < k
-    sel = order[keep]
-    ids[rows[sel], pos[keep]] = scores.indices[sel]
-    vals[rows[sel], pos[keep]] = scores.data[sel]
-    return ids, vals, np.minimum(np.diff(scores.indptr), k)
+    pos = np.arange(rows.size) - scores.indptr[rows]
+    sel = _segment_topk(rows, pos, scores.data, n, k)
+    counts = np.minimum(np.diff(scores.indptr), k)
+    rank = np.arange(sel.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    ids[rows[sel], rank] = scores.indices[sel]
+    vals[rows[sel], rank] = scores.data[sel]
+    return ids, vals, counts
 
 
 def _drop_columns(m: sp.csr_matrix, mask: np.ndarray) -> sp.csr_matrix:
@@ -356,17 +410,20 @@ class SessionKNNRecommender(BaseRecommender):
         with np.errstate(divide="ignore"):
             idf = np.log(n_rows / n_with)
         self.idf_ = np.where(n_with > 0, idf, 0.0)
-        index = sp.csr_matrix(sessions.T, dtype=np.float32)  # items x sessions
-        index.sort_indices()  # each item's sessions oldest first
+        # items x sessions, each item's sessions oldest first; with sampling
+        # only the sample_size + 1 most recent (+ 1: a query that is itself
+        # a training session leaves itself out)
+        index = sp.csr_matrix(sessions.T)
+        index.sort_indices()
         if self.sample_size is not None:
-            pos = np.arange(index.nnz) - np.repeat(
-                index.indptr[1:], np.diff(index.indptr)
-            )
-            index.data[:] = (pos >= -self.sample_size).astype(np.float32)
+            from_end = np.repeat(index.indptr[1:], np.diff(index.indptr))
+            from_end -= np.arange(index.nnz)
+            index.data[:] = from_end <= self.sample_size + 1
             index.eliminate_zeros()
-        else:
-            index.data[:] = 1.0
-        self.index_ = index
+        self.index_ = sp.csr_matrix(
+            (np.ones(index.nnz, dtype=np.complex128), index.indices, index.indptr),
+            shape=index.shape,
+        )
         if im is not None:
             self.session_ids_ = im.row_ids.gather(order)
             self.session_keys_ = im.row_keys.gather(order)
@@ -522,14 +579,32 @@ class SessionKNNRecommender(BaseRecommender):
             return sp.csr_matrix((0, self.n_features_in_))
         return sp.vstack(parts, format="csr")
 
+    def _min_step(self, steps, q_of, s_of) -> np.ndarray:
+        """Smallest step of the query items each pair shares, by lookups."""
+        lens = np.diff(steps.indptr)[q_of]
+        pair = np.repeat(np.arange(q_of.size), lens)
+        offset = np.arange(pair.size) - np.repeat(np.cumsum(lens) - lens, lens)
+        entry = steps.indptr[q_of][pair] + offset
+        held = self.session_items_[s_of[pair], steps.indices[entry]]
+        held = np.asarray(held).ravel() > 0
+        step = np.where(held, steps.data[entry], np.inf)
+        out = np.full(q_of.size, np.inf)
+        np.minimum.at(out, pair, step)
+        return out
+
     def _score_chunk(self, weights, steps, binary, self_rows) -> sp.csr_matrix:
         n_q = weights.shape[0]
         sessions = self.session_items_
         n_sessions = sessions.shape[0]
-        cand = (binary @ self.index_).tocsr()  # union of each item's recent sessions
+        # real part: sum of the weights of the shared items; imaginary part:
+        # sum of 2**-step, whose leading bit is the smallest shared step
+        coded = weights.astype(np.complex128)
+        coded.data += 1j * np.exp2(-np.minimum(steps.data, 1000.0))
+        cand = (coded @ self.index_).tocsr()  # union of each item's recent sessions
         cand.sort_indices()
         q_of = _row_of(cand.indptr)
         s_of = cand.indices.astype(np.int64)
+        cand_keys = q_of * n_sessions + s_of
         not_self = s_of != self_rows[q_of]
         q_of, s_of = q_of[not_self], s_of[not_self]
         if self.params_["sample_size"] is not None:
@@ -541,28 +616,27 @@ class SessionKNNRecommender(BaseRecommender):
             q_of, s_of = q_of[keep], s_of[keep]
         if q_of.size == 0:
             return sp.csr_matrix((n_q, self.n_features_in_))
-        # the query entries each candidate shares: entry index + 1 as values
-        entry = sp.csr_matrix(
-            (
-                np.arange(1, weights.nnz + 1, dtype=np.float64),
-                weights.indices,
-                weights.indptr,
-            ),
-            shape=weights.shape,
-        )
-        gathered = sessions[s_of]
-        gathered.data[:] = 1.0  # candidates as binary sets
-        shared = gathered.multiply(entry[q_of]).tocsr()
-        shared.sort_indices()
-        e = shared.data.astype(np.int64) - 1
-        n_shared = np.diff(shared.indptr)
-        starts = shared.indptr[:-1]
-        dot = np.zeros(q_of.size)
-        min_step = np.ones(q_of.size)
-        has = n_shared > 0
-        if shared.nnz:
-            dot[has] = np.add.reduceat(weights.data[e], starts[has])
-            min_step[has] = np.minimum.reduceat(steps.data[e], starts[has])
+        # every selected candidate is in the index list of each query item it
+        # holds (see fit), so the product gives exact sums over shared items
+        pick = np.searchsorted(cand_keys, q_of * n_sessions + s_of)
+        dot = cand.data.real[pick]
+        min_step = _leading_step(cand.data.imag[pick])
+        # the leading bit is exact for distinct steps (ordered sessions);
+        # rows of one step throughout (no order) need nothing; others
+        # (history items share a step, very long rows) are looked up
+        lo, hi, count = _row_min_max(steps)
+        same = lo == hi
+        min_step[same[q_of]] = lo[q_of][same[q_of]]
+        lookup = ~same & ((hi != count) | (count > _EXACT_STEPS))
+        if lookup.any():
+            fix = np.flatnonzero(lookup[q_of])
+            min_step[fix] = self._min_step(steps, q_of[fix], s_of[fix])
+        if self.params_["similarity"] == "jaccard":
+            counts = (binary @ self.index_).tocsr()
+            counts.sort_indices()
+            n_shared = counts.data.real[pick]
+        else:
+            n_shared = None
         n_a = np.diff(weights.indptr)[q_of].astype(np.float64)
         n_b = np.diff(sessions.indptr)[s_of].astype(np.float64)
         similarity = self.params_["similarity"]
@@ -575,10 +649,9 @@ class SessionKNNRecommender(BaseRecommender):
         ok = sim > 0
         q_of, s_of, sim, min_step = q_of[ok], s_of[ok], sim[ok], min_step[ok]
         # the n_neighbors most similar per query (ties: the more recent)
-        order = np.lexsort((-s_of, -sim, q_of))
-        starts = np.searchsorted(q_of[order], np.arange(n_q))
-        rank = np.arange(order.size) - starts[q_of[order]]
-        top = order[rank < self.params_["n_neighbors"]]
+        starts = np.searchsorted(q_of, np.arange(n_q + 1))
+        from_end = np.repeat(starts[1:], np.diff(starts)) - np.arange(q_of.size) - 1
+        top = _segment_topk(q_of, from_end, sim, n_q, self.params_["n_neighbors"])
         w = sim[top] * score_decay(self.params_["weighting_score"], min_step[top])
         neigh = sp.csr_matrix(
             (w, (q_of[top], s_of[top])), shape=(n_q, n_sessions), dtype=np.float64
