@@ -151,7 +151,7 @@ def _decay(name, step):
     }[name]
 
 
-def naive_knn(train, test, params, k, cart_weight=10.0):
+def naive_knn(train, test, params, k, cart_weight=10.0, history_weight=0.0):
     """Per-session loop over the published definitions (V-SKNN / SKNN).
 
     ``train``/``test`` are raw event logs. Returns {session_id: [items]}.
@@ -196,6 +196,13 @@ def naive_knn(train, test, params, k, cart_weight=10.0):
             for pos, it in enumerate(items)
         }
         step = {it: n - pos for pos, it in enumerate(items)}
+        if history_weight:  # the key's training items join, older than all
+            key = ev["unified_user_id"][0]
+            own = train.filter(pl.col("unified_user_id") == key)["partnumber"]
+            for it in sorted(set(own) - set(items)):
+                weight[it], step[it] = history_weight, n + 1
+                items.append(it)
+            n = len(items)
         cands = [s for s in order if set(sess[s]) & set(items) and s != sid]
         cands.sort(key=lambda s: -rank[s])
         if p["sample_size"] is not None:
@@ -246,6 +253,7 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(map(str, c.values())))
 def test_parity_with_naive_loop(case):
+    """Every similarity x weighting, with and without sampling."""
     i = CASES.index(case)
     params = {
         **case,
@@ -477,3 +485,51 @@ def test_errors():
     fitted = SessionKNNRecommender().fit(im_train)
     with pytest.raises(ValueError, match="items differ|items, but"):
         fitted.predict(untimed)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"similarity": "vec", "weighting": "div", "history_weight": 0.3},
+        {"similarity": "jaccard", "weighting": "linear", "history_weight": 1.0},
+        {"similarity": "cosine", "weighting": "log", "weighting_score": "quadratic"},
+    ],
+)
+def test_parity_long_sessions_and_history(params):
+    # test sessions of up to 70 distinct items (the smallest shared step is
+    # then looked up, not read from the product) and users' history
+    rng = np.random.default_rng(7)
+    log = _random_log(3, n_sessions=120, n_items=90, n_users=4)
+    long = []
+    for s in (121, 122, 123):
+        items = rng.permutation(90)[: 50 + 10 * (s - 121)]
+        for e, item in enumerate(items):
+            long.append(("u_1", s, int(item), 0, 500 + e))
+    log = pl.concat([log, pl.DataFrame(long, schema=log.schema, orient="row")])
+    test_ids = [*range(100, 121), 121, 122, 123]
+    train, test, im_train, im_test = _matrices(log, test_ids)
+    hw = params.get("history_weight", 0.0)
+    model = SessionKNNRecommender(k=8, n_neighbors=5, sample_size=6, **params)
+    got = _knn_answers(model.fit(im_train), im_test)
+    ref = {key: v for key, v in params.items() if key != "history_weight"}
+    want = naive_knn(
+        train, test, {**ref, "n_neighbors": 5, "sample_size": 6}, 8, history_weight=hw
+    )
+    assert got == {s: want[s] for s in got}
+    assert {121, 122, 123} <= set(got)
+
+
+def test_segment_topk_matches_a_full_sort():
+    from skals.recommender._knn import _segment_topk
+
+    rng = np.random.default_rng(0)
+    lens = rng.integers(0, 300, 50)
+    row = np.repeat(np.arange(50), lens)
+    pos = np.concatenate([rng.permutation(n) for n in lens])
+    values = rng.integers(0, 6, row.size).astype(float)  # many ties
+    for k in (1, 5, 100):
+        got = _segment_topk(row, pos, values, 50, k)
+        order = np.lexsort((pos, -values, row))
+        first = np.searchsorted(row[order], row[order])
+        want = order[np.arange(order.size) - first < k]
+        np.testing.assert_array_equal(got, want)
