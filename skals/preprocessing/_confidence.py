@@ -351,13 +351,8 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
             )
         group = keys[:-1]
         # most recent first; equal times: the larger item id first
-        out = out.sort(
-            [*group, LAST_TIME, self.item_col],
-            descending=[False] * len(group) + [True, True],
-        )
-        return out.with_columns(
-            (pl.int_range(pl.len(), dtype=pl.Int64).over(group) + 1).alias(RECENCY)
-        )
+        rank = pl.struct(LAST_TIME, self.item_col).rank("ordinal", descending=True)
+        return out.with_columns(rank.over(group).cast(pl.Int64).alias(RECENCY))
 
     def _check_encoded(self, out: pl.DataFrame, keys) -> None:
         where = self._where
