@@ -533,3 +533,21 @@ def test_segment_topk_matches_a_full_sort():
         first = np.searchsorted(row[order], row[order])
         want = order[np.arange(order.size) - first < k]
         np.testing.assert_array_equal(got, want)
+
+
+def test_plain_matrix_degrades_explicitly():
+    X = np.array(
+        [[1, 1, 0, 0, 0], [0, 1, 0, 1, 0], [0, 1, 0, 0, 1], [1, 0, 1, 0, 0]],
+        dtype=float,
+    )
+    query = np.array([[1, 1, 0, 0, 0]], dtype=float)
+    # no order: every query item counts as the last one, so the position
+    # weightings all equal "same"
+    ref = SessionKNNRecommender(k=4, sample_size=None, weighting="same").fit(X)
+    for weighting in WEIGHTINGS:
+        model = SessionKNNRecommender(k=4, sample_size=None, weighting=weighting)
+        np.testing.assert_array_equal(model.fit(X).predict(query), ref.predict(query))
+    # rows count as ordered by index: sample_size=1 keeps the last candidate
+    # (row 3: items 0 and 2), the rest is popularity (item 1, then 0)
+    last = SessionKNNRecommender(k=4, sample_size=1).fit(X)
+    np.testing.assert_array_equal(last.predict(query), [[0, 2, 1, 3]])

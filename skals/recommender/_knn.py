@@ -457,7 +457,7 @@ class SessionKNNRecommender(BaseRecommender):
         """
         n = matrix.shape[0]
         q = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
-        q.sort_indices()
+        q.sum_duplicates()  # canonical (a builder's matrix already is)
         recency = None if im is None else im.recency
         ordered = (
             self.params_["weighting"] != "same"
@@ -472,7 +472,16 @@ class SessionKNNRecommender(BaseRecommender):
                 "encode with ConfidenceEncoder(grain='session', "
                 "time_col='timestamp_local') or set both to 'same'."
             )
-        if recency is not None and recency.nnz == matrix.nnz:
+        if recency is not None and (
+            recency.shape != q.shape
+            or not np.array_equal(recency.indptr, q.indptr)
+            or not np.array_equal(recency.indices, q.indices)
+        ):
+            raise ValueError(
+                "The InteractionMatrix's recency does not have the sparsity "
+                "pattern of its matrix; build both with InteractionMatrixBuilder."
+            )
+        if recency is not None:
             rec = sp.csr_matrix(
                 (recency.data.astype(np.float64), q.indices, q.indptr), shape=q.shape
             )
