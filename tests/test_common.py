@@ -125,6 +125,7 @@ CONFIGURED_TRANSFORMERS = [
         user_col="uid", session_col="sid", output_col="key", user_prefix="U"
     ),
     ConfidenceEncoder(grain="session", segment_col="country", cart_weight=3.5),
+    ConfidenceEncoder(grain="session", time_col="timestamp_local"),
     ConfidenceEncoder(user_col="key", item_col="sku", cart_col="cart", view_weight=0),
     InteractionMatrixBuilder(segment_col="country"),
     InteractionMatrixBuilder(item_col="sku", value_col="c", session_col="sid"),
@@ -272,7 +273,7 @@ def test_number_of_checks():
     assert check_frame_transformer(PseudoUserUnifier()) == n_battery
     n_instances = Counter(type(e).__name__ for e in battery)
     assert n_instances == {
-        "ConfidenceEncoder": 3,
+        "ConfidenceEncoder": 4,
         "InteractionMatrixBuilder": 3,
         "PseudoUserUnifier": 2,
     }
