@@ -13,6 +13,7 @@ from .metrics import make_top_k_overlap_scorer, top_k_overlap_scorer
 from .model_selection import SessionHoldoutSplit, TemporalSplit
 from .preprocessing import (
     ConfidenceEncoder,
+    FrameCache,
     InteractionMatrix,
     InteractionMatrixBuilder,
     PseudoUserUnifier,
@@ -21,6 +22,7 @@ from .recommender import ImplicitALSRecommender, PopularityRecommender
 
 __all__ = [
     "ConfidenceEncoder",
+    "FrameCache",
     "ImplicitALSRecommender",
     "InteractionMatrix",
     "InteractionMatrixBuilder",

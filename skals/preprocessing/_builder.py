@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,6 +14,7 @@ from sklearn_compat.base import _fit_context
 from .._frame import (
     FrameKind,
     check_columns,
+    comparable_ids,
     frame_kind,
     is_spark,
     schema_of,
@@ -22,6 +22,7 @@ from .._frame import (
     to_polars,
 )
 from ._base import FrameTransformerMixin
+from ._cache import warn
 from ._confidence import CART_COUNT, CONFIDENCE, VIEW_COUNT, check_item_column
 
 
@@ -95,6 +96,50 @@ class InteractionMatrix:
         return (
             f"InteractionMatrix({n} {self.id_name} x {m} {self.item_name}, "
             f"nnz={self.nnz})"
+        )
+
+
+def check_unused_columns(builder, names) -> None:
+    """Raise when an encoder's output carries a column the builder would drop.
+
+    A ``segment_col`` (or ``session_col``) given to the encoder only would
+    otherwise be silently ignored. Only frames with the encoder's count
+    columns are checked, so hand-made frames may carry extra columns.
+    """
+    if VIEW_COUNT not in names or CART_COUNT not in names:
+        return
+    known = {
+        builder.user_col,
+        builder.item_col,
+        builder.value_col,
+        builder.session_col,
+        VIEW_COUNT,
+        CART_COUNT,
+        CONFIDENCE,
+    }
+    if builder.segment_col is not None:
+        known.add(builder.segment_col)
+    unused = [c for c in names if c not in known]
+    if unused:
+        where = type(builder).__name__
+        raise ValueError(
+            f"{where}: the encoded input has column(s) {unused!r} that {where} "
+            "does not use. If it is ConfidenceEncoder's segment_col, set "
+            f"{where}(segment_col={unused[0]!r}) too (segments are used only "
+            "when both steps name the column); if it is its session_col, set "
+            f"{where}(session_col={unused[0]!r}); otherwise drop it."
+        )
+
+
+def report_session_keys(where: str, session_col: str, n_split: int) -> None:
+    """Warn about sessions whose rows carry several keys (polars and Spark)."""
+    if n_split:
+        warn(
+            f"{where}: {n_split} values of {session_col!r} have rows with more "
+            "than one key; each takes its smallest key. PseudoUserUnifier gives "
+            "every session one key.",
+            UserWarning,
+            stacklevel=3,
         )
 
 
@@ -192,6 +237,7 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         if self.segment_col is not None:
             required.append(self.segment_col)
         check_columns(df, required, where=self._where)
+        check_unused_columns(self, schema_of(df).names())
         df = check_item_column(df, self.item_col, self._where)
         self._check_values(df)
         # a null id would become a vocabulary entry or a row id of its own
@@ -282,15 +328,22 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
                 "__col": pl.int_range(len(self.item_ids_), dtype=pl.Int64, eager=True),
             }
         )
-        if df.schema[self.item_col] != self.item_ids_.dtype:
-            # ids of another type than in fit: compare them as fit's type
-            # (what cannot be cast is unknown)
-            df = df.with_columns(
-                pl.col(self.item_col).cast(self.item_ids_.dtype, strict=False)
-            )
+        # ids of another type than in fit match exactly or not at all
+        # ("010" is not item 10); the rows that match nothing are counted
+        lookup = comparable_ids(df[self.item_col], self.item_ids_.dtype)
+        if lookup is None:
+            lookup = pl.Series([None] * df.height, dtype=self.item_ids_.dtype)
         # one lazy plan, hash joins throughout (cheaper than binary searches
         # over millions of string ids), collected together
-        lf = df.lazy().join(vocab.lazy(), on=self.item_col, how="left")
+        lf = (
+            df.lazy()
+            .with_columns(lookup.alias("__item"))
+            .join(
+                vocab.lazy().rename({self.item_col: "__item"}),
+                on="__item",
+                how="left",
+            )
+        )
         # every key/session of the input keeps a row, even if all its items
         # were unknown: it still gets an answer (from history or popularity)
         if id_name == self.user_col and self.segment_col is None:
@@ -298,10 +351,20 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
                 pl.col(id_name).alias("__key")
             )
         else:
+            # a session's key: the smallest of its keys (one, after
+            # PseudoUserUnifier), whatever the row order; its segment: that
+            # key's
+            key = pl.col(self.user_col)
             rows_lf = lf.group_by(id_name).agg(
-                pl.col(self.user_col).first().alias("__key"),
+                key.min().alias("__key"),
+                key.n_unique().alias("__n_keys"),
                 *(
-                    [pl.col(self.segment_col).first().alias("__seg")]
+                    [
+                        pl.col(self.segment_col)
+                        .sort_by(key, pl.col(self.segment_col), nulls_last=True)
+                        .first()
+                        .alias("__seg")
+                    ]
                     if self.segment_col is not None
                     else []
                 ),
@@ -323,8 +386,10 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         )
         rows, known, unknown = pl.collect_all([rows_lf, known_lf, unknown_lf])
         n_unknown, n_unknown_ids = unknown.row(0)
+        if "__n_keys" in rows.columns:
+            report_session_keys(where, id_name, (rows["__n_keys"] > 1).sum())
         if n_unknown:
-            warnings.warn(
+            warn(
                 f"{where}: dropped {n_unknown} of {df.height} rows whose "
                 f"{self.item_col!r} ({n_unknown_ids} distinct ids) was not seen "
                 "in fit.",

@@ -21,6 +21,7 @@ from .._frame import (
     to_polars,
 )
 from ._base import FrameTransformerMixin
+from ._cache import warn
 
 #: Columns added by :class:`ConfidenceEncoder`.
 VIEW_COUNT, CART_COUNT, CONFIDENCE = "view_count", "cart_count", "confidence"
@@ -69,6 +70,17 @@ def check_item_column(df, item_col: str, where: str):
     if dtype in (pl.Categorical, pl.Enum):
         df = df.with_columns(pl.col(item_col).cast(pl.String))
     return df
+
+
+def report_duplicates(where: str, n_dropped: int, n_rows: int) -> None:
+    """Warn with the number of exact duplicate events dropped."""
+    if n_dropped:
+        warn(
+            f"{where}: dropped {n_dropped} of {n_rows} events that were exact "
+            "duplicates of another (equal in every column).",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _cart_expr(col: str, dtype: pl.DataType, where: str) -> pl.Expr:
@@ -126,7 +138,16 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
     segment_col : str or None, default=None
         Optional column (e.g. ``"country"``) passed on per row, so the
         popularity fallback can rank within a segment. A key's segment is its
-        most frequent value.
+        most frequent value. Name it on :class:`InteractionMatrixBuilder` too
+        (the builder raises when the encoded rows carry a column it would
+        ignore).
+    drop_duplicates : bool, default=False
+        Drop exact duplicate events (rows equal in every column) before
+        counting, with a warning that counts them. By default every row
+        counts: a log may hold the same event twice legitimately (two views
+        within one timestamp tick), and the notebook's counts keep them, but
+        a log duplicated by an export or a join inflates the confidences;
+        set it when the log's rows should be unique.
 
     Attributes
     ----------
@@ -164,6 +185,7 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         "grain": [StrOptions({"key", "session"})],
         "session_col": [str],
         "segment_col": [str, None],
+        "drop_duplicates": ["boolean"],
     }
 
     def __init__(
@@ -176,6 +198,7 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         grain="key",
         session_col="session_id",
         segment_col=None,
+        drop_duplicates=False,
     ):
         self.user_col = user_col
         self.item_col = item_col
@@ -185,17 +208,7 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         self.grain = grain
         self.session_col = session_col
         self.segment_col = segment_col
-
-    def _check_weights(self) -> None:
-        import math
-
-        for name in ("view_weight", "cart_weight"):
-            value = getattr(self, name)
-            if not math.isfinite(value):
-                raise ValueError(
-                    f"The {name!r} parameter of {type(self).__name__} must be a "
-                    f"finite number >= 0. Got {value!r} instead."
-                )
+        self.drop_duplicates = drop_duplicates
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -215,7 +228,6 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         """
         if is_spark(X):
             return spark_call(self, "fit", X)
-        self._check_weights()
         df = to_polars(X)
         check_columns(df, self._required(require_cart=True), where=self._where)
         self._remember_columns(df)
@@ -253,7 +265,6 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         if is_spark(X):
             return spark_call(self, "transform", X)
-        self._check_weights()
         kind = frame_kind(X)
         df = to_polars(X)
         check_columns(df, self._required(require_cart=False), where=self._where)
@@ -277,12 +288,21 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
             cart.is_null().sum().alias("__cart_null"),
             ((cart != 0) & (cart != 1)).sum().alias("__cart_bad"),
         ]
-        queries = [df.lazy().group_by(keys).agg(aggs)]
+        lf = df.lazy()
+        counts = []
+        if self.drop_duplicates:
+            counts = [lf.select(pl.len()), lf.unique().select(pl.len())]
+            lf = lf.unique()
+        queries = [lf.group_by(keys).agg(aggs)]
         if self.segment_col is not None:
             # a key's segment: its most frequent value over its events
             seg = pl.col(self.segment_col).drop_nulls().mode().sort().first()
-            queries.append(df.lazy().group_by(self.user_col).agg(seg))
-        out, *seg_frame = pl.collect_all(queries)
+            queries.append(lf.group_by(self.user_col).agg(seg))
+        out, *seg_frame = pl.collect_all(queries + counts)
+        if counts:
+            (n_rows,), (n_unique,) = (c.row(0) for c in seg_frame[-2:])
+            seg_frame = seg_frame[:-2]
+            report_duplicates(where, n_rows - n_unique, n_rows)
         self._check_encoded(out, keys)
         out = out.with_columns(pl.col(CART_COUNT).cast(pl.Int64))
         confidence = (

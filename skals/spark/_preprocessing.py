@@ -9,8 +9,6 @@ per-item statistics of the popularity fallback).
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import polars as pl
 from pyspark.sql import functions as F
@@ -22,12 +20,16 @@ from ..preprocessing import (
     InteractionMatrixBuilder,
     PseudoUserUnifier,
 )
+from ..preprocessing._builder import check_unused_columns, report_session_keys
+from ..preprocessing._cache import warn
 from ..preprocessing._confidence import (
     CART_COUNT,
     CONFIDENCE,
     VIEW_COUNT,
     check_float_item_counts,
+    report_duplicates,
 )
+from ..preprocessing._unifier import check_prefixes
 from ._matrix import COL, KEY, ROW, VALUE, SparkInteractionMatrix
 
 _INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
@@ -71,9 +73,9 @@ def from_polars(spark, frame: pl.DataFrame):
 
 
 # ------------------------------------------------------------------ unifier
-def _render_id(df, name: str):
+def _render_id(df, name: str, expr=None):
     """String form of an id column; integral floats render without ``.0``."""
-    expr = col(name)
+    expr = col(name) if expr is None else expr
     if isinstance(_dtype(df, name), _FLOAT):
         # round, not floor: floor casts to long and overflows (ANSI mode);
         # an integral id beyond Int64 becomes null, as polars' lenient cast
@@ -84,8 +86,19 @@ def _render_id(df, name: str):
     return expr.cast("string")
 
 
+def _coded_missing(df, est: PseudoUserUnifier):
+    """True where a present user id is a missing-value marker or infinite."""
+    user, dtype = col(est.user_col), _dtype(df, est.user_col)
+    if isinstance(dtype, _FLOAT):
+        return F.coalesce(F.abs(user) == F.lit(float("inf")), F.lit(False))
+    if isinstance(dtype, T.StringType) and est.missing_values:
+        return F.coalesce(user.isin(list(est.missing_values)), F.lit(False))
+    return F.lit(False)
+
+
 def _check_unifier_input(est: PseudoUserUnifier, df) -> None:
     where = type(est).__name__
+    check_prefixes(est.user_prefix, est.session_prefix, where)
     _check_columns(df, [est.user_col, est.session_col], where)
     if est.output_col in df.columns:
         raise ValueError(
@@ -101,14 +114,20 @@ def unifier_fit(est: PseudoUserUnifier, df):
 
 
 def unifier_transform(est: PseudoUserUnifier, df):
-    # like a polars LazyFrame: nothing is computed here, so null session ids
-    # are caught downstream by the encoder's check on its keys
+    # like a polars LazyFrame: nothing is computed here (so no counts for
+    # the warnings), and null session ids are caught by the encoder
+    from pyspark.sql import Window
+
     _check_unifier_input(est, df)
-    user = _render_id(df, est.user_col)
-    session = _render_id(df, est.session_col)
-    key = F.when(user.isNotNull(), F.concat(F.lit(est.user_prefix), user)).otherwise(
-        F.concat(F.lit(est.session_prefix), session)
-    )
+    user = F.when(~_coded_missing(df, est), col(est.user_col))
+    if isinstance(_dtype(df, est.user_col), _FLOAT):
+        user = F.when(~F.isnan(user), user)
+    by_session = Window.partitionBy(col(est.session_col))
+    session_user = F.min(user).over(by_session)
+    key = F.when(
+        session_user.isNotNull(),
+        F.concat(F.lit(est.user_prefix), _render_id(df, est.user_col, session_user)),
+    ).otherwise(F.concat(F.lit(est.session_prefix), _render_id(df, est.session_col)))
     return df.withColumn(est.output_col, key)
 
 
@@ -147,16 +166,18 @@ def _cart_expr(df, name: str, where: str):
 
 
 def encoder_fit(est: ConfidenceEncoder, df):
-    est._check_weights()
     _check_columns(df, est._required(require_cart=True), est._where)
     _remember_columns(est, df)
     return est
 
 
 def encoder_transform(est: ConfidenceEncoder, df):
-    est._check_weights()
     where = est._where
     _check_columns(df, est._required(require_cart=False), where)
+    if est.drop_duplicates:
+        n_rows = df.count()
+        df = df.dropDuplicates()
+        report_duplicates(where, n_rows - df.count(), n_rows)
     df = _item_column(df, est.item_col, where)
     if est.cart_col in df.columns:
         cart = _cart_expr(df, est.cart_col, where)
@@ -236,6 +257,7 @@ def _prepare(est: InteractionMatrixBuilder, df):
     if est.segment_col is not None:
         required.append(est.segment_col)
     _check_columns(df, required, where)
+    check_unused_columns(est, df.columns)
     df = _item_column(df, est.item_col, where)
     dtype = _dtype(df, est.value_col)
     if not isinstance(dtype, T.NumericType):
@@ -307,7 +329,14 @@ def builder_transform(est: InteractionMatrixBuilder, df) -> SparkInteractionMatr
             }
         ),
     )
-    df = df.join(F.broadcast(items), on=est.item_col, how="left")
+    if est.item_ids_.dtype.is_integer() == isinstance(
+        _dtype(df, est.item_col), _INTEGRAL
+    ):
+        df = df.join(F.broadcast(items), on=est.item_col, how="left")
+    else:
+        # strings never match integer ids nor integers string ids ("010" is
+        # not item 10, as locally); every row is unknown and counted
+        df = df.withColumn("__col", F.lit(None).cast("int"))
 
     # per-item statistics of the popularity fallback; the group of unknown
     # items (null __col) counts the rows dropped
@@ -329,7 +358,7 @@ def builder_transform(est: InteractionMatrixBuilder, df) -> SparkInteractionMatr
         n_items = (
             df.where(F.col("__col").isNull()).select(col(est.item_col)).distinct()
         ).count()
-        warnings.warn(
+        warn(
             f"{where}: dropped {unknown} of {total} rows whose "
             f"{est.item_col!r} ({n_items} distinct ids) was not seen in fit.",
             UserWarning,
@@ -345,10 +374,19 @@ def builder_transform(est: InteractionMatrixBuilder, df) -> SparkInteractionMatr
     # one row per key (or session) of the input, sorted by id, as locally
     session_grain = est.session_col in df.columns and est.session_col != est.user_col
     id_name = est.session_col if session_grain else est.user_col
-    row_aggs = [F.first(col(est.user_col)).alias("__key")]
+    # a row's key: the smallest of its keys (as locally), its segment: that
+    # key's
+    row_aggs = [
+        F.min(col(est.user_col)).alias("__key"),
+        F.countDistinct(col(est.user_col)).alias("__n_keys"),
+    ]
     if seg is not None:
-        row_aggs.append(F.first(col(seg)).alias("__seg"))
+        row_aggs.append(
+            F.min_by(col(seg), F.struct(col(est.user_col), col(seg))).alias("__seg")
+        )
     rows = to_polars(df.groupBy(col(id_name)).agg(*row_aggs)).sort(id_name)
+    if session_grain:
+        report_session_keys(where, id_name, (rows["__n_keys"] > 1).sum())
     keys = rows["__key"]
     index = rows.select(
         id_name,
