@@ -595,4 +595,8 @@ def test_no_warning_on_clean_input(events, fitted):
         warnings.simplefilter("error")
         fitted.predict(events.head(50))
         pipeline().fit(events)
-    assert isinstance(events.to_pandas(), pd.DataFrame)
+        # the pandas path too: conversion at the edge adds no warning
+        from_pandas = pipeline().fit(events.to_pandas())
+        answers = from_pandas.predict(events.head(50).to_pandas())
+    assert isinstance(answers, pd.DataFrame)
+    assert_frame_equal(pl.from_pandas(answers), fitted.predict(events.head(50)))
