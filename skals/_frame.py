@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from ._checks import check_required, check_unique_names
+
 __all__ = [
     "FrameKind",
     "check_columns",
@@ -76,17 +78,6 @@ def frame_kind(X) -> FrameKind:
     )
 
 
-def _check_unique_names(names, where="input") -> None:
-    names = list(names)
-    seen, dup = set(), []
-    for n in names:
-        if n in seen and n not in dup:
-            dup.append(n)
-        seen.add(n)
-    if dup:
-        raise ValueError(f"Duplicate column names in the {where}: {dup!r}.")
-
-
 def to_polars(X, *, allow_lazy: bool = True) -> pl.DataFrame | pl.LazyFrame:
     """Convert an event log to polars (LazyFrame stays lazy where allowed).
 
@@ -98,9 +89,9 @@ def to_polars(X, *, allow_lazy: bool = True) -> pl.DataFrame | pl.LazyFrame:
         reject_lazy(X)
     if kind.library == "polars":
         names = X.collect_schema().names() if kind.lazy else X.columns
-        _check_unique_names(names)
+        check_unique_names(names)
         return X
-    _check_unique_names([str(c) for c in X.columns])
+    check_unique_names([str(c) for c in X.columns])
     try:
         return pl.from_pandas(X, include_index=False)
     except Exception as exc:  # pragma: no cover - depends on pandas content
@@ -141,13 +132,7 @@ def schema_of(df: pl.DataFrame | pl.LazyFrame) -> pl.Schema:
 
 def check_columns(df, required, *, where: str) -> None:
     """Raise a ``ValueError`` naming the required columns that are missing."""
-    names = set(schema_of(df).names())
-    missing = [c for c in required if c not in names]
-    if missing:
-        raise ValueError(
-            f"{where}: missing required column(s) {missing!r}; the input has "
-            f"{sorted(names)!r}. Column names are parameters of {where}."
-        )
+    check_required(schema_of(df).names(), required, where)
 
 
 def check_no_nulls(df: pl.DataFrame, columns, *, where: str) -> None:

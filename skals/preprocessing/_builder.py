@@ -11,6 +11,15 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
 
+from .._checks import (
+    check_not_empty,
+    check_null_ids,
+    check_unused_columns,
+    check_value_counts,
+    raise_bad_value_dtype,
+    report_session_keys,
+    report_unknown_items,
+)
 from .._frame import (
     FrameKind,
     check_columns,
@@ -22,7 +31,6 @@ from .._frame import (
     to_polars,
 )
 from ._base import FrameTransformerMixin
-from ._cache import warn
 from ._confidence import CART_COUNT, CONFIDENCE, VIEW_COUNT, check_item_column
 
 
@@ -96,50 +104,6 @@ class InteractionMatrix:
         return (
             f"InteractionMatrix({n} {self.id_name} x {m} {self.item_name}, "
             f"nnz={self.nnz})"
-        )
-
-
-def check_unused_columns(builder, names) -> None:
-    """Raise when an encoder's output carries a column the builder would drop.
-
-    A ``segment_col`` (or ``session_col``) given to the encoder only would
-    otherwise be silently ignored. Only frames with the encoder's count
-    columns are checked, so hand-made frames may carry extra columns.
-    """
-    if VIEW_COUNT not in names or CART_COUNT not in names:
-        return
-    known = {
-        builder.user_col,
-        builder.item_col,
-        builder.value_col,
-        builder.session_col,
-        VIEW_COUNT,
-        CART_COUNT,
-        CONFIDENCE,
-    }
-    if builder.segment_col is not None:
-        known.add(builder.segment_col)
-    unused = [c for c in names if c not in known]
-    if unused:
-        where = type(builder).__name__
-        raise ValueError(
-            f"{where}: the encoded input has column(s) {unused!r} that {where} "
-            "does not use. If it is ConfidenceEncoder's segment_col, set "
-            f"{where}(segment_col={unused[0]!r}) too (segments are used only "
-            "when both steps name the column); if it is its session_col, set "
-            f"{where}(session_col={unused[0]!r}); otherwise drop it."
-        )
-
-
-def report_session_keys(where: str, session_col: str, n_split: int) -> None:
-    """Warn about sessions whose rows carry several keys (polars and Spark)."""
-    if n_split:
-        warn(
-            f"{where}: {n_split} values of {session_col!r} have rows with more "
-            "than one key; each takes its smallest key. PseudoUserUnifier gives "
-            "every session one key.",
-            UserWarning,
-            stacklevel=3,
         )
 
 
@@ -237,41 +201,26 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         if self.segment_col is not None:
             required.append(self.segment_col)
         check_columns(df, required, where=self._where)
-        check_unused_columns(self, schema_of(df).names())
+        check_unused_columns(self, schema_of(df).names(), (VIEW_COUNT, CART_COUNT))
         df = check_item_column(df, self.item_col, self._where)
         self._check_values(df)
         # a null id would become a vocabulary entry or a row id of its own
         id_cols = [self.user_col, self.item_col]
         if self._has_sessions(df):
             id_cols.append(self.session_col)
-        for col in id_cols:
-            n = df[col].null_count()
-            if n:
-                raise ValueError(f"{self._where}: column {col!r} has {n} null values.")
+        check_null_ids(self._where, {c: df[c].null_count() for c in id_cols})
         return df, kind
 
     def _check_values(self, df: pl.DataFrame) -> None:
         dtype = schema_of(df)[self.value_col]
         if not (dtype.is_numeric()):
-            raise TypeError(
-                f"{self._where}: column {self.value_col!r} has dtype {dtype}; "
-                "confidences must be numeric."
-            )
+            raise_bad_value_dtype(self._where, self.value_col, str(dtype))
         v = pl.col(self.value_col).cast(pl.Float64)
         bad = df.select(
             (v.is_null() | v.is_nan() | v.is_infinite()).sum().alias("nonfinite"),
             (v < 0).sum().alias("negative"),
-        ).row(0, named=True)
-        if bad["nonfinite"]:
-            raise ValueError(
-                f"{self._where}: column {self.value_col!r} has {bad['nonfinite']} "
-                "null, NaN or infinite values."
-            )
-        if bad["negative"]:
-            raise ValueError(
-                f"{self._where}: column {self.value_col!r} has {bad['negative']} "
-                "negative values; confidences must be >= 0."
-            )
+        ).row(0)
+        check_value_counts(self._where, self.value_col, *bad)
 
     def _has_sessions(self, df: pl.DataFrame) -> bool:
         return self.session_col in df.columns and self.session_col != self.user_col
@@ -295,8 +244,7 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         if is_spark(X):
             return spark_call(self, "fit", X)
         df, _ = self._prepare(X)
-        if df.height == 0:
-            raise ValueError(f"{self._where}: cannot fit on an empty frame.")
+        check_not_empty(self._where, df.height)
         self._remember_columns(df)
         self.user_ids_ = df[self.user_col].unique().sort().rename(self.user_col)
         self.item_ids_ = df[self.item_col].unique().sort().rename(self.item_col)
@@ -388,14 +336,7 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         n_unknown, n_unknown_ids = unknown.row(0)
         if "__n_keys" in rows.columns:
             report_session_keys(where, id_name, (rows["__n_keys"] > 1).sum())
-        if n_unknown:
-            warn(
-                f"{where}: dropped {n_unknown} of {df.height} rows whose "
-                f"{self.item_col!r} ({n_unknown_ids} distinct ids) was not seen "
-                "in fit.",
-                UserWarning,
-                stacklevel=2,
-            )
+        report_unknown_items(where, self.item_col, n_unknown, df.height, n_unknown_ids)
         matrix = sp.csr_matrix(
             (
                 known[self.value_col].to_numpy().astype(np.float32, copy=False),

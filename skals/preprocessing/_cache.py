@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import copy
 import hashlib
 import inspect
@@ -18,26 +17,10 @@ import polars as pl
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 
+from .._checks import RECORDERS as _RECORDERS
+from .._checks import warn
+
 __all__ = ["FrameCache", "warn"]
-
-#: Warnings emitted through :func:`warn` while a cached call runs, per
-#: context (so per thread): a tuple of lists, one per enclosing cached call.
-_RECORDERS: contextvars.ContextVar[tuple] = contextvars.ContextVar(
-    "skals_warning_recorders", default=()
-)
-
-
-def warn(message: str, category=UserWarning, stacklevel: int = 2) -> None:
-    """Emit a warning and record it for the :class:`FrameCache` call running.
-
-    skals' transformers warn through this function, so that a cache hit can
-    re-emit the warnings of the call that computed the result. Recording uses
-    a context variable (one per thread), never ``warnings.catch_warnings``
-    (process-global), so warnings stay with the thread that raised them.
-    """
-    for recorder in _RECORDERS.get():
-        recorder.append((str(message), category))
-    warnings.warn(message, category, stacklevel=stacklevel + 1)
 
 
 class _Uncacheable(Exception):

@@ -10,6 +10,13 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
 
+from .._checks import (
+    check_encoded_counts,
+    check_float_item_counts,
+    raise_bad_cart_dtype,
+    raise_bad_item_dtype,
+    report_duplicates,
+)
 from .._frame import (
     check_columns,
     eager,
@@ -21,28 +28,9 @@ from .._frame import (
     to_polars,
 )
 from ._base import FrameTransformerMixin
-from ._cache import warn
 
 #: Columns added by :class:`ConfidenceEncoder`.
 VIEW_COUNT, CART_COUNT, CONFIDENCE = "view_count", "cart_count", "confidence"
-
-
-def check_float_item_counts(item_col: str, n_nan: int, n_frac: int, where: str):
-    """Raise for a float item column with NaN/null or non-integral values.
-
-    Shared by the polars and the Spark encoders, which count these values
-    each in their own engine, so both raise the same errors.
-    """
-    if n_nan:
-        raise ValueError(
-            f"{where}: column {item_col!r} is a float column with {n_nan} "
-            "NaN or null values; item ids must be present (drop those rows)."
-        )
-    if n_frac:
-        raise TypeError(
-            f"{where}: column {item_col!r} holds {n_frac} non-integral "
-            "floats; item ids must be integers or strings."
-        )
 
 
 def check_item_column(df, item_col: str, where: str):
@@ -63,24 +51,10 @@ def check_item_column(df, item_col: str, where: str):
         check_float_item_counts(item_col, *bad.row(0), where)
         return df.with_columns(pl.col(item_col).cast(pl.Int64))
     if not (dtype.is_integer() or dtype in (pl.String, pl.Categorical, pl.Enum)):
-        raise TypeError(
-            f"{where}: column {item_col!r} has dtype {dtype}; item ids must be "
-            "integers or strings."
-        )
+        raise_bad_item_dtype(where, item_col, str(dtype))
     if dtype in (pl.Categorical, pl.Enum):
         df = df.with_columns(pl.col(item_col).cast(pl.String))
     return df
-
-
-def report_duplicates(where: str, n_dropped: int, n_rows: int) -> None:
-    """Warn with the number of exact duplicate events dropped."""
-    if n_dropped:
-        warn(
-            f"{where}: dropped {n_dropped} of {n_rows} events that were exact "
-            "duplicates of another (equal in every column).",
-            UserWarning,
-            stacklevel=3,
-        )
 
 
 def _cart_expr(col: str, dtype: pl.DataType, where: str) -> pl.Expr:
@@ -90,10 +64,7 @@ def _cart_expr(col: str, dtype: pl.DataType, where: str) -> pl.Expr:
         return pl.col(col).fill_nan(None)
     if dtype.is_integer():
         return pl.col(col)
-    raise TypeError(
-        f"{where}: column {col!r} has dtype {dtype}; it must hold 0/1 "
-        "(integer, float or boolean) add-to-cart flags."
-    )
+    raise_bad_cart_dtype(where, col, str(dtype))
 
 
 class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
@@ -317,31 +288,13 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         return out.select(cols)
 
     def _check_encoded(self, out: pl.DataFrame, keys) -> None:
-        where = self._where
-        nulls = out.select(
+        counts = out.select(
             [pl.col(k).is_null().sum().alias(k) for k in keys]
             + [pl.col("__cart_null").sum(), pl.col("__cart_bad").sum()]
         ).row(0, named=True)
-        for k in keys:
-            if nulls[k]:
-                # a LazyFrame's null session ids first show up here
-                hint = (
-                    " PseudoUserUnifier leaves the key null on rows with neither "
-                    "a user id nor a session id."
-                    if k == self.user_col
-                    else ""
-                )
-                raise ValueError(
-                    f"{where}: column {k!r} has null values; every event needs "
-                    f"a {k!r} (drop or fill those rows first).{hint}"
-                )
-        if nulls["__cart_null"]:
-            raise ValueError(
-                f"{where}: column {self.cart_col!r} has {nulls['__cart_null']} "
-                "null or NaN values."
-            )
-        if nulls["__cart_bad"]:
-            raise ValueError(
-                f"{where}: column {self.cart_col!r} must hold only 0 and 1; "
-                f"{nulls['__cart_bad']} (key, item) groups have other values."
-            )
+        check_encoded_counts(
+            self,
+            {k: counts[k] for k in keys},
+            counts["__cart_null"],
+            counts["__cart_bad"],
+        )

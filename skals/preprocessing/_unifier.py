@@ -7,6 +7,12 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
 
+from .._checks import (
+    check_output_col,
+    check_prefixes,
+    raise_null_sessions,
+    report_unifier_counts,
+)
 from .._frame import (
     check_columns,
     frame_kind,
@@ -17,38 +23,6 @@ from .._frame import (
     to_polars,
 )
 from ._base import FrameTransformerMixin
-from ._cache import warn
-
-
-def check_prefixes(user_prefix: str, session_prefix: str, where: str) -> None:
-    """Raise when one key prefix starts with the other (keys could collide)."""
-    if user_prefix.startswith(session_prefix) or session_prefix.startswith(user_prefix):
-        raise ValueError(
-            f"{where}: user_prefix={user_prefix!r} and session_prefix="
-            f"{session_prefix!r} could give a user and a session the same key "
-            "(user 5 and session 5); choose prefixes of which neither starts "
-            "with the other."
-        )
-
-
-def report_unifier_counts(where, user_col, n_coded, n_multi, missing_values):
-    """Warn with the unifier's counts (shared by the polars and Spark code)."""
-    if n_coded:
-        warn(
-            f"{where}: {n_coded} rows have a user id in {user_col!r} coded as "
-            f"missing (one of {tuple(missing_values)!r}, or an infinite float); "
-            "they are treated as anonymous.",
-            UserWarning,
-            stacklevel=3,
-        )
-    if n_multi:
-        warn(
-            f"{where}: {n_multi} sessions have events of more than one user id "
-            f"in {user_col!r}; each takes the key of its smallest user id.",
-            UserWarning,
-            stacklevel=3,
-        )
-
 
 #: User ids that mean "no user" (as strings), the default ``missing_values``.
 MISSING_VALUES = ("", "NaN", "null", "None")
@@ -217,20 +191,13 @@ class PseudoUserUnifier(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         where = type(self).__name__
         check_prefixes(self.user_prefix, self.session_prefix, where)
         check_columns(df, [self.user_col, self.session_col], where=where)
-        if self.output_col in schema_of(df).names():
-            raise ValueError(
-                f"{where}: the input already has a column {self.output_col!r}; "
-                "choose another output_col."
-            )
+        check_output_col(schema_of(df).names(), self.output_col, where)
         if isinstance(df, pl.DataFrame):
-            n_null = df.select(pl.col(self.session_col).is_null().sum()).item()
+            session = pl.col(self.session_col)
+            bad = session.is_null()
             if schema_of(df)[self.session_col].is_float():
-                n_null += df.select(pl.col(self.session_col).is_nan().sum()).item()
-            if n_null:
-                raise ValueError(
-                    f"{where}: column {self.session_col!r} has {n_null} null or "
-                    "NaN values; every event needs a session id."
-                )
+                bad = bad | session.is_nan()
+            raise_null_sessions(where, self.session_col, df.select(bad.sum()).item())
 
     def transform(self, X):
         """Add the user key column.
