@@ -52,8 +52,11 @@ def coded_missing(col: str, dtype: pl.DataType, missing_values) -> pl.Expr:
     return pl.lit(False)
 
 
-def _render_id(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
-    """String form of an id; integral floats render without ``.0``."""
+def _render_id(expr: pl.Expr | str, dtype: pl.DataType) -> pl.Expr:
+    """String form of an id (an expression or a column name); integral floats
+    render without ``.0``."""
+    if isinstance(expr, str):
+        expr = pl.col(expr)
     if dtype.is_float():
         expr = expr.fill_nan(None)
         integral = expr == expr.floor()
