@@ -21,6 +21,7 @@ from ._version import __version__
 #: Where each top-level name is defined (imported on first access).
 _EXPORTS = {
     "ConfidenceEncoder": "preprocessing",
+    "FrameCache": "preprocessing",
     "ImplicitALSRecommender": "recommender",
     "InteractionMatrix": "preprocessing",
     "InteractionMatrixBuilder": "preprocessing",
@@ -48,6 +49,7 @@ _SUBMODULES = (
 
 __all__ = [
     "ConfidenceEncoder",
+    "FrameCache",
     "ImplicitALSRecommender",
     "InteractionMatrix",
     "InteractionMatrixBuilder",

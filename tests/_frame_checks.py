@@ -138,7 +138,10 @@ def _frame_inputs(estimator) -> list[pl.DataFrame]:
     if isinstance(estimator, InteractionMatrixBuilder):
         out = []
         for grain in ("key", "session"):
-            encoded = ConfidenceEncoder(grain=grain, segment_col="country")
+            # the segment only where the builder uses it (it refuses to
+            # ignore an encoded segment column)
+            segment = None if estimator.segment_col is None else "country"
+            encoded = ConfidenceEncoder(grain=grain, segment_col=segment)
             encoded = encoded.fit_transform(keyed)
             names = {
                 "unified_user_id": estimator.user_col,

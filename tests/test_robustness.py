@@ -590,7 +590,8 @@ def test_no_warning_on_clean_input(events, fitted):
         warnings.simplefilter("error")
         local = fitted.predict(events.head(50))
         pipeline().fit(events)
-        # pandas in, pandas out (the same answers), no warning either
-        answers = fitted.predict(events.head(50).to_pandas())
+        # the pandas path too: conversion at the edge adds no warning
+        from_pandas = pipeline().fit(events.to_pandas())
+        answers = from_pandas.predict(events.head(50).to_pandas())
     assert isinstance(answers, pd.DataFrame)
-    assert pl.from_pandas(answers).equals(local)
+    assert_frame_equal(pl.from_pandas(answers), local)

@@ -121,15 +121,111 @@ def test_unifier_matches_polars(spark):
     expected = unifier.fit_transform(events)
     out = unifier.fit_transform(to_spark(spark, events))
     assert type(out).__module__.startswith("pyspark.sql")
-    assert collect(out)["unified_user_id"].to_list() == [
+    # the session's user is a window over sessions: Spark reorders the rows
+    assert collect(out).sort("session_id")["unified_user_id"].to_list() == [
         "u_12",
         "s_8",
         "u_1.5",
         "s_10",
         "u_3",
     ]
-    assert collect(out).equals(expected)
+    assert collect(out).sort("session_id").equals(expected)
     assert list(unifier.feature_names_in_) == events.columns
+
+
+def test_spark_unifier_rules_match_polars(spark):
+    # one key per session (smallest user id), coded-missing and infinite ids
+    events = pl.DataFrame(
+        {
+            "session_id": [1, 1, 1, 2, 2, 3, 4, 5],
+            "user_id": [None, "5", None, "7", "3", "", "NaN", "None"],
+            "partnumber": [1, 2, 3, 1, 2, 3, 4, 5],
+        }
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        expected = PseudoUserUnifier().fit_transform(events)
+    out = collect(PseudoUserUnifier().fit_transform(to_spark(spark, events)))
+    order = ["session_id", "partnumber"]
+    assert out.sort(order).equals(expected.sort(order))
+    assert expected["unified_user_id"].to_list() == ["u_5"] * 3 + ["u_3"] * 2 + [
+        "s_3",
+        "s_4",
+        "s_5",
+    ]
+    floats = pl.DataFrame({"session_id": [1, 2], "user_id": [float("inf"), 2.0]})
+    keys = collect(PseudoUserUnifier().fit_transform(to_spark(spark, floats)))
+    assert keys.sort("session_id")["unified_user_id"].to_list() == ["s_1", "u_2"]
+    with pytest.raises(ValueError, match="could give a user and a session"):
+        PseudoUserUnifier(user_prefix="k", session_prefix="k").fit(
+            to_spark(spark, events)
+        )
+
+
+def test_spark_session_grain_does_not_depend_on_row_order(spark):
+    # regression: a session whose events carry two keys took the key of the
+    # first row Spark happened to see
+    events = pl.DataFrame(
+        {
+            "session_id": [1, 1, 1, 2, 2, 2, 3],
+            "user_id": [None, 5, None, 7, 3, 7, None],
+            "partnumber": [1, 2, 3, 1, 2, 2, 3],
+            "add_to_cart": [0, 1, 0, 0, 0, 1, 0],
+        }
+    )
+    pre = make_pipeline(
+        PseudoUserUnifier(),
+        ConfidenceEncoder(grain="session"),
+        InteractionMatrixBuilder(),
+        "passthrough",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        local = pre.fit_transform(events)
+    for seed in range(3):
+        shuffled = events.sample(fraction=1, shuffle=True, seed=seed)
+        im = pre.fit_transform(to_spark(spark, shuffled).repartition(3))
+        assert im.row_keys.to_list() == ["u_5", "u_3", "s_3"]
+        assert im.row_keys.equals(local.row_keys)
+        assert (im.matrix != local.matrix).nnz == 0
+
+
+def test_spark_builder_matches_ids_exactly_and_takes_smallest_key(spark):
+    fit_rows = pl.DataFrame(
+        {"unified_user_id": ["a", "b"], "partnumber": [10, 20], "confidence": [1.0, 2]}
+    )
+    builder = InteractionMatrixBuilder().fit(to_spark(spark, fit_rows))
+    strings = fit_rows.with_columns(pl.Series("partnumber", ["010", "20"]))
+    with pytest.warns(UserWarning, match=r"dropped 2 of 2 rows .* \(2 distinct ids\)"):
+        assert builder.transform(to_spark(spark, strings)).nnz == 0
+    enc = pl.DataFrame(
+        {
+            "unified_user_id": ["s_1", "u_9", "u_2"],
+            "session_id": [1, 1, 2],
+            "partnumber": [10, 20, 10],
+            "confidence": [1.0, 2.0, 3.0],
+        }
+    )
+    with pytest.warns(UserWarning, match="1 values of 'session_id' have rows"):
+        im = builder.transform(to_spark(spark, enc))
+    assert im.row_keys.to_list() == ["s_1", "u_2"]
+
+
+def test_spark_encoder_drops_duplicates_and_refuses_ignored_segments(spark):
+    log = pl.DataFrame(
+        {
+            "unified_user_id": ["a", "a", "a", "b"],
+            "partnumber": [1, 1, 1, 1],
+            "add_to_cart": [1, 1, 0, 0],
+            "country": ["x", "x", "x", "y"],
+        }
+    )
+    encoder = ConfidenceEncoder(drop_duplicates=True, segment_col="country")
+    with pytest.warns(UserWarning, match="dropped 1 of 4 events"):
+        out = encoder.fit_transform(to_spark(spark, log))
+    assert collect(out).sort("unified_user_id")["view_count"].to_list() == [2, 1]
+    with pytest.raises(ValueError, match=r"segment_col='country'\) too"):
+        InteractionMatrixBuilder().fit(out)
 
 
 def test_encoder_matches_polars(encoded):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,9 +11,19 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
 
+from .._checks import (
+    check_not_empty,
+    check_null_ids,
+    check_unused_columns,
+    check_value_counts,
+    raise_bad_value_dtype,
+    report_session_keys,
+    report_unknown_items,
+)
 from .._frame import (
     FrameKind,
     check_columns,
+    comparable_ids,
     frame_kind,
     is_spark,
     schema_of,
@@ -208,40 +217,26 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         if self.segment_col is not None:
             required.append(self.segment_col)
         check_columns(df, required, where=self._where)
+        check_unused_columns(self, schema_of(df).names(), (VIEW_COUNT, CART_COUNT))
         df = check_item_column(df, self.item_col, self._where)
         self._check_values(df)
         # a null id would become a vocabulary entry or a row id of its own
         id_cols = [self.user_col, self.item_col]
         if self._has_sessions(df):
             id_cols.append(self.session_col)
-        for col in id_cols:
-            n = df[col].null_count()
-            if n:
-                raise ValueError(f"{self._where}: column {col!r} has {n} null values.")
+        check_null_ids(self._where, {c: df[c].null_count() for c in id_cols})
         return df, kind
 
     def _check_values(self, df: pl.DataFrame) -> None:
         dtype = schema_of(df)[self.value_col]
         if not (dtype.is_numeric()):
-            raise TypeError(
-                f"{self._where}: column {self.value_col!r} has dtype {dtype}; "
-                "confidences must be numeric."
-            )
+            raise_bad_value_dtype(self._where, self.value_col, str(dtype))
         v = pl.col(self.value_col).cast(pl.Float64)
         bad = df.select(
             (v.is_null() | v.is_nan() | v.is_infinite()).sum().alias("nonfinite"),
             (v < 0).sum().alias("negative"),
-        ).row(0, named=True)
-        if bad["nonfinite"]:
-            raise ValueError(
-                f"{self._where}: column {self.value_col!r} has {bad['nonfinite']} "
-                "null, NaN or infinite values."
-            )
-        if bad["negative"]:
-            raise ValueError(
-                f"{self._where}: column {self.value_col!r} has {bad['negative']} "
-                "negative values; confidences must be >= 0."
-            )
+        ).row(0)
+        check_value_counts(self._where, self.value_col, *bad)
 
     def _has_sessions(self, df: pl.DataFrame) -> bool:
         return self.session_col in df.columns and self.session_col != self.user_col
@@ -265,8 +260,7 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         if is_spark(X):
             return spark_call(self, "fit", X)
         df, _ = self._prepare(X)
-        if df.height == 0:
-            raise ValueError(f"{self._where}: cannot fit on an empty frame.")
+        check_not_empty(self._where, df.height)
         self._remember_columns(df)
         self.user_ids_ = df[self.user_col].unique().sort().rename(self.user_col)
         self.item_ids_ = df[self.item_col].unique().sort().rename(self.item_col)
@@ -298,15 +292,22 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
                 "__col": pl.int_range(len(self.item_ids_), dtype=pl.Int64, eager=True),
             }
         )
-        if df.schema[self.item_col] != self.item_ids_.dtype:
-            # ids of another type than in fit: compare them as fit's type
-            # (what cannot be cast is unknown)
-            df = df.with_columns(
-                pl.col(self.item_col).cast(self.item_ids_.dtype, strict=False)
-            )
+        # ids of another type than in fit match exactly or not at all
+        # ("010" is not item 10); the rows that match nothing are counted
+        lookup = comparable_ids(df[self.item_col], self.item_ids_.dtype)
+        if lookup is None:
+            lookup = pl.Series([None] * df.height, dtype=self.item_ids_.dtype)
         # one lazy plan, hash joins throughout (cheaper than binary searches
         # over millions of string ids), collected together
-        lf = df.lazy().join(vocab.lazy(), on=self.item_col, how="left")
+        lf = (
+            df.lazy()
+            .with_columns(lookup.alias("__item"))
+            .join(
+                vocab.lazy().rename({self.item_col: "__item"}),
+                on="__item",
+                how="left",
+            )
+        )
         has_time = LAST_TIME in df.columns and RECENCY in df.columns
         # every key/session of the input keeps a row, even if all its items
         # were unknown: it still gets an answer (from history or popularity)
@@ -315,10 +316,20 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
                 pl.col(id_name).alias("__key")
             )
         else:
+            # a session's key: the smallest of its keys (one, after
+            # PseudoUserUnifier), whatever the row order; its segment: that
+            # key's
+            key = pl.col(self.user_col)
             rows_lf = lf.group_by(id_name).agg(
-                pl.col(self.user_col).first().alias("__key"),
+                key.min().alias("__key"),
+                key.n_unique().alias("__n_keys"),
                 *(
-                    [pl.col(self.segment_col).first().alias("__seg")]
+                    [
+                        pl.col(self.segment_col)
+                        .sort_by(key, pl.col(self.segment_col), nulls_last=True)
+                        .first()
+                        .alias("__seg")
+                    ]
                     if self.segment_col is not None
                     else []
                 ),
@@ -347,14 +358,9 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         )
         rows, known, unknown = pl.collect_all([rows_lf, known_lf, unknown_lf])
         n_unknown, n_unknown_ids = unknown.row(0)
-        if n_unknown:
-            warnings.warn(
-                f"{where}: dropped {n_unknown} of {df.height} rows whose "
-                f"{self.item_col!r} ({n_unknown_ids} distinct ids) was not seen "
-                "in fit.",
-                UserWarning,
-                stacklevel=2,
-            )
+        if "__n_keys" in rows.columns:
+            report_session_keys(where, id_name, (rows["__n_keys"] > 1).sum())
+        report_unknown_items(where, self.item_col, n_unknown, df.height, n_unknown_ids)
         matrix = sp.csr_matrix(
             (
                 known[self.value_col].to_numpy().astype(np.float32, copy=False),

@@ -9,6 +9,13 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
 
+from .._checks import (
+    check_encoded_counts,
+    check_float_item_counts,
+    raise_bad_cart_dtype,
+    raise_bad_item_dtype,
+    report_duplicates,
+)
 from .._frame import (
     check_columns,
     eager,
@@ -26,24 +33,6 @@ from ._base import FrameTransformerMixin
 VIEW_COUNT, CART_COUNT, CONFIDENCE = "view_count", "cart_count", "confidence"
 #: Columns added by :class:`ConfidenceEncoder` when ``time_col`` is set.
 LAST_TIME, RECENCY = "last_time", "recency"
-
-
-def check_float_item_counts(item_col: str, n_nan: int, n_frac: int, where: str):
-    """Raise for a float item column with NaN/null or non-integral values.
-
-    Shared by the polars and the Spark encoders, which count these values
-    each in their own engine, so both raise the same errors.
-    """
-    if n_nan:
-        raise ValueError(
-            f"{where}: column {item_col!r} is a float column with {n_nan} "
-            "NaN or null values; item ids must be present (drop those rows)."
-        )
-    if n_frac:
-        raise TypeError(
-            f"{where}: column {item_col!r} holds {n_frac} non-integral "
-            "floats; item ids must be integers or strings."
-        )
 
 
 def check_item_column(df, item_col: str, where: str):
@@ -64,10 +53,7 @@ def check_item_column(df, item_col: str, where: str):
         check_float_item_counts(item_col, *bad.row(0), where)
         return df.with_columns(pl.col(item_col).cast(pl.Int64))
     if not (dtype.is_integer() or dtype in (pl.String, pl.Categorical, pl.Enum)):
-        raise TypeError(
-            f"{where}: column {item_col!r} has dtype {dtype}; item ids must be "
-            "integers or strings."
-        )
+        raise_bad_item_dtype(where, item_col, str(dtype))
     if dtype in (pl.Categorical, pl.Enum):
         df = df.with_columns(pl.col(item_col).cast(pl.String))
     return df
@@ -80,10 +66,7 @@ def _cart_expr(col: str, dtype: pl.DataType, where: str) -> pl.Expr:
         return pl.col(col).fill_nan(None)
     if dtype.is_integer():
         return pl.col(col)
-    raise TypeError(
-        f"{where}: column {col!r} has dtype {dtype}; it must hold 0/1 "
-        "(integer, float or boolean) add-to-cart flags."
-    )
+    raise_bad_cart_dtype(where, col, str(dtype))
 
 
 class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
@@ -128,7 +111,9 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
     segment_col : str or None, default=None
         Optional column (e.g. ``"country"``) passed on per row, so the
         popularity fallback can rank within a segment. A key's segment is its
-        most frequent value.
+        most frequent value. Name it on :class:`InteractionMatrixBuilder` too
+        (the builder raises when the encoded rows carry a column it would
+        ignore).
     time_col : str or None, default=None
         Event time column (e.g. ``"timestamp_local"``; a datetime or a number
         of seconds). When set, the output gets two more columns per row:
@@ -140,6 +125,13 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         into the matrix's ``row_times`` and ``recency``, which
         :class:`~skals.SessionKNNRecommender` needs for position weighting and
         recency sampling. ``None`` adds nothing (and costs nothing).
+    drop_duplicates : bool, default=False
+        Drop exact duplicate events (rows equal in every column) before
+        counting, with a warning that counts them. By default every row
+        counts: a log may hold the same event twice legitimately (two views
+        within one timestamp tick), and the notebook's counts keep them, but
+        a log duplicated by an export or a join inflates the confidences;
+        set it when the log's rows should be unique.
 
     Attributes
     ----------
@@ -178,6 +170,7 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         "session_col": [str],
         "segment_col": [str, None],
         "time_col": [str, None],
+        "drop_duplicates": ["boolean"],
     }
 
     def __init__(
@@ -191,6 +184,7 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         session_col="session_id",
         segment_col=None,
         time_col=None,
+        drop_duplicates=False,
     ):
         self.user_col = user_col
         self.item_col = item_col
@@ -201,17 +195,7 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         self.session_col = session_col
         self.segment_col = segment_col
         self.time_col = time_col
-
-    def _check_weights(self) -> None:
-        import math
-
-        for name in ("view_weight", "cart_weight"):
-            value = getattr(self, name)
-            if not math.isfinite(value):
-                raise ValueError(
-                    f"The {name!r} parameter of {type(self).__name__} must be a "
-                    f"finite number >= 0. Got {value!r} instead."
-                )
+        self.drop_duplicates = drop_duplicates
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -232,7 +216,6 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         if is_spark(X):
             self._check_spark(X)
             return spark_call(self, "fit", X)
-        self._check_weights()
         df = to_polars(X)
         check_columns(df, self._required(require_cart=True), where=self._where)
         self._remember_columns(df)
@@ -281,7 +264,6 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         if is_spark(X):
             self._check_spark(X)
             return spark_call(self, "transform", X)
-        self._check_weights()
         kind = frame_kind(X)
         df = to_polars(X)
         check_columns(df, self._required(require_cart=False), where=self._where)
@@ -305,18 +287,27 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
             cart.is_null().sum().alias("__cart_null"),
             ((cart != 0) & (cart != 1)).sum().alias("__cart_bad"),
         ]
+        lf = df.lazy()
+        counts = []
+        if self.drop_duplicates:
+            counts = [lf.select(pl.len()), lf.unique().select(pl.len())]
+            lf = lf.unique()
         if self.time_col is not None:
             time = self._time_expr(schema[self.time_col])
             aggs += [
                 time.max().alias(LAST_TIME),
                 time.is_null().sum().alias("__t_null"),
             ]
-        queries = [df.lazy().group_by(keys).agg(aggs)]
+        queries = [lf.group_by(keys).agg(aggs)]
         if self.segment_col is not None:
             # a key's segment: its most frequent value over its events
             seg = pl.col(self.segment_col).drop_nulls().mode().sort().first()
-            queries.append(df.lazy().group_by(self.user_col).agg(seg))
-        out, *seg_frame = pl.collect_all(queries)
+            queries.append(lf.group_by(self.user_col).agg(seg))
+        out, *seg_frame = pl.collect_all(queries + counts)
+        if counts:
+            (n_rows,), (n_unique,) = (c.row(0) for c in seg_frame[-2:])
+            seg_frame = seg_frame[:-2]
+            report_duplicates(where, n_rows - n_unique, n_rows)
         self._check_encoded(out, keys)
         out = out.with_columns(pl.col(CART_COUNT).cast(pl.Int64))
         confidence = (
@@ -355,31 +346,13 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         return out.with_columns(rank.over(group).cast(pl.Int64).alias(RECENCY))
 
     def _check_encoded(self, out: pl.DataFrame, keys) -> None:
-        where = self._where
-        nulls = out.select(
+        counts = out.select(
             [pl.col(k).is_null().sum().alias(k) for k in keys]
             + [pl.col("__cart_null").sum(), pl.col("__cart_bad").sum()]
         ).row(0, named=True)
-        for k in keys:
-            if nulls[k]:
-                # a LazyFrame's null session ids first show up here
-                hint = (
-                    " PseudoUserUnifier leaves the key null on rows with neither "
-                    "a user id nor a session id."
-                    if k == self.user_col
-                    else ""
-                )
-                raise ValueError(
-                    f"{where}: column {k!r} has null values; every event needs "
-                    f"a {k!r} (drop or fill those rows first).{hint}"
-                )
-        if nulls["__cart_null"]:
-            raise ValueError(
-                f"{where}: column {self.cart_col!r} has {nulls['__cart_null']} "
-                "null or NaN values."
-            )
-        if nulls["__cart_bad"]:
-            raise ValueError(
-                f"{where}: column {self.cart_col!r} must hold only 0 and 1; "
-                f"{nulls['__cart_bad']} (key, item) groups have other values."
-            )
+        check_encoded_counts(
+            self,
+            {k: counts[k] for k in keys},
+            counts["__cart_null"],
+            counts["__cart_bad"],
+        )
