@@ -80,6 +80,9 @@ def check_unused_columns(builder, names, counts=("view_count", "cart_count")):
         builder.session_col,
         "confidence",
         *counts,
+        # the encoder's event-order columns (time_col), read by the builder
+        "last_time",
+        "recency",
     }
     if builder.segment_col is not None:
         known.add(builder.segment_col)

@@ -48,17 +48,6 @@ def is_spark(X) -> bool:
     return cls.__name__ == "DataFrame" and cls.__module__.startswith("pyspark.sql")
 
 
-def spark_call(estimator, method: str, X):
-    """Run ``estimator.<method>(X)`` with skals' Spark implementation.
-
-    The transformers call this for a pyspark DataFrame; the Spark code (and
-    pyspark itself) is imported only then.
-    """
-    from .spark._preprocessing import dispatch
-
-    return dispatch(estimator, method, X)
-
-
 def frame_kind(X) -> FrameKind:
     """Return the :class:`FrameKind` of ``X`` or raise a clear ``TypeError``."""
     if isinstance(X, pl.LazyFrame):

@@ -29,3 +29,26 @@ def implicit_seed(random_state):
         return int(random_state)
     rng = check_random_state(random_state)
     return int(rng.randint(np.iinfo(np.int32).max))
+
+
+def answering_pipeline(pipe, *, k=None, grain="session"):
+    """``pipe`` answering per ``grain`` with ``k`` items, ``pipe`` left as is.
+
+    The steps are shallow copies (the fitted arrays are shared, not copied)
+    whose ``grain`` (every ``*__grain`` parameter) and the final step's ``k``
+    are changed with ``set_params``; only public calls follow (``predict``).
+    The session scorers and :func:`skals.io.recommend_sessions` answer
+    through it.
+    """
+    import copy
+
+    from sklearn.pipeline import Pipeline
+
+    steps = [(name, copy.copy(step)) for name, step in pipe.steps]
+    answering = Pipeline(steps, memory=pipe.memory)
+    params = answering.get_params(deep=True)
+    changes = {p: grain for p in params if p.endswith("__grain")}
+    if k is not None and "k" in steps[-1][1].get_params(deep=False):
+        changes[f"{steps[-1][0]}__k"] = k
+    answering.set_params(**changes)
+    return answering

@@ -10,7 +10,6 @@ you trust.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import warnings
@@ -20,6 +19,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from ._frame import to_polars
+from ._utils import answering_pipeline
 from ._version import __version__
 from .preprocessing._unifier import _render_id
 
@@ -33,33 +33,15 @@ __all__ = [
 #: Marker and layout version of the dict that model files hold.
 MODEL_FORMAT, MODEL_FORMAT_VERSION = "skals-model", 1
 
-#: Roles of the event log's columns recorded in a model file.
-ROLES = ("session", "user", "item", "cart", "time", "segment")
-
 #: Keys of a model file's dict that are not free metadata.
 _RESERVED = ("format", "format_version", "skals_version", "columns", "pipeline")
 
 
-def _steps(model) -> list:
-    if isinstance(model, Pipeline):
-        return [s for _, s in model.steps if s not in (None, "passthrough")]
-    return [model]
-
-
 def _model_columns(model) -> dict:
-    """``{role: column name or None}`` read from the steps' parameters.
+    """``{role: column name or None}``: the columns the model's steps read."""
+    from .schema import named_columns
 
-    The first step (in pipeline order) with a ``<role>_col`` parameter names
-    the role: the unifier names the raw user column, the encoder the item,
-    cart and segment columns.
-    """
-    columns = dict.fromkeys(ROLES)
-    for step in _steps(model):
-        params = step.get_params(deep=False)
-        for role in ROLES:
-            if columns[role] is None and params.get(f"{role}_col") is not None:
-                columns[role] = params[f"{role}_col"]
-    return columns
+    return named_columns(model)
 
 
 def save(model, path, **metadata) -> None:
@@ -207,21 +189,6 @@ def load(path, *, return_metadata=False, mmap_mode=None):
     return model, metadata
 
 
-def _for_sessions(pipe: Pipeline, k: int) -> Pipeline:
-    """``pipe`` answering per session with ``k`` items, leaving ``pipe`` as is.
-
-    The steps are shallow copies (the fitted arrays are shared, not copied)
-    whose ``grain`` and ``k`` are changed with ``set_params``.
-    """
-    steps = [(name, copy.copy(step)) for name, step in pipe.steps]
-    answering = Pipeline(steps, memory=pipe.memory)
-    params = answering.get_params(deep=True)
-    changes = {p: "session" for p in params if p.endswith("__grain")}
-    changes[f"{steps[-1][0]}__k"] = k
-    answering.set_params(**changes)
-    return answering
-
-
 def recommend_sessions(model, events, *, k=5) -> dict:
     """``{"<session id>": [k distinct items]}`` for every session of ``events``.
 
@@ -285,7 +252,7 @@ def recommend_sessions(model, events, *, k=5) -> dict:
     if k > n_items:
         raise ValueError(f"k={k} asks for more items than the model knows ({n_items}).")
     df = to_polars(events, allow_lazy=False)
-    recs = to_polars(_for_sessions(model, k).predict(df), allow_lazy=False)
+    recs = to_polars(answering_pipeline(model, k=k).predict(df), allow_lazy=False)
     s = session_col
     missing = df.select(pl.col(s).unique()).join(recs, on=s, how="anti").height
     items = pl.col("recommendations")

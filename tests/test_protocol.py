@@ -72,8 +72,31 @@ def test_relevance_any_and_short_sessions():
 
 def test_without_user_column_every_session_is_anonymous_and_no_cart_needed():
     events = EVENTS.drop("user_id", "add_to_cart")
-    _, truth = reveal_first_n(events, 1, relevance="any")
+    _, truth = reveal_first_n(events, 1, relevance="any", user_col=None)
     assert not truth["logged_in"].any()
+
+
+def test_a_user_column_that_is_not_there_is_an_error_not_anonymous():
+    # before: every session silently counted as anonymous
+    events = EVENTS.rename({"user_id": "customer"})
+    with pytest.raises(ValueError, match="'user_id'"):
+        reveal_first_n(events, 1)
+    _, truth = reveal_first_n(events, 1, user_col="customer")
+    assert truth["logged_in"].any()
+
+
+def test_rest_of_session_truth_is_the_events_after_the_revealed_ones():
+    log = pl.DataFrame(
+        {
+            "session_id": [1, 1, 1, 1],
+            "partnumber": [10, 11, 10, 12],
+            "timestamp_local": [1, 2, 3, 4],
+            "add_to_cart": [0, 0, 0, 0],
+        }
+    )
+    context, truth = reveal_first_n(log, 2, relevance="rest", user_col=None)
+    assert context["partnumber"].to_list() == [10, 11]
+    assert sorted(truth["relevant"][0]) == [10, 12]
 
 
 def test_renamed_columns_datetimes_and_pandas():
@@ -105,7 +128,7 @@ def test_input_is_not_changed():
     [
         ({"n_revealed": 0}, ValueError, "n_revealed must be an int >= 1, got 0"),
         ({"n_revealed": True}, ValueError, "n_revealed must be an int"),
-        ({"relevance": "view"}, ValueError, "relevance must be 'cart' or 'any'"),
+        ({"relevance": "view"}, ValueError, "relevance must be 'cart', 'any'"),
         (
             {"cart_col": "carted"},
             ValueError,

@@ -28,9 +28,10 @@ from skals.recommender._base import BaseRecommender
 class FixedAnswers(BaseEstimator):
     """A final step that answers from a table and records what it was shown."""
 
-    def __init__(self, answers=None, known=()):
+    def __init__(self, answers=None, known=(), shown=None):
         self.answers = answers
         self.known = known
+        self.shown = shown  # a list: what predict was shown is appended
 
     def fit(self, X, y=None):
         self.user_ids_ = pl.Series("unified_user_id", sorted(self.known))
@@ -46,9 +47,11 @@ class FixedAnswers(BaseEstimator):
             }
         )
 
-    def _predict(self, X, k):
+    def predict(self, X):
+        # scorers answer through the pipeline's public predict
         assert isinstance(X, InteractionMatrix)
-        self.seen_ = X
+        if self.shown is not None:  # the scorer answers through a copy
+            self.shown.append(X)
         rows = X.row_ids.to_list()
         return pl.DataFrame(
             {
@@ -118,13 +121,14 @@ def test_session_protocol_reveals_first_events_without_carts():
             ],
         }
     ).sample(fraction=1.0, shuffle=True, seed=3)
-    last = FixedAnswers(answers={20: [4, 2, 3, 5, 6], 21: [2]})
+    shown = []
+    last = FixedAnswers(answers={20: [4, 2, 3, 5, 6], 21: [2]}, shown=shown)
     pipe = _pipe(last, grain="key").fit(TRAIN)
     scorer = make_session_scorer(["ndcg", "precision", "hit_rate"], n_revealed=2)
     out = scorer(pipe, held)
     # session 20 in time order: 2, 3, 1, 4 -> context {2, 3}; truth {4} (the
     # cart add, not revealed); session 21 has no cart add -> skipped
-    seen = last.seen_
+    (seen,) = shown
     assert seen.id_name == "session_id" and seen.row_ids.to_list() == [20]
     assert seen.matrix.sum() == 4.0  # two events, confidence 2 each: no carts
     assert sorted(seen.item_ids.gather(seen.matrix.indices).to_list()) == [2, 3]

@@ -221,7 +221,7 @@ def test_get_n_splits_and_repr():
     assert TemporalSplit(4).get_n_splits() == 4
     assert SessionHoldoutSplit(n_splits=2).get_n_splits(X=None) == 2
     assert repr(TemporalSplit(2, gap=1)) == (
-        "TemporalSplit(gap=1, n_splits=2, test_size=None, time_col='timestamp_local')"
+        "TemporalSplit(gap=1, n_splits=2, schema=None, test_size=None, time_col=None)"
     )
 
 

@@ -16,20 +16,15 @@ from pathlib import Path
 
 import polars as pl
 from sklearn.model_selection import GridSearchCV, ParameterGrid
-from sklearn.pipeline import make_pipeline
 
 from .. import _plot, io
 from ..datasets import make_sessions
 from ..metrics import make_session_scorer
 from ..model_selection import SessionHoldoutSplit, reveal_first_n
-from ..preprocessing import (
-    ConfidenceEncoder,
-    InteractionMatrixBuilder,
-    PseudoUserUnifier,
-)
-from ..recommender import ImplicitALSRecommender, PopularityRecommender
+from ..recommender import PopularityRecommender
+from ..schema import Schema, make_recommender_pipeline
 from . import _report
-from ._parser import ROLES, Columns
+from ._options import ROLES, Columns
 from ._report import CLIError, log, one_line
 
 
@@ -138,22 +133,16 @@ def read_grid(path: str) -> list[dict]:
 
 
 # --------------------------------------------------------------- pipeline
+def schema(cols: Columns) -> Schema:
+    """The library's :class:`~skals.schema.Schema` of the command's columns."""
+    return Schema(
+        **{r: getattr(cols, r) for r in ROLES if getattr(cols, r) is not None}
+    )
+
+
 def pipeline(cols: Columns, params=None, recommender=None):
     """The skals pipeline over ``cols``, at session grain, with ``params``."""
-    pipe = make_pipeline(
-        PseudoUserUnifier(user_col=cols.user, session_col=cols.session),
-        ConfidenceEncoder(
-            item_col=cols.item,
-            cart_col=cols.cart,
-            grain="session",
-            session_col=cols.session,
-            segment_col=cols.segment,
-        ),
-        InteractionMatrixBuilder(
-            item_col=cols.item, session_col=cols.session, segment_col=cols.segment
-        ),
-        ImplicitALSRecommender() if recommender is None else recommender,
-    )
+    pipe = make_recommender_pipeline(recommender, schema=schema(cols), grain="session")
     if params:
         pipe.set_params(**resolve(pipe, params))
     return pipe
@@ -225,12 +214,9 @@ def grid_search(
         k=k,
         n_revealed=n_revealed,
         by_segment=True,
-        time_col=cols.time,
-        user_col=cols.user,
+        schema=schema(cols),
     )
-    cv = SessionHoldoutSplit(
-        n_splits, session_col=cols.session, time_col=cols.time, test_size=test_size
-    )
+    cv = SessionHoldoutSplit(n_splits, test_size=test_size, schema=schema(cols))
     refit = f"{metric}@{k}"
     n_candidates = len(ParameterGrid(grid))
     log.info(
@@ -326,7 +312,7 @@ def cmd_predict(args, mode: str) -> int:
 
 
 def cmd_tune(args, mode: str) -> int:
-    from ._parser import DEFAULT_GRID
+    from ._options import DEFAULT_GRID
 
     cols = _columns(args)
     why = _plot.missing_matplotlib() if args.report else None
@@ -370,7 +356,7 @@ def cmd_tune(args, mode: str) -> int:
 
 
 def cmd_demo(args, mode: str) -> int:
-    from ._parser import DEFAULT_GRID
+    from ._options import DEFAULT_GRID
 
     start = time.perf_counter()
     # held-out sessions view a few items that training never saw: expected
@@ -448,7 +434,7 @@ def cmd_demo(args, mode: str) -> int:
 
 def hyperparameters(args) -> dict:
     """The hyperparameters given on the command line, by short name."""
-    from ._parser import FLAGS, HYPERPARAMETERS
+    from ._options import FLAGS, HYPERPARAMETERS
 
     params = {
         name: getattr(args, name)

@@ -8,22 +8,19 @@ model may see from the truth, and builds both from ``X`` itself.
 
 from __future__ import annotations
 
-import copy
 import math
 import warnings
 from numbers import Integral
 
 import polars as pl
 from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import check_is_fitted
 
 from .._frame import index_of, to_polars
+from .._utils import answering_pipeline
 from ..model_selection._protocol import reveal_first_n
-from ..preprocessing import (
-    ConfidenceEncoder,
-    InteractionMatrixBuilder,
-    PseudoUserUnifier,
-)
 from ..recommender._base import quiet_answers
+from ..schema import resolve_schema
 from ._ranking import (
     hit_rate_at_k,
     map_at_k,
@@ -43,52 +40,61 @@ METRICS = {
 
 
 class _Parts:
-    """The steps of a fitted skals pipeline that a scorer needs."""
+    """What a scorer reads from a fitted pipeline: columns, steps, answers.
 
-    def __init__(self, estimator):
+    The columns come from the pipeline's own steps (:func:`skals.schema.
+    schema_of`), or from the schema given to the scorer, checked against
+    them; steps are found by what they do, not by their class.
+    """
+
+    def __init__(self, estimator, schema=None):
         # a fitted search scores as its refitted best pipeline
         estimator = getattr(estimator, "best_estimator_", estimator)
-        steps = (
-            [s for _, s in estimator.steps]
-            if isinstance(estimator, Pipeline)
-            else [estimator]
-        )
-        steps = [s for s in steps if s not in (None, "passthrough")]
-        self.final = steps[-1]
-        self.transformers = steps[:-1]
-
-        def first(cls):
-            return next((s for s in self.transformers if isinstance(s, cls)), None)
-
-        self.unifier = first(PseudoUserUnifier)
-        self.encoder = first(ConfidenceEncoder)
-        self.builder = first(InteractionMatrixBuilder)
-        if self.encoder is None or self.builder is None:
+        if not isinstance(estimator, Pipeline) or len(estimator.steps) < 2:
             raise TypeError(
-                "skals scorers need a fitted pipeline with a ConfidenceEncoder and "
-                "an InteractionMatrixBuilder before the recommender; got "
+                "skals scorers need a fitted pipeline from events to a "
+                "recommender (e.g. make_recommender_pipeline(...)); got "
                 f"{type(estimator).__name__}."
             )
-        self.key_col = self.encoder.user_col
-        self.item_col = self.encoder.item_col
-        self.cart_col = self.encoder.cart_col
-        self.session_col = self.encoder.session_col
+        self.pipeline = estimator
+        self.final = estimator.steps[-1][1]
+        check_is_fitted(self.final)
+        self.schema = resolve_schema(estimator, schema)
+        self.key_col = getattr(self.final, "key_name_", None) or self._encoded_key()
+        self.item_col = self.schema.item
+        self.cart_col = self.schema.cart
+        self.session_col = self.schema.session
+
+    def _encoded_key(self) -> str:
+        # the key column the encoding step groups by (the step with a grain)
+        for _, step in self.pipeline.steps[:-1]:
+            params = step.get_params(deep=False)
+            if "grain" in params and "user_col" in params:
+                return params["user_col"]
+        raise TypeError(
+            "skals scorers need a pipeline with an encoding step (a "
+            "ConfidenceEncoder) before the recommender."
+        )
 
     def keyed(self, df: pl.DataFrame) -> pl.DataFrame:
-        """The events with the key column (via the pipeline's unifier)."""
-        if self.unifier is not None and self.key_col not in df.columns:
-            df = self.unifier.transform(df)
+        """The events with the key column: the steps run until it appears."""
+        for _, step in self.pipeline.steps[:-1]:
+            if self.key_col in df.columns:
+                break
+            df = to_polars(step.transform(df), allow_lazy=False)
+        if self.key_col not in df.columns:
+            raise ValueError(
+                f"Scorer: no step of the pipeline adds the key column "
+                f"{self.key_col!r} the recommender was fitted with."
+            )
         return df
 
-    def transform(self, df: pl.DataFrame, *, grain: str):
-        """Run the transformers, with the encoder at ``grain``."""
-        Xt = df
-        for step in self.transformers:
-            if step is self.encoder and step.grain != grain:
-                step = copy.copy(step)
-                step.grain = grain
-            Xt = step.transform(Xt)
-        return Xt
+    def answer_sessions(self, context: pl.DataFrame, k: int) -> pl.DataFrame:
+        """One answer per session of ``context`` (public ``predict`` only)."""
+        answering = answering_pipeline(self.pipeline, k=k, grain="session")
+        with quiet_answers():  # this thread's answer warnings only
+            answers = answering.predict(context)
+        return to_polars(answers, allow_lazy=False)
 
 
 def _check_k(k) -> int:
@@ -191,6 +197,7 @@ class SessionScorer:
         by_segment,
         time_col,
         user_col,
+        schema=None,
     ):
         single = isinstance(metrics, str)
         names = [metrics] if single else list(metrics)
@@ -213,6 +220,7 @@ class SessionScorer:
         self.by_segment = by_segment
         self.time_col = time_col
         self.user_col = user_col
+        self.schema = schema
 
     def __repr__(self) -> str:
         m = self.metrics[0] if self.single else self.metrics
@@ -223,21 +231,36 @@ class SessionScorer:
 
     def protocol(self, parts: _Parts, X):
         """Split held-out events into (context events, truth per session)."""
+        time_col = self.time_col or parts.schema.time
+        lazy = isinstance(X, pl.LazyFrame)  # refused below, with its own error
+        columns = () if lazy else [str(c) for c in getattr(X, "columns", ())]
+        if (
+            not lazy
+            and time_col not in columns
+            and self.time_col is None
+            and self.schema is None
+        ):
+            raise ValueError(
+                f"Session scorer: the held-out events have no time column "
+                f"{time_col!r}. The pipeline's steps do not read event times "
+                "(ALS needs no order), so give the scorer the schema the "
+                "pipeline was built with: make_session_scorer(..., schema=schema)."
+            )
         context, truth = reveal_first_n(
             X,
             self.n_revealed,
             session_col=parts.session_col,
             item_col=parts.item_col,
-            time_col=self.time_col,
+            time_col=time_col,
             cart_col=parts.cart_col,
-            user_col=self.user_col,
+            user_col=self.user_col or parts.schema.user,
             relevance=self.relevance,
         )
         return context, truth.rename({"relevant": "__truth"}), None
 
     def details(self, estimator, X) -> pl.DataFrame:
         """Per-session scores: one row per scored session."""
-        parts = _Parts(estimator)
+        parts = _Parts(estimator, self.schema)
         context, truth, _ = self.protocol(parts, X)
         s = parts.session_col
         if truth.height == 0:
@@ -246,10 +269,7 @@ class SessionScorer:
                 f"(relevance={self.relevance!r}); nothing to score."
             )
         context = context.filter(pl.col(s).is_in(truth[s].implode()))
-        Xt = parts.transform(context, grain="session")
-        with quiet_answers():  # this thread's answer warnings only
-            answers = parts.final._predict(Xt, self.k)
-        answers = to_polars(answers, allow_lazy=False)
+        answers = parts.answer_sessions(context, self.k)
         joined = truth.join(answers, on=s, how="left")
         preds = [p if p is not None else [] for p in joined["recommendations"]]
         cols = {
@@ -289,8 +309,9 @@ def make_session_scorer(
     n_revealed=3,
     relevance="cart",
     by_segment=False,
-    time_col="timestamp_local",
-    user_col="user_id",
+    time_col=None,
+    user_col=None,
+    schema=None,
 ):
     """Build a challenge-style scorer for ``GridSearchCV(scoring=...)``.
 
@@ -323,12 +344,19 @@ def make_session_scorer(
         the returned dict. A segment without any scored session is ``NaN``
         (not 0.0), so that means over segments or folds can skip it
         (``numpy.nanmean``).
-    time_col : str, default="timestamp_local"
+    time_col : str or None, default=None
         Orders the events of a session: a datetime, date or number column
         (strings are refused with the splitters' ``TypeError``, as they would
-        sort as text).
-    user_col : str, default="user_id"
-        Tells logged-in sessions apart (for ``by_segment``).
+        sort as text). ``None``: the schema's ``time``.
+    user_col : str or None, default=None
+        Tells logged-in sessions apart (for ``by_segment``); it must be a
+        column of the held-out events. ``None``: the schema's ``user``.
+    schema : Schema or None, default=None
+        The event log's columns (:class:`~skals.schema.Schema`). ``None``
+        reads them from the scored pipeline's steps
+        (:func:`~skals.schema.schema_of`); a schema given here is checked
+        against them. The session, item and cart columns always come from
+        the pipeline, so they cannot disagree with what it was fitted on.
 
     Returns
     -------
@@ -343,7 +371,7 @@ def make_session_scorer(
     make_session_scorer(['ndcg', 'precision'], k=5, n_revealed=3, relevance='cart', by_segment=False)
     """  # noqa: E501
     return SessionScorer(
-        metrics, k, n_revealed, relevance, by_segment, time_col, user_col
+        metrics, k, n_revealed, relevance, by_segment, time_col, user_col, schema
     )
 
 

@@ -29,10 +29,12 @@ def reveal_first_n(
     ``n_revealed`` events by time (ties kept in row order) are the context,
     with the cart column removed, as in the challenge's test log. The truth
     of a session is the set of items it carted anywhere, revealed events
-    included (``relevance="cart"``), or every item it has an event with
-    (``"any"``). Sessions without a relevant item have no truth row. The
-    session scorers (:func:`~skals.metrics.make_session_scorer`) score with
-    this split; call it to answer the context yourself, e.g. with
+    included (``relevance="cart"``), every item it has an event with
+    (``"any"``), or every item of its events after the revealed ones
+    (``"rest"``, the literature's rest-of-session protocol). Sessions
+    without a relevant item have no truth row. The session scorers
+    (:func:`~skals.metrics.make_session_scorer`) score with this split;
+    call it to answer the context yourself, e.g. with
     :func:`skals.io.recommend_sessions`.
 
     Parameters
@@ -42,11 +44,14 @@ def reveal_first_n(
         :class:`SessionHoldoutSplit`).
     n_revealed : int, default=3
         Events revealed per session (>= 1).
-    session_col, item_col, time_col, cart_col, user_col : str
+    session_col, item_col, time_col, cart_col : str
         Column names. ``time_col`` must be a datetime, date or number;
-        ``cart_col`` is needed only for ``relevance="cart"``; ``user_col`` is
-        optional (without it every session counts as anonymous).
-    relevance : {"cart", "any"}, default="cart"
+        ``cart_col`` is needed only for ``relevance="cart"``.
+    user_col : str or None, default="user_id"
+        Logged-in user id column; it must be in ``X`` (a missing one is an
+        error, not "every session is anonymous"). ``None``: no user column,
+        every session counts as anonymous.
+    relevance : {"cart", "any", "rest"}, default="cart"
         What counts as relevant.
 
     Returns
@@ -89,12 +94,17 @@ def reveal_first_n(
         raise ValueError(f"n_revealed must be an int >= 1, got {n_revealed!r}.")
     if n_revealed < 1:
         raise ValueError(f"n_revealed must be an int >= 1, got {n_revealed!r}.")
-    if relevance not in ("cart", "any"):
-        raise ValueError(f"relevance must be 'cart' or 'any', got {relevance!r}.")
+    if relevance not in ("cart", "any", "rest"):
+        raise ValueError(
+            f"relevance must be 'cart', 'any' or 'rest', got {relevance!r}."
+        )
     reject_lazy(X, what=where)
     df = to_polars(X, allow_lazy=False)
     needed = [session_col, item_col, time_col]
     needed += [cart_col] if relevance == "cart" else []
+    # a user column that is not there would count every session as
+    # anonymous without a word: name it, or pass None for no user column
+    needed += [user_col] if user_col is not None else []
     check_columns(df, needed, where=where)
     check_time_column(df, time_col, where=where)
     s = session_col
@@ -105,12 +115,16 @@ def reveal_first_n(
     )
     context = df.filter(pl.col("__pos") < n_revealed)
     context = context.drop([c for c in (cart_col, "__row", "__pos") if c in df.columns])
-    relevant = df.filter(pl.col(cart_col) == 1) if relevance == "cart" else df
+    relevant = df.filter(
+        {
+            "cart": pl.col(cart_col) == 1,
+            "any": pl.lit(True),
+            "rest": pl.col("__pos") >= n_revealed,
+        }[relevance]
+    )
     truth = relevant.group_by(s).agg(pl.col(item_col).unique().alias("relevant"))
     logged_in = (
-        pl.col(user_col).is_not_null().any()
-        if user_col in df.columns
-        else pl.lit(False)
+        pl.col(user_col).is_not_null().any() if user_col is not None else pl.lit(False)
     )
     info = df.group_by(s).agg(
         logged_in.alias("logged_in"),

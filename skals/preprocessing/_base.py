@@ -7,6 +7,18 @@ import numpy as np
 from .._frame import schema_of
 
 
+def spark_call(estimator, method: str, X):
+    """Run ``estimator.<method>(X)`` with skals' Spark implementation.
+
+    The transformers call this for a pyspark DataFrame; the Spark code (and
+    pyspark itself) is imported only then. ``skals.spark`` imports no
+    transformer back: it dispatches on the estimator's class name.
+    """
+    from ..spark._preprocessing import dispatch
+
+    return dispatch(estimator, method, X)
+
+
 class FrameTransformerMixin:
     """Tags and bookkeeping for transformers whose input is an event log.
 

@@ -22,12 +22,11 @@ from .._frame import (
     frame_kind,
     is_spark,
     schema_of,
-    spark_call,
     to_native,
     to_polars,
 )
 from .._sklearn import Interval, StrOptions
-from ._base import FrameTransformerMixin
+from ._base import FrameTransformerMixin, spark_call
 
 #: Columns added by :class:`ConfidenceEncoder`.
 VIEW_COUNT, CART_COUNT, CONFIDENCE = "view_count", "cart_count", "confidence"
@@ -159,6 +158,16 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
     >>> ConfidenceEncoder().fit_transform(events).sort("partnumber").rows()
     [('u_1', 5, 2, 1, 13.0), ('u_1', 6, 1, 0, 2.0)]
     """
+
+    #: Which parameters name a column of the event log, by
+    #: :class:`~skals.schema.Schema` field (read by ``schema_of``).
+    _schema_params = {
+        "item_col": "item",
+        "cart_col": "cart",
+        "session_col": "session",
+        "segment_col": "segment",
+        "time_col": "time",
+    }
 
     _parameter_constraints: dict = {
         "user_col": [str],

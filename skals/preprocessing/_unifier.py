@@ -18,11 +18,10 @@ from .._frame import (
     frame_kind,
     is_spark,
     schema_of,
-    spark_call,
     to_native,
     to_polars,
 )
-from ._base import FrameTransformerMixin
+from ._base import FrameTransformerMixin, spark_call
 
 #: User ids that mean "no user" (as strings), the default ``missing_values``.
 MISSING_VALUES = ("", "NaN", "null", "None")
@@ -141,6 +140,10 @@ class PseudoUserUnifier(FrameTransformerMixin, TransformerMixin, BaseEstimator):
     >>> PseudoUserUnifier().fit_transform(events)["unified_user_id"].to_list()
     ['u_12', 's_8', 'u_3', 'u_3']
     """
+
+    #: Which parameters name a column of the event log, by
+    #: :class:`~skals.schema.Schema` field (read by ``schema_of``).
+    _schema_params = {"user_col": "user", "session_col": "session"}
 
     _parameter_constraints: dict = {
         "user_col": [str],

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
 from sklearn.base import clone
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_non_negative
 from sklearn_compat.base import _fit_context
 from sklearn_compat.utils.validation import validate_data
 
-from .._frame import FrameKind
+from .._frame import FrameKind, comparable_ids
+from .._sklearn import Interval, StrOptions
 from ..preprocessing._builder import InteractionMatrix
-from ._base import BaseRecommender
+from ._base import BaseRecommender, warn_answer
 from ._popularity import PopularityRecommender
 
 #: Names of the position weightings (query items) and score decays.
@@ -307,6 +306,11 @@ class SessionKNNRecommender(BaseRecommender):
     >>> model.predict(np.array([[0, 0, 0, 1]]))
     array([[2, 3]])
     """
+
+    #: It reads the order of events (recency, session times): a pipeline built
+    #: by :func:`skals.schema.make_recommender_pipeline` gives the encoder
+    #: the schema's time column.
+    _requires_order = True
 
     _parameter_constraints: dict = {
         **BaseRecommender._parameter_constraints,
@@ -772,21 +776,27 @@ class SessionKNNRecommender(BaseRecommender):
             One row per key: the key, ``recommendations`` and ``scores``.
         """
         check_is_fitted(self)
+        k = self._check_predict_params(k)
         keys = pl.Series(self.key_name_, list(keys))
         if self.session_keys_ is not None and len(keys):
-            keys = keys.cast(self.session_keys_.dtype, strict=False)
-            n_unknown = int((~keys.is_in(self.session_keys_.implode())).sum())
+            # keys match exactly ("010" is not key 10): other types are unknown
+            found = comparable_ids(keys, self.session_keys_.dtype)
+            if found is None:
+                n_unknown = len(keys)
+            else:
+                keys = found
+                known = keys.is_in(self.session_keys_.implode()).fill_null(False)
+                n_unknown = int((~known).sum())
         else:
             n_unknown = len(keys)
         if n_unknown:
-            warnings.warn(
+            warn_answer(
                 f"{type(self).__name__}: {n_unknown} of {len(keys)} keys were not "
                 "seen in fit; they get the fallback.",
-                UserWarning,
                 stacklevel=2,
             )
         empty = sp.csr_matrix((len(keys), self.n_features_in_), dtype=np.float32)
         ids, scores, counts = self._rank_context(
-            empty, keys, None, k=self.k if k is None else k, use_history=True
+            empty, keys, None, k=k, use_history=True
         )
         return self._answers_frame(keys, ids, scores, counts, FrameKind("polars"))

@@ -372,7 +372,7 @@ def builder_transform(est, df) -> SparkInteractionMatrix:
 
 
 #: Implementations by transformer class name (this module does not import
-#: the transformers, which call it through ``skals._frame.spark_call``).
+#: the transformers, which call it through ``skals.preprocessing._base.spark_call``).
 _IMPLEMENTATIONS = {
     "PseudoUserUnifier": {"fit": unifier_fit, "transform": unifier_transform},
     "ConfidenceEncoder": {"fit": encoder_fit, "transform": encoder_transform},
