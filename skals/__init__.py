@@ -8,7 +8,9 @@ The pieces compose in a scikit-learn ``Pipeline``::
 and tune with ``GridSearchCV`` and the scorers of :mod:`skals.metrics`.
 """
 
+from ._recommend import recommend, to_long
 from ._version import __version__
+from ._warnings import collect_warnings
 from .metrics import make_top_k_overlap_scorer, top_k_overlap_scorer
 from .model_selection import SessionHoldoutSplit, TemporalSplit
 from .preprocessing import (
@@ -29,6 +31,9 @@ __all__ = [
     "SessionHoldoutSplit",
     "TemporalSplit",
     "__version__",
+    "collect_warnings",
     "make_top_k_overlap_scorer",
+    "recommend",
+    "to_long",
     "top_k_overlap_scorer",
 ]

@@ -16,6 +16,7 @@ import polars as pl
 from sklearn.pipeline import Pipeline
 
 from .._frame import index_of, to_polars
+from .._warnings import warn
 from ..preprocessing import (
     ConfidenceEncoder,
     InteractionMatrixBuilder,
@@ -125,11 +126,10 @@ class TopKOverlapScorer:
             known = index_of(truth[parts.key_col], users).is_not_null()
             truth = truth.filter(known)
         if truth.height == 0:
-            warnings.warn(
+            warn(
                 "top_k_overlap_scorer: no held-out key was seen in training; "
                 "score is 0.0 (pass include_unknown=True to score them).",
                 UserWarning,
-                stacklevel=2,
             )
             return 0.0
         with warnings.catch_warnings():

@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 
 from .._frame import schema_of
+from .._warnings import warn
 
 
 class FrameTransformerMixin:
@@ -157,13 +158,13 @@ def _cached_fit_transform(step, X, y=None):
         output, state, caught = hit
         vars(step).update(state)
         for w in caught:
-            warnings.warn(w.message, w.category, stacklevel=3)
+            warn(w.message, w.category)
         return output
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         output = step.fit(X, y).transform(X)
     for w in caught:
-        warnings.warn(w.message, w.category, stacklevel=3)
+        warn(w.message, w.category)
     size = _nbytes(output)
     if size <= CACHE_MAX_BYTES:
         state = {k: v for k, v in vars(step).items() if k.endswith("_") and k[0] != "_"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +20,7 @@ from .._frame import (
     spark_call,
     to_polars,
 )
+from .._warnings import warn
 from ._base import FrameTransformerMixin
 from ._confidence import CART_COUNT, CONFIDENCE, VIEW_COUNT, check_item_column
 
@@ -324,12 +324,11 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         rows, known, unknown = pl.collect_all([rows_lf, known_lf, unknown_lf])
         n_unknown, n_unknown_ids = unknown.row(0)
         if n_unknown:
-            warnings.warn(
+            warn(
                 f"{where}: dropped {n_unknown} of {df.height} rows whose "
                 f"{self.item_col!r} ({n_unknown_ids} distinct ids) was not seen "
                 "in fit.",
                 UserWarning,
-                stacklevel=2,
             )
         matrix = sp.csr_matrix(
             (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from numbers import Integral
 
 import numpy as np
@@ -14,7 +13,9 @@ from sklearn.utils.validation import check_is_fitted, check_non_negative
 from sklearn_compat.utils.validation import validate_data
 
 from .._frame import FrameKind, index_of
+from .._warnings import warn
 from ..preprocessing._builder import InteractionMatrix
+from ._calls import SOURCE, check_not_event_log
 
 #: Column names of the answers frame.
 RECOMMENDATIONS, SCORES = "recommendations", "scores"
@@ -72,6 +73,7 @@ class BaseRecommender(BaseEstimator):
     # ------------------------------------------------------------------ fit
     def _fit_input(self, X):
         """Validate the training input: (csr float32, keys, item ids, im)."""
+        check_not_event_log(self, X, "fit")
         im = X if isinstance(X, InteractionMatrix) else None
         if im is not None:
             matrix, keys = to_key_grain(im)
@@ -97,11 +99,13 @@ class BaseRecommender(BaseEstimator):
             self.item_ids_ = im.item_ids
             self.key_name_ = im.row_keys.name
             self.item_name_ = im.item_name
+            self._frame_kind = im.kind  # answers of similar_items, explain
         else:
             self.user_ids_ = None
             self.item_ids_ = None
             self.key_name_ = "user"
             self.item_name_ = "item"
+            self._frame_kind = None
         return matrix, im
 
     # -------------------------------------------------------------- filters
@@ -123,11 +127,10 @@ class BaseRecommender(BaseEstimator):
         idx = index_of(pl.Series(ids), self.item_ids_)
         unknown = idx.null_count()
         if unknown:
-            warnings.warn(
+            warn(
                 f"{type(self).__name__}: {unknown} of {len(ids)} ids in {param} "
                 "are not items of the model and are ignored.",
                 UserWarning,
-                stacklevel=4,
             )
         return np.unique(idx.drop_nulls().to_numpy().astype(np.int64))
 
@@ -153,6 +156,7 @@ class BaseRecommender(BaseEstimator):
 
     # -------------------------------------------------------------- predict
     def _check_predict_matrix(self, X):
+        check_not_event_log(self, X, "predict")
         X = validate_data(self, X, accept_sparse="csr", dtype=np.float32, reset=False)
         check_non_negative(X, f"{type(self).__name__}.predict")
         return sp.csr_matrix(X, dtype=np.float32)
@@ -185,7 +189,8 @@ class BaseRecommender(BaseEstimator):
         if isinstance(X, InteractionMatrix):
             self._check_items_match(X)
             ids, scores, counts = self._rank_context(X.matrix, X.row_keys, X, k=k)
-            return self._answers_frame(X.row_ids, ids, scores, counts, X.kind)
+            source = self._answer_sources(X.matrix, X.row_keys)
+            return self._answers_frame(X.row_ids, ids, scores, counts, X.kind, source)
         X = self._check_predict_matrix(X)
         ids, _, counts = self._rank_context(X, None, None, k=k)
         k = int(counts.min()) if counts.size else k
@@ -222,12 +227,11 @@ class BaseRecommender(BaseEstimator):
         """
         empty = np.flatnonzero(counts == 0)
         if empty.size and filtered:
-            warnings.warn(
+            warn(
                 f"{type(self).__name__}: {empty.size} rows have already liked "
                 "every eligible item; they are answered without "
                 "filter_already_liked_items.",
                 UserWarning,
-                stacklevel=4,
             )
             ids[empty], scores[empty], counts[empty] = rerank(empty)
         self._warn_short(counts, ids.shape[1])
@@ -236,15 +240,20 @@ class BaseRecommender(BaseEstimator):
     def _warn_short(self, counts: np.ndarray, k: int) -> None:
         short = int((counts < k).sum())
         if short:
-            warnings.warn(
+            warn(
                 f"{type(self).__name__}: k={k} clipped for {short} of "
                 f"{counts.size} rows that have fewer eligible items "
                 f"(min {int(counts.min())}).",
                 UserWarning,
-                stacklevel=4,
             )
 
-    def _answers_frame(self, row_ids, ids, scores, counts, kind: FrameKind):
+    def _answer_sources(self, matrix, row_keys, use_history=None):
+        """Which model answered each row (``None``: no ``source`` column)."""
+        return None
+
+    def _answers_frame(
+        self, row_ids, ids, scores, counts, kind: FrameKind, source=None
+    ):
         from .._frame import to_native
 
         n, k = ids.shape
@@ -272,4 +281,6 @@ class BaseRecommender(BaseEstimator):
                 SCORES: score.list.drop_nulls(),
             }
         )
+        if source is not None:
+            df = df.with_columns(pl.Series(SOURCE, source, dtype=pl.String))
         return to_native(df, kind)
