@@ -11,10 +11,11 @@ import numpy as np
 import polars as pl
 
 from .._frame import schema_of
+from .._set_output import FrameOutputMixin
 from .._warnings import warn
 
 
-class FrameTransformerMixin:
+class FrameTransformerMixin(FrameOutputMixin):
     """Tags and bookkeeping for transformers whose input is an event log.
 
     The input is a dataframe (polars or pandas), not a 2-D numeric array, so

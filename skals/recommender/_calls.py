@@ -100,8 +100,10 @@ def _context_row(model, context, key) -> sp.csr_matrix:
                 f"{context.matrix.shape[0]}; select the row first."
             )
         row = context.matrix
-        if key is None:
-            key = context.row_keys[0]
+        if key is None:  # the row's own key: its history, if it has one
+            own = context.row_keys[0]
+            if model._history_index(pl.Series([own]))[0] >= 0:
+                key = own
     elif isinstance(context, Mapping):
         pos = item_positions(model, list(context), "context")
         values = np.asarray(list(context.values()), dtype=np.float32)
