@@ -34,6 +34,14 @@ def _render(value) -> str | None:
     return str(value)
 
 
+def _id_column(name: str, values: list) -> pl.Series:
+    """The ids as given; as strings when they mix types (``["u_1", 2]``)."""
+    try:
+        return pl.Series(name, values)
+    except (TypeError, pl.exceptions.PolarsError):
+        return pl.Series(name, [None if v is None else str(v) for v in values])
+
+
 def _split(pipeline):
     """(preprocessing steps or None, final recommender, unifier or None)."""
     steps = getattr(pipeline, "steps", None)
@@ -161,8 +169,7 @@ def recommend(pipeline, *, user_id=None, session_id=None, events=None, k=None):
                 UserWarning,
             )
     first = pl.DataFrame(
-        [pl.Series(user_col, users), pl.Series(session_col, sessions)],
-        strict=False,
+        [_id_column(user_col, users), _id_column(session_col, sessions)]
     )
     out = pl.concat([first, answers], how="horizontal")
     return to_native(out, kind)

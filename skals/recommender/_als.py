@@ -66,7 +66,9 @@ class ImplicitALSRecommender(BaseRecommender):
       ``fallback`` (popularity, within the row's segment when available).
 
     Every answer has ``k`` distinct items unless fewer are eligible (then a
-    warning says how many rows were clipped).
+    warning says how many rows were clipped). The answers' ``source`` column
+    says which of the three answered each row (``"history"``,
+    ``"fold_in"``, ``"fallback"``) and so what its scores mean.
 
     Parameters
     ----------
@@ -425,7 +427,8 @@ class ImplicitALSRecommender(BaseRecommender):
         Returns
         -------
         recommendations : polars.DataFrame
-            One row per key: the key, ``recommendations`` and ``scores``.
+            One row per key: the key, ``recommendations``, ``scores`` and
+            ``source`` (``"history"`` or ``"fallback"``).
         """
         check_is_fitted(self)
         keys = pl.Series(self.key_name_, list(keys))

@@ -176,8 +176,11 @@ class BaseRecommender(BaseEstimator):
         -------
         recommendations : polars or pandas DataFrame, or ndarray
             For an :class:`InteractionMatrix`: a frame with the row id column,
-            ``recommendations`` (list of item ids, best first) and ``scores``
-            (list of floats), in the library of the original input. For a
+            ``recommendations`` (list of item ids, best first), ``scores``
+            (list of floats) and ``source`` (which model answered the row:
+            ``"history"``, ``"fold_in"``, ``"fallback"`` or ``"popularity"``;
+            see :doc:`/recommendation_calls`), in the library of the
+            original input. For a
             plain matrix: int array of shape (n_rows, k) of column indices
             (``k`` clipped, with a warning, to the fewest eligible items of any
             row).

@@ -194,13 +194,16 @@ def check_not_event_log(model, X, method: str) -> None:
     encoder's output) must go through the preprocessing steps first.
     """
     module = type(X).__module__
-    if not module.startswith(("polars", "pandas", "pyspark")) or not hasattr(
-        X, "columns"
-    ):
+    if not module.startswith(("polars", "pandas", "pyspark")):
+        return
+    schema = getattr(X, "collect_schema", None)  # polars, lazy or not
+    if schema is not None:
+        columns = schema().names()
+    elif hasattr(X, "columns"):
+        columns = list(X.columns)
+    else:  # e.g. a polars Series
         return
     name = type(model).__name__
-    schema = getattr(X, "collect_schema", None)
-    columns = list(schema().names() if schema is not None else X.columns)
     raise TypeError(
         f"{name}.{method} takes the users x items matrix, not a dataframe "
         f"(got a {module.split('.')[0]} {type(X).__name__} with columns "
