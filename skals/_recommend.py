@@ -60,7 +60,7 @@ def recommend(pipeline, *, user_id=None, session_id=None, events=None, k=None):
     prefix and the user id where a user id is given, else the session prefix
     and the session id (``user_id=243`` is the key ``"u_243"``). A key seen
     in fit is answered from its history; with ``events``, the requests'
-    events are folded in (merged with that history, as :meth:`predict`
+    events are folded in (merged with that history, as ``predict``
     does). A request the model knows nothing about is answered by the
     fallback, says so in the ``source`` column, and is counted in a warning
     that names its ids.
@@ -221,7 +221,7 @@ def to_long(answers, *, item_col="item"):
     Parameters
     ----------
     answers : polars or pandas DataFrame
-        What :meth:`predict`, :func:`recommend`, ``recommend_keys`` or
+        What ``predict``, :func:`recommend`, ``recommend_keys`` or
         ``similar_items`` return: id columns, a list column of item ids
         (``recommendations`` or ``similar_items``) and ``scores``.
     item_col : str, default="item"

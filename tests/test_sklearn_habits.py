@@ -179,6 +179,9 @@ def test_recommender_on_an_event_frame_says_build_the_matrix(events, model):
     fitted = clone(model).fit(InteractionMatrixBuilder().fit_transform(encoded))
     with pytest.raises(TypeError, match="not a dataframe"):
         fitted.predict(encoded)
+    # a frame of numbers is a dense matrix, as scikit-learn accepts it
+    dense = pd.DataFrame(np.eye(3), columns=["x", "y", "z"])
+    assert clone(model).set_params(k=2).fit(dense).predict(dense).shape == (3, 2)
     # a plain matrix still works
     assert clone(model).set_params(k=2).fit(np.eye(3)).predict(np.eye(3)).shape == (
         3,

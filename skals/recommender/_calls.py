@@ -188,20 +188,28 @@ def als_sources(model, matrix, row_keys, *, use_history=None) -> np.ndarray:
 
 
 def check_not_event_log(model, X, method: str) -> None:
-    """Raise a clear error when a recommender is given a dataframe.
+    """Raise a clear error when a recommender is given an event frame.
 
     A recommender takes the users x items matrix; an event log (or the
-    encoder's output) must go through the preprocessing steps first.
+    encoder's output) must go through the preprocessing steps first. A frame
+    of numbers only is a dense matrix, as scikit-learn accepts it.
     """
     module = type(X).__module__
     if not module.startswith(("polars", "pandas", "pyspark")):
         return
     schema = getattr(X, "collect_schema", None)  # polars, lazy or not
     if schema is not None:
-        columns = schema().names()
-    elif hasattr(X, "columns"):
+        schema = schema()
+        columns = schema.names()
+        numeric = all(t.is_numeric() or t == pl.Boolean for t in schema.dtypes())
+    elif hasattr(X, "columns") and hasattr(X, "dtypes"):  # pandas
         columns = list(X.columns)
+        numeric = all(getattr(t, "kind", "O") in "biuf" for t in X.dtypes)
+    elif hasattr(X, "columns"):  # Spark
+        columns, numeric = list(X.columns), False
     else:  # e.g. a polars Series
+        return
+    if numeric:  # a dense users x items matrix, as scikit-learn accepts
         return
     name = type(model).__name__
     raise TypeError(
