@@ -31,10 +31,13 @@ _EXPORTS = {
     "SessionHoldoutSplit": "model_selection",
     "SessionKNNRecommender": "recommender",
     "TemporalSplit": "model_selection",
+    "collect_warnings": "_warnings",
     "load": "io",
     "make_recommender_pipeline": "schema",
     "make_top_k_overlap_scorer": "metrics",
+    "recommend": "_recommend",
     "save": "io",
+    "to_long": "_recommend",
     "top_k_overlap_scorer": "metrics",
 }
 
@@ -63,10 +66,13 @@ __all__ = [
     "SessionKNNRecommender",
     "TemporalSplit",
     "__version__",
+    "collect_warnings",
     "load",
     "make_recommender_pipeline",
     "make_top_k_overlap_scorer",
+    "recommend",
     "save",
+    "to_long",
     "top_k_overlap_scorer",
 ]
 

@@ -3,32 +3,14 @@
 Each dataframe library counts with its own engine (a polars aggregate, a
 Spark job); the functions here turn the counts into the error or warning, so
 the polars, pandas and Spark paths give the same messages. Nothing here
-imports a dataframe library or another skals module.
+imports a dataframe library; warnings go through :mod:`skals._warnings`.
 """
 
 from __future__ import annotations
 
-import contextvars
-import warnings
+from ._warnings import RECORDERS, warn
 
-#: Warnings emitted through :func:`warn` while a cached call runs, per
-#: context (so per thread): a tuple of lists, one per enclosing cached call.
-RECORDERS: contextvars.ContextVar[tuple] = contextvars.ContextVar(
-    "skals_warning_recorders", default=()
-)
-
-
-def warn(message: str, category=UserWarning, stacklevel: int = 2) -> None:
-    """Emit a warning and record it for the :class:`FrameCache` call running.
-
-    skals' transformers warn through this function, so that a cache hit can
-    re-emit the warnings of the call that computed the result. Recording uses
-    a context variable (one per thread), never ``warnings.catch_warnings``
-    (process-global), so warnings stay with the thread that raised them.
-    """
-    for recorder in RECORDERS.get():
-        recorder.append((str(message), category))
-    warnings.warn(message, category, stacklevel=stacklevel + 1)
+__all__ = ["RECORDERS", "warn"]  # the warning helpers the checks emit with
 
 
 # ------------------------------------------------------------------ columns

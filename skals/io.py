@@ -81,7 +81,7 @@ def save(model, path, **metadata) -> None:
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.joblib"
     >>> skals.save(pipe, path, note="tuned in Python")
     >>> skals.load(path).predict(events.head(3)).columns
-    ['session_id', 'recommendations', 'scores']
+    ['session_id', 'recommendations', 'scores', 'source']
     """
     import joblib
 

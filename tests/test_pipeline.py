@@ -35,7 +35,7 @@ def test_readme_example_runs_as_written():
         "implicitalsrecommender__regularization",
     }
     assert isinstance(recs, pl.DataFrame)
-    assert recs.columns == ["unified_user_id", "recommendations", "scores"]
+    assert recs.columns == ["unified_user_id", "recommendations", "scores", "source"]
     assert (recs["recommendations"].list.len() == 5).all()
 
 

@@ -255,7 +255,7 @@ def test_recommendations_respect_filters_and_k(train, test, final, grain):
 
     id_col = "session_id" if grain == "session" else "unified_user_id"
     assert sorted(answers[id_col].to_list()) == sorted(context)
-    for row, recs, scores in answers.iter_rows():
+    for row, recs, scores, _source in answers.iter_rows():
         key, items = context[row]
         liked = items & catalogue
         if isinstance(final, ImplicitALSRecommender):

@@ -254,7 +254,7 @@ def test_empty_frame(events, fitted):
         pipeline().fit(events.head(0))
     answers = fitted.predict(events.head(0))
     assert answers.height == 0
-    assert answers.columns == ["unified_user_id", "recommendations", "scores"]
+    assert answers.columns == ["unified_user_id", "recommendations", "scores", "source"]
     with pytest.raises(ValueError, match="0 sample"):
         als().fit(sp.csr_matrix((0, 5)))
 

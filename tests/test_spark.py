@@ -343,7 +343,7 @@ def test_spark_pipeline_predicts_spark_and_polars_alike(spark, spark_pipe, split
         local = spark_pipe.predict(context)
         remote = spark_pipe.predict(to_spark(spark, context))
     assert isinstance(remote, pl.DataFrame)
-    assert remote.columns == ["session_id", "recommendations", "scores"]
+    assert remote.columns == ["session_id", "recommendations", "scores", "source"]
     assert remote.height == context["session_id"].n_unique()
     assert remote["recommendations"].list.len().min() == 5
     assert remote.equals(local)

@@ -9,7 +9,6 @@ model may see from the truth, and builds both from ``X`` itself.
 from __future__ import annotations
 
 import math
-import warnings
 from numbers import Integral
 
 import polars as pl
@@ -18,6 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._frame import index_of, to_polars
 from .._utils import answering_pipeline
+from .._warnings import warn
 from ..model_selection._protocol import reveal_first_n
 from ..recommender._base import quiet_answers
 from ..schema import resolve_schema
@@ -134,11 +134,10 @@ class TopKOverlapScorer:
             known = index_of(truth[parts.key_col], users).is_not_null()
             truth = truth.filter(known)
         if truth.height == 0:
-            warnings.warn(
+            warn(
                 "top_k_overlap_scorer: no held-out key was seen in training; "
                 "score is 0.0 (pass include_unknown=True to score them).",
                 UserWarning,
-                stacklevel=2,
             )
             return 0.0
         with quiet_answers():  # unknown keys get the fallback by design here

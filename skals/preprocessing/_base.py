@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._frame import schema_of
+from .._set_output import FrameOutputMixin
 
 
 def spark_call(estimator, method: str, X):
@@ -19,7 +20,7 @@ def spark_call(estimator, method: str, X):
     return dispatch(estimator, method, X)
 
 
-class FrameTransformerMixin:
+class FrameTransformerMixin(FrameOutputMixin):
     """Tags and bookkeeping for transformers whose input is an event log.
 
     The input is a dataframe (polars or pandas), not a 2-D numeric array, so

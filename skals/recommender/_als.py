@@ -18,7 +18,9 @@ from threadpoolctl import threadpool_limits
 from .._frame import FrameKind, index_of
 from .._sklearn import Interval, StrOptions
 from .._utils import implicit_seed
+from .._warnings import warn
 from ..preprocessing._builder import InteractionMatrix
+from . import _calls
 from ._base import BaseRecommender, warn_answer
 from ._popularity import PopularityRecommender
 from ._topk import topk, writeable
@@ -243,20 +245,70 @@ class BaseFactorRecommender(BaseRecommender):
         check_is_fitted(self)
         k = self._check_predict_params(k)
         keys = pl.Series(self.key_name_, list(keys))
-        if self.user_ids_ is not None and len(keys):
-            keys = keys.cast(self.user_ids_.dtype, strict=False)
+        # keys match exactly (index_of): "10" is not key 10, nor is 243 "u_243"
         n_unknown = int((self._history_index(keys) < 0).sum())
         if n_unknown:
             warn_answer(
                 f"{type(self).__name__}: {n_unknown} of {len(keys)} keys were not "
-                "seen in fit; they get the fallback.",
+                "seen in fit; they get the fallback (source 'fallback'). Keys "
+                "carry the unifier's prefix (u_243); skals.recommend(pipeline, "
+                "user_id=243) builds them from the user's own id.",
                 stacklevel=2,
             )
         empty = sp.csr_matrix((len(keys), self.n_features_in_), dtype=np.float32)
         ids, scores, counts = self._rank_context(
             empty, keys, None, k=k, use_history=True
         )
-        return self._answers_frame(keys, ids, scores, counts, FrameKind("polars"))
+        source = self._answer_sources(empty, keys, use_history=True)
+        return self._answers_frame(
+            keys, ids, scores, counts, FrameKind("polars"), source
+        )
+
+    def _answer_sources(self, matrix, row_keys, use_history=None):
+        return _calls.als_sources(self, matrix, row_keys, use_history=use_history)
+
+    def similar_items(self, item_ids, k=10):
+        """Items most similar to each given item: cosine of the item factors.
+
+        As implicit's ``similar_items``: the score of item ``j`` for item
+        ``i`` is :math:`y_i^T y_j / (\\lVert y_i \\rVert \\lVert y_j
+        \\rVert)` (a zero factor gets the norm ``1e-10``), and the ``k``
+        highest are returned, best first. Unlike implicit, the item itself
+        is left out.
+
+        Parameters
+        ----------
+        item_ids : item id or array-like of item ids
+            Ids as in the training data (column indices for a model fitted
+            on a plain matrix). An unknown id raises ``ValueError``.
+        k : int, default=10
+            Similar items per item (clipped, with a warning, to
+            ``n_items - 1``).
+
+        Returns
+        -------
+        similar : polars or pandas DataFrame
+            One row per given item, in order: the item id (column named as
+            the item column, e.g. ``partnumber``), ``similar_items`` (list of
+            ids, best first) and ``scores`` (list of cosines). pandas when
+            the model was fitted on data that came from pandas.
+            :func:`skals.to_long` makes it one row per pair.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import polars as pl
+        >>> from skals import ImplicitALSRecommender
+        >>> X = np.kron(np.eye(2), np.ones((3, 3)))
+        >>> model = ImplicitALSRecommender(factors=2, random_state=0).fit(X)
+        >>> model.item_factors_ = np.array(
+        ...     [[1, 0], [3, 1], [0, 1], [-1, 0], [2, 0], [1, -2]], dtype=np.float32)
+        >>> out = model.similar_items([0], k=3)
+        >>> out["similar_items"].to_list(), out["scores"].list.eval(
+        ...     pl.element().round(3)).to_list()
+        ([[4, 1, 5]], [[1.0, 0.949, 0.447]])
+        """
+        return _calls.similar_items(self, item_ids, k=k)
 
     def score(self, X, y=None):
         """Mean top-k overlap ``|top-k ∩ truth| / k``.
@@ -296,11 +348,7 @@ class BaseFactorRecommender(BaseRecommender):
             ids, _, _ = self._rank_context(truth, None, None, k=k)
             rows = np.arange(truth.shape[0])
         if rows.size == 0:
-            warnings.warn(
-                "score: no held-out row was seen in fit; returning 0.0.",
-                UserWarning,
-                stacklevel=2,
-            )
+            warn("score: no held-out row was seen in fit; returning 0.0.", UserWarning)
             return 0.0
         r = np.repeat(np.arange(rows.size), ids.shape[1])
         c = ids.ravel()
@@ -337,7 +385,9 @@ class ImplicitALSRecommender(BaseFactorRecommender):
       ``fallback`` (popularity, within the row's segment when available).
 
     Every answer has ``k`` distinct items unless fewer are eligible (then a
-    warning says how many rows were clipped).
+    warning says how many rows were clipped). The answers' ``source`` column
+    says which of the three answered each row (``"history"``,
+    ``"fold_in"``, ``"fallback"``) and so what its scores mean.
 
     Parameters
     ----------
@@ -562,7 +612,7 @@ class ImplicitALSRecommender(BaseFactorRecommender):
             Fitted estimator.
         """
         if self.engine == "spark":
-            warnings.warn(
+            warnings.warn(  # a deprecation names the caller's fit: stacklevel
                 "ImplicitALSRecommender(engine='spark') is deprecated and will "
                 "be removed in the next release: use "
                 "skals.spark.SparkALSRecommender, which trains Spark's ALS-WR "
@@ -627,6 +677,60 @@ class ImplicitALSRecommender(BaseFactorRecommender):
         return model.recalculate_user(np.arange(rows.shape[0]), rows)
 
     # --------------------------------------------------------------- public
+    def explain(self, item_id, context=None, *, key=None, k=None):
+        """How much each item of a context adds to one item's score.
+
+        implicit's ``explain`` (Hu, Koren & Volinsky 2008, section 5), in
+        original ids. A row folded in from confidences :math:`c_{uj}` has
+        the factor :math:`x_u = W_u Y^T C_u p(u)` with
+        :math:`W_u = (Y^T C_u Y + \\lambda I)^{-1}`, so the score of item
+        ``i`` splits into one term per item ``j`` of the row,
+
+        .. math:: \\hat p_{ui} = \\sum_j s^u_{ij}, \\qquad
+                  s^u_{ij} = y_i^T W_u y_j \\, c_{uj}.
+
+        The terms sum to the score :meth:`predict` gives ``item_id`` for a
+        folded-in row (source ``"fold_in"``). For a known key answered from
+        its trained factor (source ``"history"``), its history is folded in
+        here the same way, which matches the trained factor up to the
+        last ALS sweep. Fallback answers (popularity) have no explanation.
+
+        Parameters
+        ----------
+        item_id : item id
+            The recommended item to explain.
+        context : mapping, InteractionMatrix, array-like or None, default=None
+            The row's events: a mapping ``{item id: confidence}``, an
+            :class:`~skals.InteractionMatrix` with one row (its key's
+            history is merged as in :meth:`predict`), or one row over the
+            fitted items (plain-matrix models).
+        key : str or None, default=None
+            A training key (e.g. ``"u_243"``) whose history is merged into
+            the context (element-wise maximum, as ``merge_history=True``
+            does; with ``merge_history=False`` only an empty context uses
+            it). An unknown key raises ``ValueError``.
+        k : int or None, default=None
+            Keep the ``k`` largest contributions; ``None`` keeps all.
+
+        Returns
+        -------
+        contributions : polars or pandas DataFrame
+            One row per context item, largest contribution first: the item
+            id, ``confidence`` (``alpha`` times the value) and
+            ``contribution`` (:math:`s^u_{ij}`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skals import ImplicitALSRecommender
+        >>> X = np.kron(np.eye(2), np.ones((3, 3)))
+        >>> model = ImplicitALSRecommender(factors=2, random_state=0).fit(X)
+        >>> out = model.explain(1, {0: 3.0, 2: 1.0})
+        >>> out.columns, out["item"].to_list()
+        (['item', 'confidence', 'contribution'], [0, 2])
+        """
+        return _calls.explain(self, item_id, context, key=key, k=k)
+
     def recommend(
         self,
         userid,
@@ -693,7 +797,7 @@ class ImplicitALSRecommender(BaseFactorRecommender):
         )
         n_valid = int(valid.sum(axis=-1).min()) if valid.size else 0
         if n_valid < scores.shape[-1]:
-            warnings.warn(
+            warn(
                 f"{type(self).__name__}.recommend: N={N} clipped to {n_valid}, "
                 "the fewest eligible items of any row.",
                 stacklevel=2,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from contextlib import contextmanager
 from contextvars import ContextVar
 from numbers import Integral
@@ -16,8 +15,10 @@ from sklearn_compat.utils.validation import validate_data
 
 from .._frame import FrameKind, index_of
 from .._sklearn import Interval, validate_parameter_constraints
+from .._warnings import warn
 from ..preprocessing._builder import InteractionMatrix
 from ..preprocessing._confidence import CART_COUNT, VIEW_COUNT
+from ._calls import SOURCE, check_not_event_log
 
 #: Column names of the answers frame.
 RECOMMENDATIONS, SCORES = "recommendations", "scores"
@@ -45,7 +46,7 @@ def quiet_answers():
 def warn_answer(message: str, stacklevel: int = 2) -> None:
     """``warnings.warn(message, UserWarning)`` unless :func:`quiet_answers`."""
     if not _QUIET.get():
-        warnings.warn(message, UserWarning, stacklevel=stacklevel + 1)
+        warn(message, UserWarning)  # attributed to the user's line
 
 
 def encoder_confidences(im: InteractionMatrix) -> bool:
@@ -140,6 +141,7 @@ class BaseRecommender(BaseEstimator):
     # ------------------------------------------------------------------ fit
     def _fit_input(self, X):
         """Validate the training input: (csr float32, keys, item ids, im)."""
+        check_not_event_log(self, X, "fit")
         im = X if isinstance(X, InteractionMatrix) else None
         if im is not None:
             matrix, keys = to_key_grain(im)
@@ -166,11 +168,13 @@ class BaseRecommender(BaseEstimator):
             self.item_ids_ = im.item_ids
             self.key_name_ = im.row_keys.name
             self.item_name_ = im.item_name
+            self._frame_kind = im.kind  # answers of similar_items, explain
         else:
             self.user_ids_ = None
             self.item_ids_ = None
             self.key_name_ = "user"
             self.item_name_ = "item"
+            self._frame_kind = None
         return matrix, im
 
     # -------------------------------------------------------------- filters
@@ -235,6 +239,7 @@ class BaseRecommender(BaseEstimator):
         return int(k)
 
     def _check_predict_matrix(self, X):
+        check_not_event_log(self, X, "predict")
         X = validate_data(self, X, accept_sparse="csr", dtype=np.float32, reset=False)
         check_non_negative(X, f"{type(self).__name__}.predict")
         return sp.csr_matrix(X, dtype=np.float32)
@@ -254,8 +259,11 @@ class BaseRecommender(BaseEstimator):
         -------
         recommendations : polars or pandas DataFrame, or ndarray
             For an :class:`InteractionMatrix`: a frame with the row id column,
-            ``recommendations`` (list of item ids, best first) and ``scores``
-            (list of floats), in the library of the original input. For a
+            ``recommendations`` (list of item ids, best first), ``scores``
+            (list of floats) and ``source`` (which model answered the row:
+            ``"history"``, ``"fold_in"``, ``"fallback"`` or ``"popularity"``;
+            see :doc:`/recommendation_calls`), in the library of the
+            original input. For a
             plain matrix: int array of shape (n_rows, k) of column indices
             (``k`` clipped, with a warning, to the fewest eligible items of any
             row).
@@ -269,7 +277,8 @@ class BaseRecommender(BaseEstimator):
             self._check_items_match(X)
             matrix = sp.csr_matrix(X.matrix, dtype=np.float32)
             ids, scores, counts = self._rank_context(matrix, X.row_keys, X, k=k)
-            return self._answers_frame(X.row_ids, ids, scores, counts, X.kind)
+            source = self._answer_sources(matrix, X.row_keys)
+            return self._answers_frame(X.row_ids, ids, scores, counts, X.kind, source)
         X = self._check_predict_matrix(X)
         ids, _, counts = self._rank_context(X, None, None, k=k)
         k = int(counts.min()) if counts.size else k
@@ -326,7 +335,13 @@ class BaseRecommender(BaseEstimator):
                 stacklevel=4,
             )
 
-    def _answers_frame(self, row_ids, ids, scores, counts, kind: FrameKind):
+    def _answer_sources(self, matrix, row_keys, use_history=None):
+        """Which model answered each row (``None``: no ``source`` column)."""
+        return None
+
+    def _answers_frame(
+        self, row_ids, ids, scores, counts, kind: FrameKind, source=None
+    ):
         from .._frame import to_native
 
         n, k = ids.shape
@@ -354,4 +369,6 @@ class BaseRecommender(BaseEstimator):
                 SCORES: score.list.drop_nulls(),
             }
         )
+        if source is not None:
+            df = df.with_columns(pl.Series(SOURCE, source, dtype=pl.String))
         return to_native(df, kind)

@@ -11,6 +11,7 @@ from .._frame import FrameKind, index_of
 from .._sklearn import StrOptions
 from ..preprocessing._confidence import CART_COUNT, CONFIDENCE, VIEW_COUNT
 from ._base import BaseRecommender
+from ._calls import POPULARITY
 from ._topk import topk
 
 _STAT = {"confidence": CONFIDENCE, "cart": CART_COUNT, "view": VIEW_COUNT}
@@ -259,4 +260,10 @@ class PopularityRecommender(BaseRecommender):
         codes = np.full(len(keys), -1, dtype=np.int64)
         ids, scores, counts = self._rank_rows(codes, None, banned, allowed, k)
 
-        return self._answers_frame(keys, ids, scores, counts, FrameKind("polars"))
+        source = self._answer_sources(None, keys)
+        return self._answers_frame(
+            keys, ids, scores, counts, FrameKind("polars"), source
+        )
+
+    def _answer_sources(self, matrix, row_keys, use_history=None):
+        return np.full(len(row_keys), POPULARITY, dtype=object)
