@@ -17,15 +17,22 @@ from .preprocessing import (
     InteractionMatrixBuilder,
     PseudoUserUnifier,
 )
-from .recommender import ImplicitALSRecommender, PopularityRecommender
+from .recommender import (
+    BlendRecommender,
+    ImplicitALSRecommender,
+    PopularityRecommender,
+    RepeatRecommender,
+)
 
 __all__ = [
+    "BlendRecommender",
     "ConfidenceEncoder",
     "ImplicitALSRecommender",
     "InteractionMatrix",
     "InteractionMatrixBuilder",
     "PopularityRecommender",
     "PseudoUserUnifier",
+    "RepeatRecommender",
     "SessionHoldoutSplit",
     "TemporalSplit",
     "__version__",

@@ -1,6 +1,13 @@
 """Recommenders: users x items matrix in, top-k items out."""
 
 from ._als import ImplicitALSRecommender
+from ._blend import BlendRecommender
 from ._popularity import PopularityRecommender
+from ._repeat import RepeatRecommender
 
-__all__ = ["ImplicitALSRecommender", "PopularityRecommender"]
+__all__ = [
+    "BlendRecommender",
+    "ImplicitALSRecommender",
+    "PopularityRecommender",
+    "RepeatRecommender",
+]
