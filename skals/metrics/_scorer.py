@@ -198,8 +198,10 @@ class SessionScorer:
             raise ValueError(
                 f"Unknown metric(s) {unknown!r}; choose from {sorted(METRICS)}."
             )
-        if relevance not in ("cart", "any"):
-            raise ValueError(f"relevance must be 'cart' or 'any', got {relevance!r}.")
+        if relevance not in ("cart", "any", "rest"):
+            raise ValueError(
+                f"relevance must be 'cart', 'any' or 'rest', got {relevance!r}."
+            )
         if isinstance(n_revealed, bool) or not isinstance(n_revealed, Integral):
             raise ValueError(f"n_revealed must be an int >= 1, got {n_revealed!r}.")
         if n_revealed < 1:
@@ -235,7 +237,12 @@ class SessionScorer:
         )
         context = df.filter(pl.col("__pos") < self.n_revealed)
         context = context.drop([c for c in (cart, "__row", "__pos") if c in df.columns])
-        relevant = df.filter(pl.col(cart) == 1) if self.relevance == "cart" else df
+        relevant = {
+            "cart": pl.col(cart) == 1,
+            "any": pl.lit(True),
+            "rest": pl.col("__pos") >= self.n_revealed,
+        }[self.relevance]
+        relevant = df.filter(relevant)
         truth = relevant.group_by(s).agg(pl.col(item).unique().alias("__truth"))
         info = df.group_by(s).agg(
             (pl.col(self.user_col).is_not_null().any()).alias("logged_in")
@@ -326,8 +333,9 @@ def make_session_scorer(
         List length.
     n_revealed : int, default=3
         Events revealed per session (>= 1).
-    relevance : {"cart", "any"}, default="cart"
-        What counts as relevant.
+    relevance : {"cart", "any", "rest"}, default="cart"
+        What counts as relevant: carted items, every item of the session, or
+        every item of the remaining (not revealed) events.
     by_segment : bool, default=False
         Add ``"<metric>_anonymous"``, ``"_logged_in"``, ``"_short_context"``
         (fewer than ``n_revealed`` events) and ``"_full_context"`` entries to

@@ -170,6 +170,13 @@ class BlendRecommender(BaseRecommender):
         self.fallback = fallback
 
     # ------------------------------------------- nested parameters (sklearn)
+    def _pairs(self) -> list:
+        """``estimators`` as (name, estimator) pairs; ``[]`` if malformed."""
+        try:
+            return [(name, est) for name, est in self.estimators]
+        except (TypeError, ValueError):  # fit gives the error
+            return []
+
     def get_params(self, deep=True):
         """Parameters, with each component's as ``<name>__<param>``.
 
@@ -184,9 +191,9 @@ class BlendRecommender(BaseRecommender):
             Parameter names mapped to their values.
         """
         out = super().get_params(deep=False)
-        if not deep or not isinstance(self.estimators, (list, tuple)):
+        if not deep:
             return out
-        for name, est in self.estimators:
+        for name, est in self._pairs():
             out[name] = est
             if hasattr(est, "get_params"):
                 for key, value in est.get_params(deep=True).items():
@@ -208,10 +215,7 @@ class BlendRecommender(BaseRecommender):
         """
         if "estimators" in params:
             self.estimators = params.pop("estimators")
-        try:
-            names = [name for name, _ in self.estimators]
-        except (TypeError, ValueError):  # not (name, estimator) pairs: fit says so
-            names = []
+        names = [name for name, _ in self._pairs()]
         for name in list(params):
             if name in names:
                 est = params.pop(name)
@@ -230,10 +234,7 @@ class BlendRecommender(BaseRecommender):
     # ------------------------------------------------------------------ fit
     def _active(self):
         """(name, estimator, weight) of the components that are not dropped."""
-        try:
-            names = [name for name, _ in self.estimators]
-        except (TypeError, ValueError):
-            names = None
+        names = [name for name, _ in self._pairs()]
         if not names or len(set(names)) != len(names):
             raise ValueError(
                 "estimators must be a non-empty list of (name, recommender) "
@@ -256,7 +257,7 @@ class BlendRecommender(BaseRecommender):
                     f"weights must be finite and >= 0; got {weights.tolist()!r}."
                 )
         out = []
-        for (name, est), w in zip(self.estimators, weights):
+        for (name, est), w in zip(self._pairs(), weights, strict=True):
             if est == "drop":
                 continue
             if not isinstance(est, BaseRecommender):
@@ -292,7 +293,7 @@ class BlendRecommender(BaseRecommender):
         fitted = [fit_one(clone(est), X) for _, est, _ in active]
         self.estimators_ = fitted
         self.named_estimators_ = Bunch(
-            **{name: est for (name, _, _), est in zip(active, fitted)}
+            **{name: est for (name, _, _), est in zip(active, fitted, strict=True)}
         )
         self.weights_ = np.array([w for _, _, w in active])
         fallback = PopularityRecommender() if self.fallback is None else self.fallback
@@ -305,7 +306,7 @@ class BlendRecommender(BaseRecommender):
         n, n_items = matrix.shape[0], self.n_features_in_
         n_cand = min(self.n_candidates, n_items)
         total = sp.csr_matrix((n, n_items), dtype=np.float64)
-        for est, w in zip(self.estimators_, self.weights_):
+        for est, w in zip(self.estimators_, self.weights_, strict=True):
             if w == 0:
                 continue
             with warnings.catch_warnings():

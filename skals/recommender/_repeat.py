@@ -1,4 +1,4 @@
-"""RepeatRecommender: the session's own items first ("reminders"), by recency and count."""
+"""RepeatRecommender: the session's own items first ("reminders"), by recency."""
 
 from __future__ import annotations
 
