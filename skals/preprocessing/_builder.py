@@ -22,7 +22,14 @@ from .._frame import (
     to_polars,
 )
 from ._base import FrameTransformerMixin
-from ._confidence import CART_COUNT, CONFIDENCE, VIEW_COUNT, check_item_column
+from ._confidence import (
+    CART_COUNT,
+    CONFIDENCE,
+    LAST_TIME,
+    RECENCY,
+    VIEW_COUNT,
+    check_item_column,
+)
 
 
 @dataclass(eq=False)
@@ -55,6 +62,13 @@ class InteractionMatrix:
         ``cart_count`` and ``confidence``; what popularity is ranked by.
     kind : FrameKind
         Dataframe library of the original input, so answers come back in it.
+    row_times : ndarray of float64 or None
+        Last event time of each row (seconds since the epoch), when the
+        encoder had a ``time_col``; what recency sampling orders by.
+    recency : scipy.sparse.csr_matrix or None
+        Same sparsity pattern and order as ``matrix``; each value is the
+        item's recency in its row (1 for the most recently interacted item,
+        2 for the one before, ...), when the encoder had a ``time_col``.
 
     Examples
     --------
@@ -79,6 +93,8 @@ class InteractionMatrix:
     row_segments: pl.Series | None = None
     item_stats: pl.DataFrame | None = None
     kind: FrameKind = field(default_factory=lambda: FrameKind("polars"))
+    row_times: np.ndarray | None = None
+    recency: sp.csr_matrix | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -291,9 +307,10 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         # one lazy plan, hash joins throughout (cheaper than binary searches
         # over millions of string ids), collected together
         lf = df.lazy().join(vocab.lazy(), on=self.item_col, how="left")
+        has_time = LAST_TIME in df.columns and RECENCY in df.columns
         # every key/session of the input keeps a row, even if all its items
         # were unknown: it still gets an answer (from history or popularity)
-        if id_name == self.user_col and self.segment_col is None:
+        if id_name == self.user_col and self.segment_col is None and not has_time:
             rows_lf = lf.select(pl.col(id_name).unique().sort()).with_columns(
                 pl.col(id_name).alias("__key")
             )
@@ -305,6 +322,11 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
                     if self.segment_col is not None
                     else []
                 ),
+                *(
+                    [_epoch_seconds(df, LAST_TIME).max().alias("__time")]
+                    if has_time
+                    else []
+                ),
             )
         rows_lf = rows_lf.sort(id_name).with_row_index("__row")
         # only what the matrix and the item statistics need: the ids'
@@ -313,6 +335,8 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         keep += [c for c in (VIEW_COUNT, CART_COUNT) if c in df.columns]
         if self.segment_col is not None:
             keep.append(self.segment_col)
+        if has_time:
+            keep.append(RECENCY)
         known_lf = (
             lf.filter(pl.col("__col").is_not_null())
             .join(rows_lf.select(id_name, "__row"), on=id_name, how="left")
@@ -341,6 +365,10 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         )
         matrix.sum_duplicates()  # canonical: sorted indices, one entry per cell
         stats = self._item_stats(known)
+        times = recency = None
+        if has_time:
+            times = rows["__time"].to_numpy().astype(np.float64)
+            recency = _recency_matrix(known, matrix)
         return InteractionMatrix(
             matrix=matrix,
             row_ids=rows[id_name],
@@ -353,6 +381,8 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
             else None,
             item_stats=stats,
             kind=kind,
+            row_times=times,
+            recency=recency,
         )
 
     def _item_stats(self, known: pl.DataFrame) -> pl.DataFrame:
@@ -366,3 +396,30 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         aggs.append(pl.len().cast(pl.Float64).alias("n_rows"))
         by_out = [c if c != "__col" else "item_index" for c in by]
         return known.group_by(by).agg(aggs).rename({"__col": "item_index"}).sort(by_out)
+
+
+def _epoch_seconds(df: pl.DataFrame, col: str) -> pl.Expr:
+    """``col`` as float seconds since the epoch (datetimes, dates or numbers)."""
+    if isinstance(df.schema[col], (pl.Datetime, pl.Date)):
+        return pl.col(col).dt.epoch("us").cast(pl.Float64) / 1e6
+    return pl.col(col).cast(pl.Float64)
+
+
+def _recency_matrix(known: pl.DataFrame, matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """Recency per stored cell, in the sparsity pattern and order of ``matrix``.
+
+    A cell listed twice (a session id under two keys) keeps its smaller
+    (more recent) recency.
+    """
+    if matrix.nnz < known.height:
+        known = known.group_by("__row", "__col").agg(pl.col(RECENCY).min())
+    rec = sp.csr_matrix(
+        (
+            known[RECENCY].to_numpy().astype(np.int32),
+            (known["__row"].to_numpy(), known["__col"].to_numpy()),
+        ),
+        shape=matrix.shape,
+        dtype=np.int32,
+    )
+    rec.sum_duplicates()
+    return rec

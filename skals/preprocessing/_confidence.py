@@ -24,6 +24,8 @@ from ._base import FrameTransformerMixin
 
 #: Columns added by :class:`ConfidenceEncoder`.
 VIEW_COUNT, CART_COUNT, CONFIDENCE = "view_count", "cart_count", "confidence"
+#: Columns added by :class:`ConfidenceEncoder` when ``time_col`` is set.
+LAST_TIME, RECENCY = "last_time", "recency"
 
 
 def check_float_item_counts(item_col: str, n_nan: int, n_frac: int, where: str):
@@ -127,6 +129,17 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         Optional column (e.g. ``"country"``) passed on per row, so the
         popularity fallback can rank within a segment. A key's segment is its
         most frequent value.
+    time_col : str or None, default=None
+        Event time column (e.g. ``"timestamp_local"``; a datetime or a number
+        of seconds). When set, the output gets two more columns per row:
+        ``last_time``, the item's last event time within its group (the
+        session at ``grain="session"``, the key at ``grain="key"``), and
+        ``recency``, the rank of the item by that time within the group
+        (1 for the most recently interacted distinct item, 2 for the one
+        before, ...; ties by item id, larger first). The builder turns them
+        into the matrix's ``row_times`` and ``recency``, which
+        :class:`SessionKNNRecommender` needs for position weighting and
+        recency sampling. ``None`` adds nothing (and costs nothing).
 
     Attributes
     ----------
@@ -164,6 +177,7 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         "grain": [StrOptions({"key", "session"})],
         "session_col": [str],
         "segment_col": [str, None],
+        "time_col": [str, None],
     }
 
     def __init__(
@@ -176,6 +190,7 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         grain="key",
         session_col="session_id",
         segment_col=None,
+        time_col=None,
     ):
         self.user_col = user_col
         self.item_col = item_col
@@ -185,6 +200,7 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         self.grain = grain
         self.session_col = session_col
         self.segment_col = segment_col
+        self.time_col = time_col
 
     def _check_weights(self) -> None:
         import math
@@ -214,6 +230,7 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
             Fitted transformer.
         """
         if is_spark(X):
+            self._check_spark(X)
             return spark_call(self, "fit", X)
         self._check_weights()
         df = to_polars(X)
@@ -233,7 +250,16 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
             cols.append(self.session_col)
         if self.segment_col is not None:
             cols.append(self.segment_col)
+        if self.time_col is not None:
+            cols.append(self.time_col)
         return cols
+
+    def _check_spark(self, X) -> None:
+        if self.time_col is not None:
+            raise NotImplementedError(
+                f"{self._where}: time_col={self.time_col!r} is not supported on "
+                "Spark yet; collect the log to polars, or set time_col=None."
+            )
 
     def transform(self, X):
         """Aggregate the events into counts and confidences.
@@ -248,10 +274,12 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         encoded : polars or pandas DataFrame
             One row per (key, item) (or (key, session, item)) with the columns
             ``user_col``, [``session_col``], ``item_col``, ``view_count``,
-            ``cart_count``, ``confidence`` [and ``segment_col``].
+            ``cart_count``, ``confidence`` [, ``segment_col``] [and
+            ``last_time``, ``recency`` when ``time_col`` is set].
         """
         check_is_fitted(self)
         if is_spark(X):
+            self._check_spark(X)
             return spark_call(self, "transform", X)
         self._check_weights()
         kind = frame_kind(X)
@@ -277,6 +305,12 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
             cart.is_null().sum().alias("__cart_null"),
             ((cart != 0) & (cart != 1)).sum().alias("__cart_bad"),
         ]
+        if self.time_col is not None:
+            time = self._time_expr(schema[self.time_col])
+            aggs += [
+                time.max().alias(LAST_TIME),
+                time.is_null().sum().alias("__t_null"),
+            ]
         queries = [df.lazy().group_by(keys).agg(aggs)]
         if self.segment_col is not None:
             # a key's segment: its most frequent value over its events
@@ -294,7 +328,36 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         if seg_frame:
             out = out.join(seg_frame[0], on=self.user_col, how="left")
             cols.append(self.segment_col)
+        if self.time_col is not None:
+            out = self._with_recency(out, keys)
+            cols += [LAST_TIME, RECENCY]
         return out.select(cols)
+
+    def _time_expr(self, dtype: pl.DataType) -> pl.Expr:
+        if not (isinstance(dtype, (pl.Datetime, pl.Date)) or dtype.is_numeric()):
+            raise TypeError(
+                f"{self._where}: column {self.time_col!r} has dtype {dtype}; "
+                "event times must be datetimes, dates or numbers (seconds)."
+            )
+        return pl.col(self.time_col)
+
+    def _with_recency(self, out: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+        """Add ``recency``: rank of the item by ``last_time`` within its group."""
+        n_null = int(out["__t_null"].sum())
+        if n_null:
+            raise ValueError(
+                f"{self._where}: column {self.time_col!r} has {n_null} null "
+                "values; every event needs a time (drop or fill those rows)."
+            )
+        group = keys[:-1]
+        # most recent first; equal times: the larger item id first
+        out = out.sort(
+            [*group, LAST_TIME, self.item_col],
+            descending=[False] * len(group) + [True, True],
+        )
+        return out.with_columns(
+            (pl.int_range(pl.len(), dtype=pl.Int64).over(group) + 1).alias(RECENCY)
+        )
 
     def _check_encoded(self, out: pl.DataFrame, keys) -> None:
         where = self._where
