@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import polars as pl
@@ -41,7 +42,9 @@ class NextItemScorer:
         session id, the ``__prefix`` column of the truth); its truth is the
         item of event ``p + 1``.
         """
-        df = to_polars(X, allow_lazy=False)
+        # keys from the real sessions (a prefix id must not be taken for
+        # another session's key, such as a training session's)
+        df = parts.keyed(to_polars(X, allow_lazy=False))
         s, item = parts.session_col, parts.item_col
         missing = [c for c in (s, item, self.time_col) if c not in df.columns]
         if missing:
@@ -81,7 +84,14 @@ class NextItemScorer:
                 "Next-item scorer: no held-out session has two events or more; "
                 "nothing to score."
             )
-        Xt = parts.transform(context, grain="session")
+        Xt = context
+        for step in parts.transformers:
+            if step is parts.unifier:
+                continue  # keyed above
+            if step is parts.encoder and step.grain != "session":
+                step = copy.copy(step)
+                step.grain = "session"
+            Xt = step.transform(Xt)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             answers = parts.final._predict(Xt, self.k)
