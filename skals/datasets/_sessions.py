@@ -160,7 +160,7 @@ def _sequential_items(rng, item, is_new, source, pos, item_taste, by_taste, boun
         "start": [str, dt.date],
         "max_session_length": [Interval(Integral, 1, None, closed="left")],
         "sequential_strength": [Interval(Real, 0, 1, closed="both")],
-        "review_cart_boost": [Interval(Real, 0, None, closed="left")],
+        "review_cart_boost": [Interval(Real, 0, None, closed="neither")],
         "popularity_drift": [Interval(Real, 0, None, closed="left")],
         "random_state": ["random_state", np.random.Generator],
     },
