@@ -92,6 +92,12 @@ def all_estimators():
 #: Small, fast settings for the checks; everything else is the default.
 FAST_PARAMS = {
     "ImplicitALSRecommender": {"factors": 2, "iterations": 2, "random_state": 0},
+    "BlendRecommender": {
+        "estimators": [
+            ("repeat", skals.RepeatRecommender()),
+            ("pop", skals.PopularityRecommender()),
+        ]
+    },
 }
 
 
@@ -207,11 +213,13 @@ def test_frame_transformer(estimator, check):
 #: that adds or drops checks, fails test_number_of_checks until this is updated.
 SKLEARN_CHECKS = {
     "1.9": {
+        "BlendRecommender": 42,
         "ConfidenceEncoder": 1,
         "ImplicitALSRecommender": 42,
         "InteractionMatrixBuilder": 1,
         "PopularityRecommender": 42,
         "PseudoUserUnifier": 1,
+        "RepeatRecommender": 42,
     }
 }
 #: skals' battery per transformer instance: 10 data-free scikit-learn checks
@@ -228,11 +236,13 @@ def _collected(mark):
 def test_estimators_discovered():
     names = [type(e).__name__ for e in ESTIMATORS]
     assert names == [
+        "BlendRecommender",
         "ConfidenceEncoder",
         "ImplicitALSRecommender",
         "InteractionMatrixBuilder",
         "PopularityRecommender",
         "PseudoUserUnifier",
+        "RepeatRecommender",
     ]
     assert [type(e).__name__ for e in FRAME_TRANSFORMERS] == [
         "ConfidenceEncoder",
@@ -262,7 +272,8 @@ def test_number_of_checks():
     }
     # in total, with test_param_validation for the recommenders (1.9):
     # ConfidenceEncoder 64, InteractionMatrixBuilder 64, PseudoUserUnifier 43,
-    # ImplicitALSRecommender 43, PopularityRecommender 43
+    # ImplicitALSRecommender 43, PopularityRecommender 43, RepeatRecommender 43,
+    # BlendRecommender 43
 
 
 def test_expected_failures_are_the_sparse_1d_predict_checks():
