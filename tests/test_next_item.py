@@ -83,7 +83,7 @@ def naive(pipeline, events, k):
     """Next-item ranks with one predict per prefix (the published loop)."""
     ranks = []
     events = events.sort("session_id", "timestamp_local", maintain_order=True)
-    for (sid,), sess in events.group_by("session_id", maintain_order=True):
+    for _, sess in events.group_by("session_id", maintain_order=True):
         items = sess["partnumber"].to_list()
         for p in range(1, len(items)):
             prefix = sess.head(p)
