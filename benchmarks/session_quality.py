@@ -241,9 +241,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-sessions", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--datasets", default="default,sequential,challenge,movielens"
-    )
+    parser.add_argument("--datasets", default="default,sequential,challenge,movielens")
     parser.add_argument("--search", action="store_true")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore", UserWarning)
