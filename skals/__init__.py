@@ -22,6 +22,7 @@ from .recommender import (
     ImplicitALSRecommender,
     PopularityRecommender,
     RepeatRecommender,
+    SessionKNNRecommender,
 )
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "PseudoUserUnifier",
     "RepeatRecommender",
     "SessionHoldoutSplit",
+    "SessionKNNRecommender",
     "TemporalSplit",
     "__version__",
     "make_top_k_overlap_scorer",

@@ -115,6 +115,7 @@ CONFIGURED_TRANSFORMERS = [
         user_col="uid", session_col="sid", output_col="key", user_prefix="U"
     ),
     ConfidenceEncoder(grain="session", segment_col="country", cart_weight=3.5),
+    ConfidenceEncoder(grain="session", time_col="timestamp_local"),
     ConfidenceEncoder(user_col="key", item_col="sku", cart_col="cart", view_weight=0),
     InteractionMatrixBuilder(segment_col="country"),
     InteractionMatrixBuilder(item_col="sku", value_col="c", session_col="sid"),
@@ -220,6 +221,7 @@ SKLEARN_CHECKS = {
         "PopularityRecommender": 42,
         "PseudoUserUnifier": 1,
         "RepeatRecommender": 42,
+        "SessionKNNRecommender": 42,
     }
 }
 #: skals' battery per transformer instance: 10 data-free scikit-learn checks
@@ -243,6 +245,7 @@ def test_estimators_discovered():
         "PopularityRecommender",
         "PseudoUserUnifier",
         "RepeatRecommender",
+        "SessionKNNRecommender",
     ]
     assert [type(e).__name__ for e in FRAME_TRANSFORMERS] == [
         "ConfidenceEncoder",
@@ -266,7 +269,7 @@ def test_number_of_checks():
         name: FRAME_CHECKS * n for name, n in n_instances.items()
     }
     assert n_instances == {
-        "ConfidenceEncoder": 3,
+        "ConfidenceEncoder": 4,
         "InteractionMatrixBuilder": 3,
         "PseudoUserUnifier": 2,
     }

@@ -138,7 +138,7 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         (1 for the most recently interacted distinct item, 2 for the one
         before, ...; ties by item id, larger first). The builder turns them
         into the matrix's ``row_times`` and ``recency``, which
-        :class:`SessionKNNRecommender` needs for position weighting and
+        :class:`~skals.SessionKNNRecommender` needs for position weighting and
         recency sampling. ``None`` adds nothing (and costs nothing).
 
     Attributes
@@ -351,13 +351,8 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
             )
         group = keys[:-1]
         # most recent first; equal times: the larger item id first
-        out = out.sort(
-            [*group, LAST_TIME, self.item_col],
-            descending=[False] * len(group) + [True, True],
-        )
-        return out.with_columns(
-            (pl.int_range(pl.len(), dtype=pl.Int64).over(group) + 1).alias(RECENCY)
-        )
+        rank = pl.struct(LAST_TIME, self.item_col).rank("ordinal", descending=True)
+        return out.with_columns(rank.over(group).cast(pl.Int64).alias(RECENCY))
 
     def _check_encoded(self, out: pl.DataFrame, keys) -> None:
         where = self._where

@@ -2,6 +2,7 @@
 
 from ._als import ImplicitALSRecommender
 from ._blend import BlendRecommender
+from ._knn import SessionKNNRecommender
 from ._popularity import PopularityRecommender
 from ._repeat import RepeatRecommender
 
@@ -10,4 +11,5 @@ __all__ = [
     "ImplicitALSRecommender",
     "PopularityRecommender",
     "RepeatRecommender",
+    "SessionKNNRecommender",
 ]
