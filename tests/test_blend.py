@@ -19,6 +19,7 @@ from skals import (
     PseudoUserUnifier,
     RepeatRecommender,
     SessionHoldoutSplit,
+    SessionKNNRecommender,
 )
 from skals.datasets import make_sessions
 from skals.metrics import make_next_item_scorer, make_session_scorer
@@ -95,9 +96,10 @@ def test_parity_with_naive_blend_on_random_data():
         [
             ("als", ImplicitALSRecommender(factors=4, iterations=3, random_state=0)),
             ("repeat", RepeatRecommender()),
+            ("knn", SessionKNNRecommender(n_neighbors=10)),
             ("pop", PopularityRecommender()),
         ],
-        weights=rng.uniform(0.1, 2, size=3).tolist(),
+        weights=rng.uniform(0.1, 2, size=4).tolist(),
         n_candidates=12,
         k=6,
     ).fit(train)
@@ -122,6 +124,8 @@ def test_nested_params_clone_pickle():
     blend = BlendRecommender(
         [("als", ImplicitALSRecommender(factors=3)), ("pop", PopularityRecommender())]
     )
+    knn = BlendRecommender([("knn", SessionKNNRecommender(n_neighbors=7))])
+    assert knn.get_params()["knn__n_neighbors"] == 7
     pipe = make_pipeline(
         PseudoUserUnifier(), ConfidenceEncoder(), InteractionMatrixBuilder(), blend
     )
