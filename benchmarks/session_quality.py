@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/session_quality.py [--n-sessions 20000] [--seed 0]
         [--datasets default,sequential,challenge,movielens] [--search]
-        [--models knn,blend]
+        [--models knn,blend] [--search-sessions 1500]
 
 For each data set, whole sessions are held out by time (the last 20%,
 ``SessionHoldoutSplit``) and every model is fitted once on the rest, through
@@ -25,8 +25,9 @@ see ``benchmarks/_movielens.py``). ``SessionKNNRecommender`` is included
 when skals has it.
 
 ``--search`` also runs a GridSearchCV over the blend's weights (2 folds,
-6 weight vectors) with and without ``memory=``, and prints the wall times
-and the number of component fits of each.
+6 weight vectors) with and without ``memory=`` on ``make_sessions(
+--search-sessions, n_items=300)``, and prints the wall times and the number
+of ALS fits of each (``--datasets none --search`` runs only that).
 """
 
 from __future__ import annotations
@@ -247,6 +248,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--datasets", default="default,sequential,challenge,movielens")
     parser.add_argument("--search", action="store_true")
+    parser.add_argument("--search-sessions", type=int, default=1_500)
     parser.add_argument(
         "--models", default="", help="comma-separated parts of model names"
     )
@@ -270,8 +272,8 @@ def main(argv=None):
             best = table.sort("HR@20", descending=True).row(0, named=True)
             ratio = best["HR@20"] / max(pop["HR@20"].item(), 1e-12)
             print(f"best HR@20: {best['model']} {best['HR@20']:.4f} ({ratio:.2f}x pop)")
-    if args.search and "default" in data:
-        search(data["default"][0])
+    if args.search:
+        search(make_sessions(args.search_sessions, n_items=300, random_state=args.seed))
     return 0
 
 
