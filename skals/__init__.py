@@ -20,6 +20,7 @@ from ._version import __version__
 
 #: Where each top-level name is defined (imported on first access).
 _EXPORTS = {
+    "BlendRecommender": "recommender",
     "ConfidenceEncoder": "preprocessing",
     "FrameCache": "preprocessing",
     "ImplicitALSRecommender": "recommender",
@@ -27,6 +28,7 @@ _EXPORTS = {
     "InteractionMatrixBuilder": "preprocessing",
     "PopularityRecommender": "recommender",
     "PseudoUserUnifier": "preprocessing",
+    "RepeatRecommender": "recommender",
     "Schema": "schema",
     "SessionHoldoutSplit": "model_selection",
     "SessionKNNRecommender": "recommender",
@@ -54,6 +56,7 @@ _SUBMODULES = (
 )
 
 __all__ = [
+    "BlendRecommender",
     "ConfidenceEncoder",
     "FrameCache",
     "ImplicitALSRecommender",
@@ -61,6 +64,7 @@ __all__ = [
     "InteractionMatrixBuilder",
     "PopularityRecommender",
     "PseudoUserUnifier",
+    "RepeatRecommender",
     "Schema",
     "SessionHoldoutSplit",
     "SessionKNNRecommender",

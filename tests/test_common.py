@@ -101,6 +101,12 @@ FAST_PARAMS = {
         "num_blocks": 1,
         "random_state": 0,
     },
+    "BlendRecommender": {
+        "estimators": [
+            ("repeat", skals.RepeatRecommender()),
+            ("pop", skals.PopularityRecommender()),
+        ]
+    },
 }
 
 

@@ -77,11 +77,16 @@ class _Parts:
         )
 
     def keyed(self, df: pl.DataFrame) -> pl.DataFrame:
-        """The events with the key column: the steps run until it appears."""
+        """The events with the key column: the steps run until it appears.
+
+        ``n_keying_steps`` counts the steps that ran (the rest answer).
+        """
+        self.n_keying_steps = 0
         for _, step in self.pipeline.steps[:-1]:
             if self.key_col in df.columns:
                 break
             df = to_polars(step.transform(df), allow_lazy=False)
+            self.n_keying_steps += 1
         if self.key_col not in df.columns:
             raise ValueError(
                 f"Scorer: no step of the pipeline adds the key column "
@@ -89,9 +94,16 @@ class _Parts:
             )
         return df
 
-    def answer_sessions(self, context: pl.DataFrame, k: int) -> pl.DataFrame:
-        """One answer per session of ``context`` (public ``predict`` only)."""
-        answering = answering_pipeline(self.pipeline, k=k, grain="session")
+    def answer_sessions(
+        self, context: pl.DataFrame, k: int, *, keyed: bool = False
+    ) -> pl.DataFrame:
+        """One answer per session of ``context`` (public ``predict`` only).
+
+        ``keyed=True``: ``context`` came through :meth:`keyed`, so the steps
+        that made its keys are not run again.
+        """
+        pipe = self.pipeline[self.n_keying_steps :] if keyed else self.pipeline
+        answering = answering_pipeline(pipe, k=k, grain="session")
         with quiet_answers():  # this thread's answer warnings only
             answers = answering.predict(context)
         return to_polars(answers, allow_lazy=False)
@@ -205,8 +217,10 @@ class SessionScorer:
             raise ValueError(
                 f"Unknown metric(s) {unknown!r}; choose from {sorted(METRICS)}."
             )
-        if relevance not in ("cart", "any"):
-            raise ValueError(f"relevance must be 'cart' or 'any', got {relevance!r}.")
+        if relevance not in ("cart", "any", "rest"):
+            raise ValueError(
+                f"relevance must be 'cart', 'any' or 'rest', got {relevance!r}."
+            )
         if isinstance(n_revealed, bool) or not isinstance(n_revealed, Integral):
             raise ValueError(f"n_revealed must be an int >= 1, got {n_revealed!r}.")
         if n_revealed < 1:
@@ -335,8 +349,9 @@ def make_session_scorer(
         List length.
     n_revealed : int, default=3
         Events revealed per session (>= 1).
-    relevance : {"cart", "any"}, default="cart"
-        What counts as relevant.
+    relevance : {"cart", "any", "rest"}, default="cart"
+        What counts as relevant: carted items, every item of the session, or
+        every item of the remaining (not revealed) events.
     by_segment : bool, default=False
         Add ``"<metric>_anonymous"``, ``"_logged_in"``, ``"_short_context"``
         (fewer than ``n_revealed`` events) and ``"_full_context"`` entries to

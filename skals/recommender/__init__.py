@@ -1,7 +1,15 @@
 """Recommenders: users x items matrix in, top-k items out."""
 
 from ._als import ImplicitALSRecommender
+from ._blend import BlendRecommender
 from ._knn import SessionKNNRecommender
 from ._popularity import PopularityRecommender
+from ._repeat import RepeatRecommender
 
-__all__ = ["ImplicitALSRecommender", "PopularityRecommender", "SessionKNNRecommender"]
+__all__ = [
+    "BlendRecommender",
+    "ImplicitALSRecommender",
+    "PopularityRecommender",
+    "RepeatRecommender",
+    "SessionKNNRecommender",
+]
