@@ -295,16 +295,32 @@ def test_demo_writes_its_files_and_prints_the_table(
     args = ["demo", "--out", str(out), "--n-sessions", "1500", "--grid", str(grid)]
     assert main([*args, "-q"]) == 0
     stdout = capsys.readouterr().out
-    for row in ("ALS, tuned", "ALS, default", "popularity", "notebook's approach"):
+    rows = (
+        "ALS, tuned",
+        "ALS, default",
+        "session-kNN (V-SKNN)",
+        "repeat",
+        "blend (ALS+kNN+repeat)",
+        "popularity",
+        "notebook's approach",
+    )
+    for row in rows:
         assert row in stdout
     assert "NDCG@5" in stdout and "overlap@5" in stdout and "anonymous" in stdout
     ndcg = {
-        row: float(line[len(row) :].split()[0])
+        row.split(" (")[0]: float(line[len(row) :].split()[0])
         for line in stdout.splitlines()
-        for row in ("ALS, default", "popularity")
+        for row in (
+            "ALS, default",
+            "popularity",
+            "session-kNN (V-SKNN)",
+            "blend (ALS+kNN+repeat)",
+        )
         if line.startswith(row)
     }
     assert ndcg["ALS, default"] > 2 * ndcg["popularity"] > 0
+    assert ndcg["session-kNN"] > 2 * ndcg["popularity"]
+    assert ndcg["blend"] > ndcg["popularity"]
     # held-out sessions: the latest 10% of 1,500
     target = json.loads((out / "predictions.json").read_text())["target"]
     assert len(target) == 150
@@ -316,6 +332,40 @@ def test_demo_writes_its_files_and_prints_the_table(
     else:
         assert not png.exists()
         assert "no plot written: matplotlib is not installed" in stdout
+
+
+@pytest.mark.parametrize("name", ["knn", "repeat", "blend"])
+def test_fit_and_predict_other_recommenders(files, tmp_path, name):
+    model = tmp_path / f"{name}.joblib"
+    args = ["fit", str(files["train"]), "--model", str(model), "--recommender", name]
+    assert main([*args, "-q"]) == 0
+    final = skals.load(model).steps[-1][1]
+    expected = {
+        "knn": skals.SessionKNNRecommender,
+        "repeat": skals.RepeatRecommender,
+        "blend": skals.BlendRecommender,
+    }[name]
+    assert type(final) is expected
+    out = tmp_path / "pred.json"
+    assert main(["predict", str(model), str(files["test"]), "--output", str(out)]) == 0
+    _check_target(out, files["sessions"], k=5)
+
+
+def test_tune_other_recommender_has_its_own_default_grid(files, tmp_path, capsys):
+    from skals.cli._options import DEFAULT_GRIDS
+
+    model = tmp_path / "repeat.joblib"
+    args = ["tune", str(files["train"]), "--model", str(model)]
+    assert main([*args, "--recommender", "repeat", "-q"]) == 0
+    search_params = skals.load(model, return_metadata=True)[1]["best_params"]
+    assert set(search_params) == {
+        "repeatrecommender__recency_decay",
+        "repeatrecommender__count_weight",
+    }
+    assert (
+        search_params["repeatrecommender__recency_decay"]
+        in (DEFAULT_GRIDS["repeat"]["recency_decay"])
+    )
 
 
 # ------------------------------------------------------------- help, version

@@ -21,8 +21,14 @@ from .. import _plot, io
 from ..datasets import make_sessions
 from ..metrics import make_session_scorer
 from ..model_selection import SessionHoldoutSplit, reveal_first_n
-from ..recommender import PopularityRecommender
-from ..schema import Schema, make_recommender_pipeline
+from ..recommender import (
+    BlendRecommender,
+    ImplicitALSRecommender,
+    PopularityRecommender,
+    RepeatRecommender,
+    SessionKNNRecommender,
+)
+from ..schema import Schema, make_recommender_pipeline, needs_event_order
 from . import _report
 from ._options import ROLES, Columns
 from ._report import CLIError, log, one_line
@@ -148,6 +154,27 @@ def pipeline(cols: Columns, params=None, recommender=None):
     return pipe
 
 
+def recommender(name: str = "als", random_state=None):
+    """The final step named by ``--recommender`` (a library estimator)."""
+    als = ImplicitALSRecommender(random_state=random_state)
+    if name == "als":
+        return als
+    if name == "knn":
+        return SessionKNNRecommender()
+    if name == "repeat":
+        return RepeatRecommender()
+    if name == "blend":
+        return BlendRecommender(
+            [
+                ("als", als),
+                ("knn", SessionKNNRecommender()),
+                ("repeat", RepeatRecommender()),
+            ],
+            weights=[1.0, 3.0, 2.0],
+        )
+    raise CLIError(f"unknown recommender {name!r}")  # pragma: no cover - argparse
+
+
 def resolve(pipe, params: dict) -> dict:
     """Full pipeline parameter names for short ones (``factors``)."""
     keys = list(pipe.get_params(deep=True))
@@ -261,19 +288,25 @@ def grid_search(
 def cmd_fit(args, mode: str) -> int:
     cols = _columns(args)
     check_output(args.model, "MODEL")
+    final = recommender(args.recommender)
     required = ("session", "user", "item", "cart", "segment")
+    if needs_event_order(final):
+        required += ("time",)
     events = read_events(args.train, "TRAIN", cols, required)
-    pipe = pipeline(cols, hyperparameters(args))
-    final = _recommender(pipe)
+    pipe = pipeline(cols, hyperparameters(args), recommender=final)
     log.info("fitting %s", one_line(repr(final)))
-    final.set_params(show_progress=mode == "bar")
+    progress = "show_progress" in final.get_params()
+    if progress:
+        final.set_params(show_progress=mode == "bar")
     start = time.perf_counter()
     pipe.fit(events)
-    final.set_params(show_progress=False)
+    if progress:
+        final.set_params(show_progress=False)
     seconds = time.perf_counter() - start
     io.save(pipe, args.model, command="fit")
+    n_keys = final.user_ids_ if getattr(final, "user_ids_", None) is not None else []
     print(
-        f"fitted on {events.height:,} events ({len(final.user_ids_):,} user keys, "
+        f"fitted on {events.height:,} events ({len(n_keys):,} user keys, "
         f"{final.n_features_in_:,} items) in {seconds:.1f} s; wrote {args.model}"
     )
     return 0
@@ -295,7 +328,8 @@ def cmd_predict(args, mode: str) -> int:
         args.events,
         "EVENTS",
         cols,
-        ("session", "item", "segment"),
+        # the time column only where the model reads it (session-kNN, repeat)
+        ("session", "item", "time", "segment"),
         optional=("user", "cart"),
         rename=rename,
     )
@@ -312,7 +346,7 @@ def cmd_predict(args, mode: str) -> int:
 
 
 def cmd_tune(args, mode: str) -> int:
-    from ._options import DEFAULT_GRID
+    from ._options import DEFAULT_GRIDS
 
     cols = _columns(args)
     why = _plot.missing_matplotlib() if args.report else None
@@ -321,10 +355,12 @@ def cmd_tune(args, mode: str) -> int:
     for path, what in ((args.model, "MODEL"), (args.report, "report")):
         if path is not None:
             check_output(path, what)
-    grid = read_grid(args.grid) if args.grid else DEFAULT_GRID
+    grid = read_grid(args.grid) if args.grid else DEFAULT_GRIDS[args.recommender]
     required = ("session", "user", "item", "cart", "time", "segment")
     events = read_events(args.train, "TRAIN", cols, required)
-    pipe = pipeline(cols, hyperparameters(args))
+    pipe = pipeline(
+        cols, hyperparameters(args), recommender=recommender(args.recommender)
+    )
     search = grid_search(
         pipe,
         grid,
@@ -395,6 +431,11 @@ def cmd_demo(args, mode: str) -> int:
     )
     baselines = {
         "ALS, default": pipeline(cols, {"random_state": rs}),
+        "session-kNN (V-SKNN)": pipeline(cols, recommender=recommender("knn")),
+        "repeat": pipeline(cols, recommender=recommender("repeat")),
+        "blend (ALS+kNN+repeat)": pipeline(
+            cols, recommender=recommender("blend", random_state=rs)
+        ),
         "popularity": pipeline(cols, recommender=PopularityRecommender()),
         "notebook's approach": pipeline(
             cols,

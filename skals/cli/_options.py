@@ -16,6 +16,28 @@ DEFAULT_GRID = {
     "cart_weight": [3.0, 10.0, 30.0],
 }
 
+#: ``--recommender`` choices of fit and tune (the final step of the pipeline).
+RECOMMENDERS = {
+    "als": "ImplicitALSRecommender: ALS, fold-in of new sessions (default)",
+    "knn": "SessionKNNRecommender: V-SKNN session neighbours",
+    "repeat": "RepeatRecommender: the session's own items first",
+    "blend": "BlendRecommender: ALS + session-kNN + repeat, weights 1:3:2",
+}
+
+#: Grid of ``skals tune --recommender R`` without ``--grid`` (R other than als).
+DEFAULT_GRIDS = {
+    "als": DEFAULT_GRID,
+    "knn": {
+        "n_neighbors": [50, 100, 200],
+        "sample_size": [500, 1000],
+        "weighting": ["div", "quadratic"],
+    },
+    "repeat": {"recency_decay": [0.3, 0.5, 0.8], "count_weight": [0.0, 0.1, 0.5]},
+    "blend": {
+        "weights": [[1.0, 3.0, 2.0], [1.0, 1.0, 1.0], [1.0, 2.0, 3.0], [0.0, 3.0, 2.0]]
+    },
+}
+
 #: Hyperparameter options of fit and tune: (pipeline parameter, type, help).
 HYPERPARAMETERS = (
     ("factors", int, "number of latent factors"),

@@ -21,6 +21,7 @@ from ._options import (
     DEFAULT_GRID,
     FLAGS,
     HYPERPARAMETERS,
+    RECOMMENDERS,
     ROLES,
     Columns,
 )
@@ -52,8 +53,7 @@ def _add_columns(parser, *, from_model: bool) -> None:
         + (" (default: the names the model was fitted on)" if from_model else ""),
     )
     default = Columns()
-    roles = ROLES if not from_model else ("session", "user", "item", "cart", "segment")
-    for role in roles:
+    for role in ROLES:
         value = None if from_model else getattr(default, role)
         extra = "" if from_model or value is None else " (default: %(default)s)"
         group.add_argument(
@@ -62,8 +62,6 @@ def _add_columns(parser, *, from_model: bool) -> None:
             default=value,
             help=_COLUMN_HELP[role] + extra,
         )
-    if from_model:
-        parser.set_defaults(time_col=None)
 
 
 def _add_hyperparameters(parser) -> None:
@@ -114,9 +112,20 @@ def _add_demo(demo) -> None:
     )
 
 
+def _add_recommender(parser) -> None:
+    parser.add_argument(
+        "--recommender",
+        choices=sorted(RECOMMENDERS),
+        default="als",
+        help="the model: "
+        + "; ".join(f"{name}: {text}" for name, text in RECOMMENDERS.items()),
+    )
+
+
 def _add_fit(fit) -> None:
     fit.add_argument("train", metavar="TRAIN", help="event log, parquet or CSV")
     fit.add_argument("--model", metavar="MODEL", required=True, help="output file")
+    _add_recommender(fit)
     _add_hyperparameters(fit)
     _add_columns(fit, from_model=False)
 
@@ -143,6 +152,7 @@ def _add_predict(predict) -> None:
 def _add_tune(tune) -> None:
     tune.add_argument("train", metavar="TRAIN", help="event log, parquet or CSV")
     tune.add_argument("--model", metavar="MODEL", required=True, help="output file")
+    _add_recommender(tune)
     tune.add_argument(
         "--grid",
         metavar="FILE.json",
