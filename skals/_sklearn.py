@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 
 from sklearn.utils._param_validation import (  # noqa: F401
+    HasMethods,
     Interval,
     StrOptions,
     generate_valid_param,

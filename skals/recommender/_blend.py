@@ -9,10 +9,10 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.utils import Bunch
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_memory
 from sklearn_compat.base import _fit_context
 
+from .._sklearn import HasMethods, Interval, StrOptions
 from ._base import BaseRecommender
 from ._popularity import PopularityRecommender
 from ._repeat import eligible_columns, fill_ranked, row_mask, sparse_topk

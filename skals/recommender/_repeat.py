@@ -7,9 +7,9 @@ from numbers import Real
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import clone
-from sklearn.utils._param_validation import Interval
 from sklearn_compat.base import _fit_context
 
+from .._sklearn import Interval
 from ._base import BaseRecommender
 from ._popularity import PopularityRecommender
 
