@@ -369,7 +369,9 @@ def test_spark_engine_recovers_planted_blocks(spark):
     ) * rng.integers(2, 6, size=(n_users, n_items))
     held_out = block * (n_items // 2) + rng.integers(0, n_items // 2, size=n_users)
     X[np.arange(n_users), held_out] = 0
-    params = dict(factors=2, iterations=10, regularization=0.1, random_state=0)
+    params = dict(
+        factors=2, iterations=10, regularization=0.1, alpha=1.0, random_state=0
+    )
     model = SparkALSRecommender(**params, k=1, filter_already_liked_items=True)
     model.fit(sp.csr_matrix(X))
     np.testing.assert_array_equal(model.predict(X)[:, 0], held_out)
