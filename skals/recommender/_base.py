@@ -139,14 +139,12 @@ class BaseRecommender(BaseEstimator):
         return tags
 
     # ------------------------------------------------------------------ fit
-    def _fit_input(self, X):
-        """Validate the training input: (csr float32, keys, item ids, im)."""
-        check_not_event_log(self, X, "fit")
-        im = X if isinstance(X, InteractionMatrix) else None
-        if im is not None:
-            matrix, keys = to_key_grain(im)
-        else:
-            matrix, keys = X, None
+    def _check_fit_matrix(self, matrix) -> sp.csr_matrix:
+        """The training matrix validated: CSR float32, >= 0, no stored zeros.
+
+        Sparse matrices and arrays alike; a copy before dropping stored
+        zeros, as ``csr_matrix()`` of a CSR input shares the caller's arrays.
+        """
         matrix = validate_data(
             self,
             matrix,
@@ -157,12 +155,21 @@ class BaseRecommender(BaseEstimator):
             ensure_min_features=1,
         )
         check_non_negative(matrix, f"{type(self).__name__}.fit")
-        # sparse matrix or array alike; a copy before dropping stored zeros,
-        # as csr_matrix() of a CSR input shares the caller's arrays
         matrix = sp.csr_matrix(matrix, dtype=np.float32)
         if matrix.nnz and not matrix.data.all():
             matrix = matrix.copy()
             matrix.eliminate_zeros()
+        return matrix
+
+    def _fit_input(self, X):
+        """Validate the training input: (csr float32, keys, item ids, im)."""
+        check_not_event_log(self, X, "fit")
+        im = X if isinstance(X, InteractionMatrix) else None
+        if im is not None:
+            matrix, keys = to_key_grain(im)
+        else:
+            matrix, keys = X, None
+        matrix = self._check_fit_matrix(matrix)
         if im is not None:
             self.user_ids_ = keys
             self.item_ids_ = im.item_ids

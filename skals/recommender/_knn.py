@@ -9,14 +9,14 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 from sklearn.base import clone
-from sklearn.utils.validation import check_is_fitted, check_non_negative
+from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
-from sklearn_compat.utils.validation import validate_data
 
 from .._frame import FrameKind, comparable_ids
 from .._sklearn import Interval, StrOptions
 from ..preprocessing._builder import InteractionMatrix
 from ._base import BaseRecommender, warn_answer
+from ._calls import check_not_event_log
 from ._popularity import PopularityRecommender
 
 #: Names of the position weightings (query items) and score decays.
@@ -376,23 +376,11 @@ class SessionKNNRecommender(BaseRecommender):
         self : SessionKNNRecommender
             Fitted recommender.
         """
+        check_not_event_log(self, X, "fit")
         im = X if isinstance(X, InteractionMatrix) else None
         # predict reads the parameters of the fit, not later set_params
         self.params_ = {name: getattr(self, name) for name in _SCORING}
-        matrix = validate_data(
-            self,
-            im.matrix if im is not None else X,
-            accept_sparse="csr",
-            dtype=np.float32,
-            reset=True,
-            ensure_min_samples=1,
-            ensure_min_features=1,
-        )
-        check_non_negative(matrix, f"{type(self).__name__}.fit")
-        matrix = sp.csr_matrix(matrix, dtype=np.float32)
-        if (matrix.data == 0).any():
-            matrix = matrix.copy()  # never modify the caller's matrix
-            matrix.eliminate_zeros()
+        matrix = self._check_fit_matrix(im.matrix if im is not None else X)
         n_rows = matrix.shape[0]
         if im is not None and im.row_times is None and self.sample_size is not None:
             raise ValueError(
