@@ -378,8 +378,7 @@ def grid(scale, variant, iterations=5, n_splits=3):
     from sklearn.pipeline import make_pipeline
     from threadpoolctl import threadpool_limits
 
-    import skals.preprocessing._base as cache
-    from skals import ImplicitALSRecommender
+    from skals import FrameCache, ImplicitALSRecommender
     from skals.metrics import make_session_scorer
     from skals.model_selection import SessionHoldoutSplit
 
@@ -389,12 +388,13 @@ def grid(scale, variant, iterations=5, n_splits=3):
     cv = SessionHoldoutSplit(n_splits=n_splits, test_size=N_TEST)
     rss_loaded = rss_now()
     if variant.startswith("skals"):
-        if variant == "skals_nocache":
-            cache.CACHE_MIN_ROWS = 1 << 62
+        # the preprocessing is shared through an explicit FrameCache
+        memory = None if variant == "skals_nocache" else FrameCache()
         pre = _skals_preprocessing()
         pipe = make_pipeline(
             *[step for _, step in pre.steps],
             ImplicitALSRecommender(iterations=iterations, random_state=SEED),
+            memory=memory,
         )
         search = GridSearchCV(
             pipe, GRID, scoring=make_session_scorer("ndcg"), cv=cv, refit=False

@@ -40,6 +40,7 @@ from skals import (
 )
 from skals.datasets import make_sessions
 from skals.metrics import make_session_scorer
+from skals.spark import SparkALSRecommender
 
 IMPLICIT_REGULARIZATION = [0.05, 0.5, 5.0, 50.0]
 SPARK_REGULARIZATION = [0.02, 0.1, 0.5, 2.0]
@@ -108,7 +109,8 @@ def main(argv=None):
         ("spark", SPARK_REGULARIZATION, spark_train),
     ):
         for reg in grid:
-            model = ImplicitALSRecommender(regularization=reg, engine=engine, **params)
+            cls = SparkALSRecommender if engine == "spark" else ImplicitALSRecommender
+            model = cls(regularization=reg, **params)
             ndcg, seconds = run(pipeline(model), data, test, scorer)
             rows.append((engine, reg, ndcg, seconds))
             print(f"  {engine:<10} regularization={reg:<6} NDCG@5={ndcg:.4f}")

@@ -5,9 +5,10 @@ Usage::
     python benchmarks/tuning.py --scale grid [--variants exhaustive,halving]
         [--iterations 15] [--n-splits 3]
 
-The grid is the demo's (``skals.cli.DEFAULT_GRID``: cart weight x factors x
-regularization, 27 candidates), on the pipeline of the command line
-(session grain), scored by ``make_session_scorer("ndcg")`` (first 3 events
+The grid is the demo's (``--grid cli``: the command line's ``DEFAULT_GRID``,
+cart weight x factors x regularization, 27 candidates; ``--grid 0.1.0``: the
+demo grid of skals 0.1.0, measured in BENCHMARKS.md), on the pipeline of the
+command line (session grain), scored by ``make_session_scorer("ndcg")`` (first 3 events
 revealed, NDCG@5 on carts) on ``SessionHoldoutSplit(n_splits, test_size=7300)``
 folds, ``refit=False``. Each variant runs in its own subprocess (its peak
 resident memory, ``ru_maxrss``, is its own) and prints the wall time of the
@@ -52,11 +53,23 @@ FULL_NAMES = {
 }
 
 
-def demo_grid() -> dict:
-    """The demo's grid (``skals.cli.DEFAULT_GRID``), with pipeline names."""
-    from skals.cli import DEFAULT_GRID
+#: the demo's grid of skals 0.1.0 (the one measured in BENCHMARKS.md)
+GRID_010 = {
+    "factors": [32, 64, 128],
+    "regularization": [0.1, 10.0, 100.0],
+    "cart_weight": [10.0, 30.0, 100.0],
+}
+#: "cli": the command line's current DEFAULT_GRID; "0.1.0": GRID_010
+GRID = "cli"
 
-    return {FULL_NAMES[k]: list(v) for k, v in DEFAULT_GRID.items()}
+
+def demo_grid() -> dict:
+    """The demo's grid (``--grid``), with pipeline names."""
+    if GRID == "0.1.0":
+        grid = GRID_010
+    else:
+        from skals.cli._options import DEFAULT_GRID as grid
+    return {FULL_NAMES[k]: list(v) for k, v in grid.items()}
 
 
 def pipeline(iterations: int, **als):
@@ -318,6 +331,8 @@ def command(variant, scale, iterations, n_splits) -> list:
     return [
         sys.executable,
         str(Path(__file__).resolve()),
+        "--grid",
+        GRID,
         "--worker",
         variant,
         "--scale",
@@ -388,8 +403,11 @@ def main(argv=None):
         action="store_true",
         help="measure seconds per ALS sweep for each factors value instead",
     )
+    p.add_argument("--grid", choices=["cli", "0.1.0"], default="cli")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    global GRID
+    GRID = args.grid
     if args.levers or args.sweep_costs:
         t0 = time.perf_counter()
         if args.sweep_costs:
@@ -424,7 +442,8 @@ def main(argv=None):
             f"peak {r['maxrss'] / GB:.2f} GB",
             flush=True,
         )
-    path = CACHE / f"tuning_{args.scale}_{args.iterations}it.json"
+    tag = "" if GRID == "cli" else f"_grid{GRID}"
+    path = CACHE / f"tuning_{args.scale}_{args.iterations}it{tag}.json"
     old = json.loads(path.read_text()) if path.exists() else {}
     # an earlier run's exhaustive search (same scale and sweeps) as reference
     print(table(results, old.get("exhaustive")))

@@ -65,7 +65,7 @@ language = "en"
 # -- cross-references --------------------------------------------------------
 # Every reference must resolve. numpydoc's parameter types stay plain text
 # (numpydoc_xref_param_type is off), so only explicit roles are checked. The
-# three third-party objects below are named with explicit roles in skals'
+# third-party objects below are named with explicit roles in skals'
 # docstrings and cannot be resolved without intersphinx (no network at build
 # time); with SKALS_DOCS_INTERSPHINX=1 they resolve to their projects' pages.
 nitpicky = True
@@ -75,6 +75,9 @@ nitpick_ignore = [
     ("py:obj", "sklearn.model_selection.TimeSeriesSplit"),
     ("py:func", "polars.from_pandas"),
     ("py:func", "sklearn.utils.estimator_checks.parametrize_with_checks"),
+    ("py:class", "sklearn.pipeline.Pipeline"),
+    ("py:class", "joblib.Memory"),
+    ("py:meth", "joblib.Memory.cache"),
 ]
 
 # -- autodoc / autosummary / numpydoc ----------------------------------------

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from ._checks import check_required, check_unique_names
+
 __all__ = [
     "FrameKind",
     "check_columns",
@@ -46,17 +48,6 @@ def is_spark(X) -> bool:
     return cls.__name__ == "DataFrame" and cls.__module__.startswith("pyspark.sql")
 
 
-def spark_call(estimator, method: str, X):
-    """Run ``estimator.<method>(X)`` with skals' Spark implementation.
-
-    The transformers call this for a pyspark DataFrame; the Spark code (and
-    pyspark itself) is imported only then.
-    """
-    from .spark._preprocessing import dispatch
-
-    return dispatch(estimator, method, X)
-
-
 def frame_kind(X) -> FrameKind:
     """Return the :class:`FrameKind` of ``X`` or raise a clear ``TypeError``."""
     if isinstance(X, pl.LazyFrame):
@@ -76,17 +67,6 @@ def frame_kind(X) -> FrameKind:
     )
 
 
-def _check_unique_names(names, where="input") -> None:
-    names = list(names)
-    seen, dup = set(), []
-    for n in names:
-        if n in seen and n not in dup:
-            dup.append(n)
-        seen.add(n)
-    if dup:
-        raise ValueError(f"Duplicate column names in the {where}: {dup!r}.")
-
-
 def to_polars(X, *, allow_lazy: bool = True) -> pl.DataFrame | pl.LazyFrame:
     """Convert an event log to polars (LazyFrame stays lazy where allowed).
 
@@ -98,9 +78,9 @@ def to_polars(X, *, allow_lazy: bool = True) -> pl.DataFrame | pl.LazyFrame:
         reject_lazy(X)
     if kind.library == "polars":
         names = X.collect_schema().names() if kind.lazy else X.columns
-        _check_unique_names(names)
+        check_unique_names(names)
         return X
-    _check_unique_names([str(c) for c in X.columns])
+    check_unique_names([str(c) for c in X.columns])
     try:
         return pl.from_pandas(X, include_index=False)
     except Exception as exc:  # pragma: no cover - depends on pandas content
@@ -139,15 +119,9 @@ def schema_of(df: pl.DataFrame | pl.LazyFrame) -> pl.Schema:
     return df.collect_schema() if isinstance(df, pl.LazyFrame) else df.schema
 
 
-def check_columns(df, required, *, where: str, optional=()) -> None:
+def check_columns(df, required, *, where: str) -> None:
     """Raise a ``ValueError`` naming the required columns that are missing."""
-    names = set(schema_of(df).names())
-    missing = [c for c in required if c not in names]
-    if missing:
-        raise ValueError(
-            f"{where}: missing required column(s) {missing!r}; the input has "
-            f"{sorted(names)!r}. Column names are parameters of {where}."
-        )
+    check_required(schema_of(df).names(), required, where)
 
 
 def check_no_nulls(df: pl.DataFrame, columns, *, where: str) -> None:
@@ -169,15 +143,37 @@ def check_no_nulls(df: pl.DataFrame, columns, *, where: str) -> None:
         )
 
 
+def comparable_ids(values: pl.Series, dtype: pl.DataType) -> pl.Series | None:
+    """``values`` as ids of ``dtype`` for an exact lookup; None if none can match.
+
+    Ids match exactly: integers of another width match by value, an
+    integer-valued float matches the integer (a NaN, infinite or fractional
+    float matches nothing), a categorical matches its string. A string never
+    matches an integer (``"010"`` is not item 10) nor an integer a string.
+    """
+    have = values.dtype
+    if have == dtype:
+        return values
+    if have in (pl.Categorical, pl.Enum) and dtype == pl.String:
+        return values.cast(pl.String)
+    if dtype.is_integer() and (have.is_integer() or have.is_float()):
+        if have.is_float():
+            integral = values.is_finite() & (values == values.floor())
+            values = pl.select(pl.when(integral).then(values)).to_series()
+        return values.cast(dtype, strict=False)  # out of range: no match
+    return None
+
+
 def index_of(values: pl.Series, vocabulary: pl.Series) -> pl.Series:
-    """Position of each value in the sorted ``vocabulary``; null if absent."""
-    if len(vocabulary) == 0:
+    """Position of each value in the sorted ``vocabulary``; null if absent.
+
+    Values match exactly (see :func:`comparable_ids`).
+    """
+    values = values.rename(values.name)
+    cast = comparable_ids(values, vocabulary.dtype) if len(vocabulary) else None
+    if cast is None:
         return pl.Series(values.name, [None] * len(values), dtype=pl.Int64)
-    if values.dtype != vocabulary.dtype:
-        try:
-            values = values.cast(vocabulary.dtype, strict=True)
-        except Exception:  # ids of another type cannot be in the vocabulary
-            return pl.Series(values.name, [None] * len(values), dtype=pl.Int64)
+    values = cast
     pos = vocabulary.search_sorted(values).cast(pl.Int64)
     clipped = pos.clip(0, len(vocabulary) - 1)
     found = (vocabulary.gather(clipped) == values).fill_null(False)

@@ -3,11 +3,14 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import joblib
 import polars as pl
 import pytest
+from sklearn.pipeline import make_pipeline
 
+import skals
 from skals import __version__
 from skals.cli import main
 from skals.datasets import make_sessions
@@ -45,6 +48,15 @@ def model(files):
     path = files["dir"] / "model.joblib"
     assert main(["fit", str(files["train"]), "--model", str(path), "-q", *FAST]) == 0
     return path
+
+
+@pytest.fixture(autouse=True)
+def empty_cwd(tmp_path_factory, monkeypatch):
+    """Each test runs in an empty working directory, which must stay empty."""
+    cwd = tmp_path_factory.mktemp("cwd")
+    monkeypatch.chdir(cwd)
+    yield
+    assert not list(cwd.iterdir()), "the CLI wrote into the working directory"
 
 
 def _error_line(capsys) -> str:
@@ -283,16 +295,32 @@ def test_demo_writes_its_files_and_prints_the_table(
     args = ["demo", "--out", str(out), "--n-sessions", "1500", "--grid", str(grid)]
     assert main([*args, "-q"]) == 0
     stdout = capsys.readouterr().out
-    for row in ("ALS, tuned", "ALS, default", "popularity", "notebook's approach"):
+    rows = (
+        "ALS, tuned",
+        "ALS, default",
+        "session-kNN (V-SKNN)",
+        "repeat",
+        "blend (ALS+kNN+repeat)",
+        "popularity",
+        "notebook's approach",
+    )
+    for row in rows:
         assert row in stdout
     assert "NDCG@5" in stdout and "overlap@5" in stdout and "anonymous" in stdout
     ndcg = {
-        row: float(line[len(row) :].split()[0])
+        row.split(" (")[0]: float(line[len(row) :].split()[0])
         for line in stdout.splitlines()
-        for row in ("ALS, default", "popularity")
+        for row in (
+            "ALS, default",
+            "popularity",
+            "session-kNN (V-SKNN)",
+            "blend (ALS+kNN+repeat)",
+        )
         if line.startswith(row)
     }
     assert ndcg["ALS, default"] > 2 * ndcg["popularity"] > 0
+    assert ndcg["session-kNN"] > 2 * ndcg["popularity"]
+    assert ndcg["blend"] > ndcg["popularity"]
     # held-out sessions: the latest 10% of 1,500
     target = json.loads((out / "predictions.json").read_text())["target"]
     assert len(target) == 150
@@ -304,6 +332,40 @@ def test_demo_writes_its_files_and_prints_the_table(
     else:
         assert not png.exists()
         assert "no plot written: matplotlib is not installed" in stdout
+
+
+@pytest.mark.parametrize("name", ["knn", "repeat", "blend"])
+def test_fit_and_predict_other_recommenders(files, tmp_path, name):
+    model = tmp_path / f"{name}.joblib"
+    args = ["fit", str(files["train"]), "--model", str(model), "--recommender", name]
+    assert main([*args, "-q"]) == 0
+    final = skals.load(model).steps[-1][1]
+    expected = {
+        "knn": skals.SessionKNNRecommender,
+        "repeat": skals.RepeatRecommender,
+        "blend": skals.BlendRecommender,
+    }[name]
+    assert type(final) is expected
+    out = tmp_path / "pred.json"
+    assert main(["predict", str(model), str(files["test"]), "--output", str(out)]) == 0
+    _check_target(out, files["sessions"], k=5)
+
+
+def test_tune_other_recommender_has_its_own_default_grid(files, tmp_path, capsys):
+    from skals.cli._options import DEFAULT_GRIDS
+
+    model = tmp_path / "repeat.joblib"
+    args = ["tune", str(files["train"]), "--model", str(model)]
+    assert main([*args, "--recommender", "repeat", "-q"]) == 0
+    search_params = skals.load(model, return_metadata=True)[1]["best_params"]
+    assert set(search_params) == {
+        "repeatrecommender__recency_decay",
+        "repeatrecommender__count_weight",
+    }
+    assert (
+        search_params["repeatrecommender__recency_decay"]
+        in (DEFAULT_GRIDS["repeat"]["recency_decay"])
+    )
 
 
 # ------------------------------------------------------------- help, version
@@ -335,16 +397,21 @@ def test_python_dash_m_skals():
     assert result.stdout.strip() == f"skals {__version__}"
 
 
-def test_usage_errors_exit_2(capsys):
+def test_usage_errors_exit_2(tmp_path, capsys):
     assert main([]) == 2
     assert main(["fit", "x.parquet"]) == 2  # --model is required
-    assert main(["predict", "m", "e", "--output", "o", "-k", "0"]) == 2
+    assert (
+        main(["predict", "m", "e", "--output", str(tmp_path / "o.json"), "-k", "0"])
+        == 2
+    )
     assert "Traceback" not in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ bad input
 def test_missing_train_file(tmp_path, capsys):
-    code = main(["fit", str(tmp_path / "nope.parquet"), "--model", "m", "-q"])
+    code = main(
+        ["fit", str(tmp_path / "nope.parquet"), "--model", str(tmp_path / "m"), "-q"]
+    )
     assert code == 1
     assert "does not exist" in _error_line(capsys)
 
@@ -352,28 +419,28 @@ def test_missing_train_file(tmp_path, capsys):
 def test_unreadable_files(tmp_path, capsys):
     fake = tmp_path / "fake.parquet"
     fake.write_text("session_id,partnumber\n1,2\n")
-    assert main(["fit", str(fake), "--model", "m", "-q"]) == 1
+    assert main(["fit", str(fake), "--model", str(tmp_path / "m"), "-q"]) == 1
     assert "is not a parquet file" in _error_line(capsys)
     corrupt = tmp_path / "corrupt.parquet"
     corrupt.write_bytes(b"PAR1" + b"\x00" * 64)
-    assert main(["fit", str(corrupt), "--model", "m", "-q"]) == 1
+    assert main(["fit", str(corrupt), "--model", str(tmp_path / "m"), "-q"]) == 1
     assert "cannot read TRAIN file" in _error_line(capsys)
     empty = tmp_path / "empty.csv"
     empty.write_text("")
-    assert main(["fit", str(empty), "--model", "m", "-q"]) == 1
+    assert main(["fit", str(empty), "--model", str(tmp_path / "m"), "-q"]) == 1
     assert "cannot read TRAIN file" in _error_line(capsys)
 
 
 def test_missing_columns_are_named(files, tmp_path, capsys):
     train = tmp_path / "no_cart.parquet"
     pl.read_parquet(files["train"]).drop("add_to_cart").write_parquet(train)
-    assert main(["fit", str(train), "--model", "m", "-q"]) == 1
+    assert main(["fit", str(train), "--model", str(tmp_path / "m"), "-q"]) == 1
     line = _error_line(capsys)
     assert "'add_to_cart'" in line and "--cart-col" in line
     # tune also needs the time column
     train = tmp_path / "no_time.parquet"
     pl.read_parquet(files["train"]).drop("timestamp_local").write_parquet(train)
-    assert main(["tune", str(train), "--model", "m", "-q"]) == 1
+    assert main(["tune", str(train), "--model", str(tmp_path / "m"), "-q"]) == 1
     assert "'timestamp_local'" in _error_line(capsys)
 
 
@@ -398,7 +465,9 @@ def test_wrongly_typed_columns_are_named(
 def test_events_without_session_id(files, model, tmp_path, capsys):
     events = tmp_path / "events.parquet"
     pl.read_parquet(files["test"]).drop("session_id").write_parquet(events)
-    code = main(["predict", str(model), str(events), "--output", "o.json", "-q"])
+    code = main(
+        ["predict", str(model), str(events), "--output", str(tmp_path / "o.json"), "-q"]
+    )
     assert code == 1
     line = _error_line(capsys)
     assert "'session_id'" in line and "--session-col" in line
@@ -410,7 +479,16 @@ def test_model_that_is_not_a_skals_model(files, tmp_path, capsys):
     pickled = tmp_path / "other.joblib"
     joblib.dump({"weights": [1, 2, 3]}, pickled)
     for path in (text, pickled, files["test"]):
-        code = main(["predict", str(path), str(files["test"]), "--output", "o", "-q"])
+        code = main(
+            [
+                "predict",
+                str(path),
+                str(files["test"]),
+                "--output",
+                str(tmp_path / "o.json"),
+                "-q",
+            ]
+        )
         assert code == 1
         assert "is not a skals model" in _error_line(capsys)
 
@@ -431,7 +509,15 @@ def test_model_of_another_version_warns(files, model, tmp_path, capsys):
 
 def test_k_larger_than_the_catalogue(files, model, tmp_path, capsys):
     k = str(files["n_items"] + 1)
-    args = ["predict", str(model), str(files["test"]), "--output", "o", "-k", k]
+    args = [
+        "predict",
+        str(model),
+        str(files["test"]),
+        "--output",
+        str(tmp_path / "o.json"),
+        "-k",
+        k,
+    ]
     assert main([*args, "-q"]) == 1
     assert "more items than the model knows" in _error_line(capsys)
 
@@ -439,13 +525,31 @@ def test_k_larger_than_the_catalogue(files, model, tmp_path, capsys):
 def test_bad_grid_and_bad_hyperparameter(files, tmp_path, capsys):
     grid = tmp_path / "grid.json"
     grid.write_text(json.dumps({"factorz": [8]}))
-    args = ["tune", str(files["train"]), "--model", "m", "-q", "--grid", str(grid)]
+    args = [
+        "tune",
+        str(files["train"]),
+        "--model",
+        str(tmp_path / "m"),
+        "-q",
+        "--grid",
+        str(grid),
+    ]
     assert main(args) == 1
     assert "unknown parameter 'factorz'" in _error_line(capsys)
     grid.write_text("{not json")
     assert main(args) == 1
     assert "cannot read grid file" in _error_line(capsys)
-    code = main(["fit", str(files["train"]), "--model", "m", "-q", "--factors", "0"])
+    code = main(
+        [
+            "fit",
+            str(files["train"]),
+            "--model",
+            str(tmp_path / "m"),
+            "-q",
+            "--factors",
+            "0",
+        ]
+    )
     assert code == 1
     assert "'factors'" in _error_line(capsys)
 
@@ -463,6 +567,124 @@ def test_unwritable_output_fails_before_the_work(files, model, tmp_path, capsys)
 def test_ambiguous_short_parameter_name(files, tmp_path, capsys):
     grid = tmp_path / "grid.json"
     grid.write_text(json.dumps({"session_col": ["a", "b"]}))
-    args = ["tune", str(files["train"]), "--model", "m", "-q", "--grid", str(grid)]
+    args = [
+        "tune",
+        str(files["train"]),
+        "--model",
+        str(tmp_path / "m"),
+        "-q",
+        "--grid",
+        str(grid),
+    ]
     assert main(args) == 1
     assert "ambiguous parameter 'session_col'" in _error_line(capsys)
+
+
+def test_json_given_as_a_table_is_a_short_error(tmp_path, capsys):
+    # a predictions file passed as TRAIN: once 30 KB of its content as
+    # "column names" in the error line
+    pred = tmp_path / "predictions.json"
+    pred.write_text(json.dumps({"target": {str(i): [1, 2, 3] for i in range(3000)}}))
+    assert main(["fit", str(pred), "--model", str(tmp_path / "m"), "-q"]) == 1
+    line = _error_line(capsys)
+    assert "looks like JSON, not a table" in line and len(line) < 200
+    # a CSV whose header is not the log's: the columns are listed, shortened
+    odd = tmp_path / "odd.csv"
+    odd.write_text(",".join(f"column_{i}_" + "x" * 60 for i in range(500)) + "\n")
+    assert main(["fit", str(odd), "--model", str(tmp_path / "m"), "-q"]) == 1
+    line = _error_line(capsys)
+    assert "has no column(s) 'session_id'" in line and "and 492 more" in line
+    assert len(line) < 1_000
+
+
+def test_default_grid_follows_the_hyperparameter_guide():
+    from skals.cli._parser import DEFAULT_GRID
+
+    # docs/hyperparameters.rst: search regularization 0.001 to 10, factors
+    # 16 to 256, cart_weight 1 to 50; the grid brackets the library default
+    assert all(0.001 <= r <= 10 for r in DEFAULT_GRID["regularization"])
+    assert all(16 <= f <= 256 for f in DEFAULT_GRID["factors"])
+    assert all(1 <= w <= 50 for w in DEFAULT_GRID["cart_weight"])
+    default = skals.ImplicitALSRecommender().regularization
+    assert min(DEFAULT_GRID["regularization"]) < default
+    assert default < max(DEFAULT_GRID["regularization"])
+    # and --help says so
+    assert main(["tune", "--help"]) == 0
+
+
+def test_tune_n_jobs_gives_the_same_search(files, tmp_path, capsys):
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"factors": [4, 8], "regularization": [0.01, 1.0]}))
+    saved = {}
+    for jobs in ("1", "2"):
+        model = tmp_path / f"m{jobs}.joblib"
+        args = ["tune", str(files["train"]), "--model", str(model), "--grid"]
+        args += [str(grid), "--iterations", "2", "--num-threads", "1"]
+        assert main([*args, "--n-jobs", jobs, "--random-state", "0", "-q"]) == 0
+        saved[jobs] = joblib.load(model)
+        out = capsys.readouterr().out
+        assert out.count("\n") > 4  # the cv table
+    assert saved["1"]["best_params"] == saved["2"]["best_params"]
+    assert saved["1"]["best_score"] == saved["2"]["best_score"]
+    assert main(["tune", "x", "--model", "m", "--n-jobs", "0"]) == 2
+
+
+def test_predict_reads_a_pipeline_saved_in_python_and_back(files, tmp_path):
+    train = pl.read_parquet(files["train"])
+    test = pl.read_parquet(files["test"])
+    # tuned in Python at key grain, saved with skals.save
+    pipe = make_pipeline(
+        skals.PseudoUserUnifier(),
+        skals.ConfidenceEncoder(),
+        skals.InteractionMatrixBuilder(),
+        skals.ImplicitALSRecommender(factors=8, iterations=3, random_state=0),
+    ).fit(train)
+    skals.save(pipe, tmp_path / "py.joblib")
+    out = tmp_path / "pred.json"
+    args = ["predict", str(tmp_path / "py.joblib"), str(files["test"]), "-q"]
+    assert main([*args, "--output", str(out)]) == 0
+    target = _check_target(out, files["sessions"], k=5)
+    assert target == skals.io.recommend_sessions(pipe, test, k=5)
+    # and a `skals fit` model is an ordinary pipeline in Python
+    model = tmp_path / "cli.joblib"
+    assert main(["fit", str(files["train"]), "--model", str(model), "-q", *FAST]) == 0
+    loaded = skals.load(model)
+    assert loaded.get_params()["implicitalsrecommender__factors"] == 8
+    recs = loaded.predict(test)
+    assert recs["session_id"].n_unique() == len(files["sessions"])
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import skals",
+        "from skals.cli import main; main(['--help'])",
+        "from skals.cli import main; main(['--version'])",
+    ],
+)
+def test_import_and_help_load_no_heavy_dependency(code):
+    heavy = ("polars", "sklearn", "implicit", "numpy", "scipy", "joblib")
+    probe = f"import sys\n{code}\nprint([m for m in {heavy!r} if m in sys.modules])"
+    # from the directory that holds the skals under test
+    root = Path(skals.__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=root,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_lazy_top_level_names_are_the_modules_objects():
+    import skals.recommender
+
+    assert skals.ImplicitALSRecommender is skals.recommender.ImplicitALSRecommender
+    assert skals.save is skals.io.save and skals.load is skals.io.load
+    assert set(skals.__all__) <= set(dir(skals))
+    for name in skals.__all__:
+        assert getattr(skals, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        skals.nope  # noqa: B018

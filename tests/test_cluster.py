@@ -12,14 +12,9 @@ import joblib
 import numpy as np
 import pytest
 from sklearn.model_selection import GridSearchCV
-from sklearn.pipeline import make_pipeline
 
-from skals import (
-    ConfidenceEncoder,
-    ImplicitALSRecommender,
-    InteractionMatrixBuilder,
-    PseudoUserUnifier,
-)
+from conftest import skals_pipeline
+from skals import ImplicitALSRecommender
 from skals.datasets import make_sessions
 from skals.metrics import make_session_scorer
 from skals.model_selection import SessionHoldoutSplit
@@ -30,11 +25,8 @@ distributed = pytest.importorskip(
 
 
 def search(n_jobs):
-    pipe = make_pipeline(
-        PseudoUserUnifier(),
-        ConfidenceEncoder(),
-        InteractionMatrixBuilder(),
-        ImplicitALSRecommender(factors=8, iterations=3, num_threads=1, random_state=0),
+    pipe = skals_pipeline(
+        ImplicitALSRecommender(factors=8, iterations=3, num_threads=1, random_state=0)
     )
     grid = {
         "confidenceencoder__cart_weight": [5.0, 10.0],

@@ -3,7 +3,9 @@
 Estimators are discovered: every ``BaseEstimator`` subclass named in the
 ``__all__`` of ``skals`` or of one of its public subpackages is checked, so a
 new estimator is picked up without editing this file (the count test below
-then tells its author to add its numbers).
+derives how many checks each one must get from the check generators).
+:class:`~skals.spark.SparkALSRecommender` is checked where pyspark (and
+Java) are installed: every one of its checks trains on a local Spark.
 
 * Estimators that take a users x items matrix (the recommenders) run
   scikit-learn's full suite. The only expected failures are the two
@@ -12,12 +14,13 @@ then tells its author to add its numbers).
   ``xfail`` is strict, so a check that starts passing fails the suite.
 * The dataframe transformers declare non-array input (``two_d_array=False``);
   scikit-learn then runs only ``check_estimator_cloneable`` on them, and
-  skals' battery (:mod:`skals.utils.estimator_checks`) runs instead, on the
+  skals' battery (``tests/_frame_checks.py``) runs instead, on the
   default instances and on instances with non-default column names and
   options.
 """
 
 import importlib
+import importlib.util
 import inspect
 import os
 import pkgutil
@@ -30,11 +33,25 @@ import numpy as np
 import polars as pl
 import pytest
 import sklearn
+from _frame_checks import (
+    check_clone_and_pickle,
+    check_duplicate_column_names,
+    check_empty_frame,
+    check_fit_then_transform,
+    check_frame_libraries,
+    check_frame_transformer,
+    check_input_not_mutated,
+    check_missing_columns,
+    check_refit,
+    frame_checks_generator,
+    parametrize_with_frame_checks,
+)
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import SkipTestWarning
 from sklearn.utils import get_tags
 from sklearn.utils.estimator_checks import (
     check_param_validation,
+    estimator_checks_generator,
     parametrize_with_checks,
 )
 from sklearn.utils.fixes import parse_version
@@ -45,24 +62,10 @@ from skals import (
     InteractionMatrixBuilder,
     PseudoUserUnifier,
 )
-from skals.utils import (
-    check_clone_and_pickle,
-    check_duplicate_column_names,
-    check_empty_frame,
-    check_fit_then_transform,
-    check_frame_libraries,
-    check_frame_transformer,
-    check_input_not_mutated,
-    check_missing_columns,
-    check_refit,
-    parametrize_with_frame_checks,
-)
 
-if parse_version(sklearn.__version__) < parse_version("1.8"):
-    pytest.skip(
-        "parametrize_with_checks(xfail_strict=...) needs scikit-learn >= 1.8",
-        allow_module_level=True,
-    )
+# parametrize_with_checks(xfail_strict=...) needs scikit-learn >= 1.8, the
+# floor pyproject.toml declares: this module runs on every supported release.
+assert parse_version(sklearn.__version__) >= parse_version("1.8")
 
 
 # ---------------------------------------------------------------- discovery
@@ -95,14 +98,33 @@ def all_estimators():
 #: Small, fast settings for the checks; everything else is the default.
 FAST_PARAMS = {
     "ImplicitALSRecommender": {"factors": 2, "iterations": 2, "random_state": 0},
+    "SparkALSRecommender": {
+        "factors": 2,
+        "iterations": 2,
+        "num_blocks": 1,
+        "random_state": 0,
+    },
+    "BlendRecommender": {
+        "estimators": [
+            ("repeat", skals.RepeatRecommender()),
+            ("pop", skals.PopularityRecommender()),
+        ]
+    },
 }
+
+
+def _runnable(cls):
+    """False for the Spark estimator where pyspark is not installed."""
+    if cls.__module__.startswith("skals.spark"):
+        return importlib.util.find_spec("pyspark") is not None
+    return True
 
 
 def _instance(cls):
     return cls(**FAST_PARAMS.get(cls.__name__, {}))
 
 
-ESTIMATORS = [_instance(cls) for cls in all_estimators()]
+ESTIMATORS = [_instance(cls) for cls in all_estimators() if _runnable(cls)]
 FRAME_TRANSFORMERS = [e for e in ESTIMATORS if not get_tags(e).input_tags.two_d_array]
 ARRAY_ESTIMATORS = [e for e in ESTIMATORS if get_tags(e).input_tags.two_d_array]
 
@@ -112,6 +134,7 @@ CONFIGURED_TRANSFORMERS = [
         user_col="uid", session_col="sid", output_col="key", user_prefix="U"
     ),
     ConfidenceEncoder(grain="session", segment_col="country", cart_weight=3.5),
+    ConfidenceEncoder(grain="session", time_col="timestamp_local"),
     ConfidenceEncoder(user_col="key", item_col="sku", cart_col="cart", view_weight=0),
     InteractionMatrixBuilder(segment_col="country"),
     InteractionMatrixBuilder(item_col="sku", value_col="c", session_col="sid"),
@@ -163,7 +186,7 @@ def test_param_validation(estimator):
 ARRAY_API_CHECK = """
 import warnings
 from sklearn.utils.estimator_checks import check_array_api_input
-from skals import {names}
+{imports}
 warnings.simplefilter("ignore")
 for estimator in [{instances}]:
     check_array_api_input(
@@ -180,7 +203,10 @@ def test_array_api_check_in_fresh_interpreter():
     # the variable must be set before scipy is first imported, so it runs in
     # a fresh interpreter instead
     code = ARRAY_API_CHECK.format(
-        names=", ".join(type(e).__name__ for e in ARRAY_ESTIMATORS),
+        imports="\n".join(
+            f"from {type(e).__module__} import {type(e).__name__}"
+            for e in ARRAY_ESTIMATORS
+        ),
         instances=", ".join(repr(e) for e in ARRAY_ESTIMATORS),
         n=len(ARRAY_ESTIMATORS),
     )
@@ -204,68 +230,62 @@ def test_frame_transformer(estimator, check):
 
 
 # ------------------------------------------------ the suite checks something
-#: Checks per estimator from scikit-learn's generator, for the scikit-learn
-#: release in the key. A recommender gets the full suite; a dataframe
-#: transformer only check_estimator_cloneable. A new estimator, or a release
-#: that adds or drops checks, fails test_number_of_checks until this is updated.
-SKLEARN_CHECKS = {
-    "1.9": {
-        "ConfidenceEncoder": 1,
-        "ImplicitALSRecommender": 42,
-        "InteractionMatrixBuilder": 1,
-        "PopularityRecommender": 42,
-        "PseudoUserUnifier": 1,
-    }
-}
-#: skals' battery per transformer instance: 10 data-free scikit-learn checks
-#: (check_param_validation among them) and 11 of skals' own.
-FRAME_CHECKS = 21
-
-
 def _collected(mark):
     """{class name: number of (estimator, check) cases} of a parametrize mark."""
     cases = mark.mark.args[1]  # tuples, or pytest.param for the xfail ones
     return Counter(type(getattr(c, "values", c)[0]).__name__ for c in cases)
 
 
+def _generated(estimators, generator):
+    """{class name: number of checks the generator yields for it}."""
+    out = Counter()
+    for est in estimators:
+        out[type(est).__name__] += sum(1 for _ in generator(est))
+    return out
+
+
 def test_estimators_discovered():
+    """Every public estimator class is found, and only those."""
+    public = {}
+    for module in _public_packages():
+        for name in getattr(module, "__all__", []):
+            obj = getattr(module, name)
+            if inspect.isclass(obj) and issubclass(obj, BaseEstimator):
+                public[name] = obj
     names = [type(e).__name__ for e in ESTIMATORS]
-    assert names == [
-        "ConfidenceEncoder",
-        "ImplicitALSRecommender",
-        "InteractionMatrixBuilder",
-        "PopularityRecommender",
-        "PseudoUserUnifier",
-    ]
+    assert names == sorted(n for n, cls in public.items() if _runnable(cls))
+    assert {"ImplicitALSRecommender", "PopularityRecommender"} <= set(names)
     assert [type(e).__name__ for e in FRAME_TRANSFORMERS] == [
-        "ConfidenceEncoder",
-        "InteractionMatrixBuilder",
-        "PseudoUserUnifier",
+        n for n in names if n.endswith(("Encoder", "Builder", "Unifier"))
     ]
 
 
 def test_number_of_checks():
+    """What was collected is everything the generators yield; recommenders get
+    scikit-learn's full suite, frame transformers only the cloneable check
+    (plus skals' battery)."""
     sk = _collected(sklearn_checks)
-    version = ".".join(sklearn.__version__.split(".")[:2])
-    if version in SKLEARN_CHECKS:
-        assert sk == SKLEARN_CHECKS[version]
-    else:  # another release: the recommenders must still get the full suite
-        assert all(sk[type(e).__name__] >= 40 for e in ARRAY_ESTIMATORS), sk
-        assert all(sk[type(e).__name__] >= 1 for e in FRAME_TRANSFORMERS), sk
-    n_instances = Counter(
-        type(e).__name__ for e in FRAME_TRANSFORMERS + CONFIGURED_TRANSFORMERS
+    expected = _generated(
+        ESTIMATORS,
+        lambda e: estimator_checks_generator(
+            e, legacy=True, expected_failed_checks=expected_failed_checks(e)
+        ),
     )
-    assert _collected(frame_checks) == {
-        name: FRAME_CHECKS * n for name, n in n_instances.items()
-    }
+    assert sk == expected
+    for est in ARRAY_ESTIMATORS:
+        assert sk[type(est).__name__] >= 40, sk
+    for est in FRAME_TRANSFORMERS:
+        assert sk[type(est).__name__] == 1, sk  # check_estimator_cloneable
+    battery = FRAME_TRANSFORMERS + CONFIGURED_TRANSFORMERS
+    assert _collected(frame_checks) == _generated(battery, frame_checks_generator)
+    n_battery = sum(1 for _ in frame_checks_generator(PseudoUserUnifier()))
+    assert check_frame_transformer(PseudoUserUnifier()) == n_battery
+    n_instances = Counter(type(e).__name__ for e in battery)
     assert n_instances == {
-        "ConfidenceEncoder": 3,
+        "ConfidenceEncoder": 4,
         "InteractionMatrixBuilder": 3,
         "PseudoUserUnifier": 2,
     }
-    # in total, with test_param_validation for the recommenders (1.9):
-    # ConfidenceEncoder 64, InteractionMatrixBuilder 64, PseudoUserUnifier 43,
-    # ImplicitALSRecommender 43, PopularityRecommender 43
 
 
 def test_expected_failures_are_the_sparse_1d_predict_checks():
@@ -363,10 +383,6 @@ DEFECTS = [
 def test_battery_catches_defect(check, estimator, message):
     with pytest.raises((AssertionError, IndexError), match=message):
         check(type(estimator).__name__, estimator)
-
-
-def test_check_frame_transformer_counts():
-    assert check_frame_transformer(PseudoUserUnifier()) == FRAME_CHECKS
 
 
 def test_frame_checks_need_a_known_input():

@@ -399,3 +399,137 @@ def test_start_accepts_dates_and_datetimes():
         df = make_sessions(50, n_days=2, start=start, random_state=0)
         assert df["date"].min() >= dt.date(2024, 1, 15)
         assert df["date"].max() <= dt.date(2024, 1, 16)
+
+
+# ------------------------------------------------------ the structure knobs
+def _transitions(events):
+    """(previous item, item) of consecutive events of a session."""
+    return events.select(
+        "session_id",
+        prev=pl.col("partnumber").shift().over("session_id"),
+        item=pl.col("partnumber"),
+    ).drop_nulls()
+
+
+def _successor_share(events):
+    """Share of transitions to one of the previous item's 3 usual successors."""
+    moves = _transitions(events).filter(pl.col("prev") != pl.col("item"))
+    top = (
+        moves.group_by("prev", "item")
+        .len()
+        .sort("len", "item", descending=[True, False])
+        .group_by("prev", maintain_order=True)
+        .head(3)
+    )
+    return moves.join(top, on=["prev", "item"], how="semi").height / moves.height
+
+
+def test_knobs_at_their_off_values_change_nothing():
+    default = make_sessions(500, n_items=300, random_state=5)
+    off = make_sessions(
+        500,
+        n_items=300,
+        sequential_strength=0.0,
+        review_cart_boost=5.0,
+        popularity_drift=0.0,
+        random_state=5,
+    )
+    assert default.equals(off)
+
+
+def test_sequential_strength_plants_successors():
+    plain = make_sessions(3000, n_items=1000, random_state=0)
+    seq = make_sessions(3000, n_items=1000, sequential_strength=0.6, random_state=0)
+    # (without order, 3 successors cover a share by chance: few moves per item)
+    assert _successor_share(seq) > 0.45
+    assert _successor_share(plain) < 0.35
+    # the other structure stays: same depths, sessions and carts share
+    assert seq["session_id"].equals(plain["session_id"])
+    assert abs(seq["add_to_cart"].mean() - 0.06) < 0.01
+
+
+def _review_cart_ratio(events):
+    df = events.with_columns(
+        again=pl.int_range(pl.len()).over("session_id", "partnumber") > 0
+    )
+    rates = df.group_by("again").agg(pl.col("add_to_cart").mean())
+    rate = dict(zip(rates["again"], rates["add_to_cart"], strict=True))
+    return rate[True] / rate[False]
+
+
+def test_review_cart_boost():
+    strong = make_sessions(3000, review_cart_boost=5.0, random_state=0)
+    flat = make_sessions(3000, review_cart_boost=1.0, random_state=0)
+    assert _review_cart_ratio(strong) > 3.0
+    assert 0.7 < _review_cart_ratio(flat) < 1.4
+    for df in (strong, flat):
+        assert abs(df["add_to_cart"].mean() - 0.06) < 0.01
+
+
+def _early_late_correlation(events):
+    day = (pl.col("date") - pl.col("date").min()).dt.total_days()
+    counts = (
+        events.with_columns(late=day >= 20)
+        .filter((day < 10) | (day >= 20))
+        .group_by("partnumber", "late")
+        .len()
+        .pivot(on="late", index="partnumber", values="len")
+        .fill_null(0)
+    )
+    return np.corrcoef(counts["false"], counts["true"])[0, 1]
+
+
+def test_popularity_drift():
+    fixed = make_sessions(8000, n_items=500, n_tastes=1, random_state=0)
+    drift = make_sessions(
+        8000, n_items=500, n_tastes=1, popularity_drift=0.3, random_state=0
+    )
+    assert _early_late_correlation(fixed) > 0.9
+    assert _early_late_correlation(drift) < 0.6
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n_sessions=st.integers(1, 40),
+    n_items=st.integers(1, 30),
+    n_tastes=st.integers(1, 4),
+    sequential_strength=st.sampled_from([0.0, 0.5, 1.0]),
+    review_cart_boost=st.sampled_from([0.5, 1.0, 5.0]),
+    popularity_drift=st.sampled_from([0.0, 0.5]),
+    n_days=st.integers(1, 3),
+    seed=st.integers(0, 2**31 - 2),
+)
+def test_invariants_hold_with_the_knobs(
+    n_sessions,
+    n_items,
+    n_tastes,
+    sequential_strength,
+    review_cart_boost,
+    popularity_drift,
+    n_days,
+    seed,
+):
+    n_tastes = min(n_tastes, n_items)
+    events = make_sessions(
+        n_sessions,
+        n_items=n_items,
+        n_tastes=n_tastes,
+        sequential_strength=sequential_strength,
+        review_cart_boost=review_cart_boost,
+        popularity_drift=popularity_drift,
+        n_days=n_days,
+        random_state=seed,
+    )
+    check_invariants(
+        events, n_sessions, n_items=n_items, n_days=n_days, start=dt.date(2024, 6, 1)
+    )
+
+
+def test_bad_knobs():
+    for bad in (
+        {"sequential_strength": 1.5},
+        {"review_cart_boost": -1.0},
+        {"popularity_drift": -0.1},
+    ):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            make_sessions(10, **bad)

@@ -17,14 +17,9 @@ import scipy.sparse as sp
 from polars.testing import assert_frame_equal
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
-from sklearn.pipeline import make_pipeline
 
-from skals import (
-    ConfidenceEncoder,
-    ImplicitALSRecommender,
-    InteractionMatrixBuilder,
-    PseudoUserUnifier,
-)
+from conftest import skals_pipeline
+from skals import ImplicitALSRecommender
 from skals.datasets import make_sessions
 from skals.metrics import make_session_scorer
 from skals.model_selection import SessionHoldoutSplit
@@ -37,12 +32,7 @@ def events():
 
 def pipeline(**params):
     als = {"factors": 8, "iterations": 5, "random_state": 0, **params}
-    return make_pipeline(
-        PseudoUserUnifier(),
-        ConfidenceEncoder(grain="session"),
-        InteractionMatrixBuilder(),
-        ImplicitALSRecommender(**als),
-    )
+    return skals_pipeline(ImplicitALSRecommender(**als), grain="session")
 
 
 @pytest.fixture(scope="module")

@@ -113,11 +113,14 @@ def test_every_rung_trains_on_whole_sessions(events):
     assert [s.height for s in seen[-2:]] == [f.height for f in folds]
 
 
-def test_sample_based_halving_breaks_sessions(events):
-    # the same check on scikit-learn's default resource="n_samples": the
-    # sampled events leave sessions with some of their events only
-    _, seen = run(HalvingGridSearchCV, events, random_state=0)
-    assert whole_sessions_of_a_fold(seen[0], fold_trains(events)) is None
+def test_sample_based_halving_is_refused_and_would_break_sessions(events):
+    # scikit-learn's default resource="n_samples" samples events: the
+    # splitter refuses it, and the check above fails on such a sample
+    with pytest.raises(ValueError, match="resource='n_samples'"):
+        run(HalvingGridSearchCV, events, random_state=0)
+    folds = fold_trains(events)
+    sampled = folds[0].sample(fraction=1 / 3, seed=0)
+    assert whole_sessions_of_a_fold(sampled, folds) is None
 
 
 def test_rungs_are_nested_and_tests_whole(events):

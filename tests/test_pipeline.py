@@ -35,8 +35,11 @@ def test_readme_example_runs_as_written():
         "implicitalsrecommender__regularization",
     }
     assert isinstance(recs, pl.DataFrame)
-    assert recs.columns == ["unified_user_id", "recommendations", "scores"]
+    assert recs.columns == ["session_id", "recommendations", "scores", "source"]
     assert (recs["recommendations"].list.len() == 5).all()
+    # the session protocol, not the top-k overlap of returning users: the
+    # score is the held-out sessions' NDCG@5 on their cart adds
+    assert search.scorer_.relevance == "cart" and search.scorer_.k == 5
 
 
 COMPONENTS = [

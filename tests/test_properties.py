@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.pipeline import make_pipeline
 
+from conftest import skals_pipeline
 from skals import (
     ConfidenceEncoder,
     ImplicitALSRecommender,
@@ -26,6 +27,7 @@ from skals import (
     PopularityRecommender,
     PseudoUserUnifier,
 )
+from skals.preprocessing import FrameCache
 
 SETTINGS = settings(
     max_examples=120,
@@ -38,23 +40,18 @@ SETTINGS = settings(
 def event_logs(draw, max_sessions=6, n_items=8, max_events=30, as_str=None):
     """A raw event log and its plain-Python description.
 
-    Sessions belong to a logged-in user (ids 1-3) or to nobody; items are
-    ``0..n_items-1``, as integers or as strings.
+    Every event has a logged-in user (ids 1-3) or nobody, drawn per event, so
+    a session may be anonymous, log in half-way or be shared by two users;
+    items are ``0..n_items-1``, as integers or as strings.
     """
     n_sessions = draw(st.integers(1, max_sessions))
-    users = draw(
-        st.lists(
-            st.one_of(st.none(), st.integers(1, 3)),
-            min_size=n_sessions,
-            max_size=n_sessions,
-        )
-    )
     events = draw(
         st.lists(
             st.tuples(
                 st.integers(0, n_sessions - 1),
                 st.integers(0, n_items - 1),
                 st.booleans(),
+                st.one_of(st.none(), st.integers(1, 3)),
             ),
             min_size=1,
             max_size=max_events,
@@ -65,20 +62,32 @@ def event_logs(draw, max_sessions=6, n_items=8, max_events=30, as_str=None):
     item = (lambda i: f"p{i}") if as_str else (lambda i: i)
     frame = pl.DataFrame(
         {
-            "session_id": [s for s, _, _ in events],
-            "user_id": pl.Series([users[s] for s, _, _ in events], dtype=pl.Int64),
-            "partnumber": [item(i) for _, i, _ in events],
-            "add_to_cart": [int(c) for _, _, c in events],
+            "session_id": [s for s, _, _, _ in events],
+            "user_id": pl.Series([u for _, _, _, u in events], dtype=pl.Int64),
+            "partnumber": [item(i) for _, i, _, _ in events],
+            "add_to_cart": [int(c) for _, _, c, _ in events],
         }
     )
+    # the documented rule: a session's key is its smallest user id's, if any
+    users = {}
+    for s, _, _, u in events:
+        if u is not None:
+            users[s] = min(u, users.get(s, u))
     rows = [
-        (_key(users[s], s), s, item(i), int(c)) for s, i, c in events
+        (_key(users.get(s), s), s, item(i), int(c)) for s, i, c, _ in events
     ]  # (key, session, item, cart)
     return frame, rows
 
 
 def _key(user, session):
     return f"u_{user}" if user is not None else f"s_{session}"
+
+
+def _quiet(fn, *args):
+    """``fn(*args)`` without the unifier's counted warnings (tested elsewhere)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return fn(*args)
 
 
 # ----------------------------------------------------------------- aggregation
@@ -96,7 +105,7 @@ def test_confidence_equals_naive_count(log, view_weight, cart_weight, grain):
         group = (key, session, item) if grain == "session" else (key, item)
         views[group] += 1
         carts[group] += cart
-    keyed = PseudoUserUnifier().fit_transform(frame)
+    keyed = _quiet(PseudoUserUnifier().fit_transform, frame)
     encoder = ConfidenceEncoder(
         view_weight=view_weight, cart_weight=cart_weight, grain=grain
     )
@@ -113,6 +122,37 @@ def test_confidence_equals_naive_count(log, view_weight, cart_weight, grain):
         expected = 1.0 + view_weight * n + cart_weight * carts[group]
         assert got[group][:2] == (n, carts[group])
         assert got[group][2] == pytest.approx(expected, rel=1e-12)
+
+
+# ------------------------------------------------------------- explicit cache
+_MEMORY = FrameCache()  # shared by the examples: equal logs hit
+
+
+@SETTINGS
+@given(
+    log=event_logs(),
+    grain=st.sampled_from(["key", "session"]),
+    cart_weight=st.sampled_from([0.0, 10.0]),
+)
+def test_cached_preprocessing_equals_uncached(log, grain, cart_weight):
+    def pre(memory):
+        return make_pipeline(
+            PseudoUserUnifier(),
+            ConfidenceEncoder(grain=grain, cart_weight=cart_weight),
+            InteractionMatrixBuilder(),
+            "passthrough",
+            memory=memory,
+        )
+
+    ref = _quiet(pre(None).fit_transform, log[0])
+    hits = _MEMORY.hits
+    for _ in range(2):  # at least the second run is three hits
+        got = _quiet(pre(_MEMORY).fit_transform, log[0])
+        assert (got.matrix != ref.matrix).nnz == 0
+        assert got.matrix.dtype == ref.matrix.dtype
+        for part in ("row_ids", "row_keys", "item_ids"):
+            assert getattr(got, part).equals(getattr(ref, part))
+    assert _MEMORY.hits >= hits + 3
 
 
 # ------------------------------------------------------------------ id round trip
@@ -134,12 +174,12 @@ def _stored(im):
 )
 def test_ids_round_trip_through_builder(train, test, grain):
     unifier, encoder = PseudoUserUnifier(), ConfidenceEncoder(grain=grain)
-    enc_train = encoder.fit_transform(unifier.fit_transform(train[0]))
+    enc_train = encoder.fit_transform(_quiet(unifier.fit_transform, train[0]))
     builder = InteractionMatrixBuilder().fit(enc_train)
     vocabulary = sorted({item for _, _, item, _ in train[1]})
     assert builder.item_ids_.to_list() == vocabulary
     id_col = "session_id" if grain == "session" else "unified_user_id"
-    for enc in (enc_train, encoder.transform(unifier.transform(test[0]))):
+    for enc in (enc_train, encoder.transform(_quiet(unifier.transform, test[0]))):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # unknown test items
             im = builder.transform(enc)
@@ -191,12 +231,7 @@ def recommender_setups(draw):
     grain=st.sampled_from(["key", "session"]),
 )
 def test_recommendations_respect_filters_and_k(train, test, final, grain):
-    model = make_pipeline(
-        PseudoUserUnifier(),
-        ConfidenceEncoder(grain=grain),
-        InteractionMatrixBuilder(),
-        final,
-    ).fit(train[0])
+    model = skals_pipeline(final, grain=grain).fit(train[0])
     catalogue = set(model[-2].item_ids_.to_list())
     eligible = set(catalogue)
     if final.items is not None:
@@ -220,7 +255,7 @@ def test_recommendations_respect_filters_and_k(train, test, final, grain):
 
     id_col = "session_id" if grain == "session" else "unified_user_id"
     assert sorted(answers[id_col].to_list()) == sorted(context)
-    for row, recs, scores in answers.iter_rows():
+    for row, recs, scores, _source in answers.iter_rows():
         key, items = context[row]
         liked = items & catalogue
         if isinstance(final, ImplicitALSRecommender):

@@ -16,9 +16,9 @@ from implicit.cpu.als import AlternatingLeastSquares
 from polars.testing import assert_frame_equal
 from sklearn.exceptions import FitFailedWarning, NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_validate
-from sklearn.pipeline import make_pipeline
 from sklearn.utils._param_validation import InvalidParameterError
 
+from conftest import skals_pipeline
 from skals import (
     ConfidenceEncoder,
     ImplicitALSRecommender,
@@ -48,12 +48,7 @@ def als(**params):
 
 
 def pipeline(final=None, **encoder):
-    return make_pipeline(
-        PseudoUserUnifier(),
-        ConfidenceEncoder(**encoder),
-        InteractionMatrixBuilder(),
-        als() if final is None else final,
-    )
+    return skals_pipeline(als() if final is None else final, **encoder)
 
 
 @pytest.fixture(scope="module")
@@ -259,7 +254,7 @@ def test_empty_frame(events, fitted):
         pipeline().fit(events.head(0))
     answers = fitted.predict(events.head(0))
     assert answers.height == 0
-    assert answers.columns == ["unified_user_id", "recommendations", "scores"]
+    assert answers.columns == ["unified_user_id", "recommendations", "scores", "source"]
     with pytest.raises(ValueError, match="0 sample"):
         als().fit(sp.csr_matrix((0, 5)))
 
@@ -593,6 +588,10 @@ def test_no_warning_on_clean_input(events, fitted):
     # the warnings above are about the bad input, not noise on every call
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        fitted.predict(events.head(50))
+        local = fitted.predict(events.head(50))
         pipeline().fit(events)
-    assert isinstance(events.to_pandas(), pd.DataFrame)
+        # the pandas path too: conversion at the edge adds no warning
+        from_pandas = pipeline().fit(events.to_pandas())
+        answers = from_pandas.predict(events.head(50).to_pandas())
+    assert isinstance(answers, pd.DataFrame)
+    assert_frame_equal(pl.from_pandas(answers), local)

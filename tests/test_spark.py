@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 import pytest
 import scipy.sparse as sp
+from implicit.cpu.als import AlternatingLeastSquares
 from sklearn.pipeline import make_pipeline
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -28,8 +29,8 @@ from skals import (
 from skals.datasets import make_sessions
 from skals.metrics import make_session_scorer
 from skals.model_selection import SessionHoldoutSplit
-from skals.spark import SparkInteractionMatrix
-from skals.spark import _als as spark_als
+from skals.spark import SparkALSRecommender, SparkInteractionMatrix
+from skals.spark import _als_wr as spark_als
 
 pytestmark = pytest.mark.filterwarnings(
     # pyspark's own notice about pandas 3 (skals does not use pandas there)
@@ -81,12 +82,14 @@ def split():
 
 def als(engine, **params):
     params = {"factors": 32, "iterations": 10, "random_state": 0, **params}
-    return ImplicitALSRecommender(engine=engine, **params)
+    if engine == "spark":
+        return SparkALSRecommender(**params)
+    return ImplicitALSRecommender(**params)
 
 
 @pytest.fixture(scope="module")
 def spark_pipe(spark, split):
-    """A pipeline fitted on a Spark DataFrame, engine='spark' throughout."""
+    """A pipeline fitted on a Spark DataFrame, SparkALSRecommender last."""
     train, _ = split
     pipe = make_pipeline(
         PseudoUserUnifier(),
@@ -118,15 +121,111 @@ def test_unifier_matches_polars(spark):
     expected = unifier.fit_transform(events)
     out = unifier.fit_transform(to_spark(spark, events))
     assert type(out).__module__.startswith("pyspark.sql")
-    assert collect(out)["unified_user_id"].to_list() == [
+    # the session's user is a window over sessions: Spark reorders the rows
+    assert collect(out).sort("session_id")["unified_user_id"].to_list() == [
         "u_12",
         "s_8",
         "u_1.5",
         "s_10",
         "u_3",
     ]
-    assert collect(out).equals(expected)
+    assert collect(out).sort("session_id").equals(expected)
     assert list(unifier.feature_names_in_) == events.columns
+
+
+def test_spark_unifier_rules_match_polars(spark):
+    # one key per session (smallest user id), coded-missing and infinite ids
+    events = pl.DataFrame(
+        {
+            "session_id": [1, 1, 1, 2, 2, 3, 4, 5],
+            "user_id": [None, "5", None, "7", "3", "", "NaN", "None"],
+            "partnumber": [1, 2, 3, 1, 2, 3, 4, 5],
+        }
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        expected = PseudoUserUnifier().fit_transform(events)
+    out = collect(PseudoUserUnifier().fit_transform(to_spark(spark, events)))
+    order = ["session_id", "partnumber"]
+    assert out.sort(order).equals(expected.sort(order))
+    assert expected["unified_user_id"].to_list() == ["u_5"] * 3 + ["u_3"] * 2 + [
+        "s_3",
+        "s_4",
+        "s_5",
+    ]
+    floats = pl.DataFrame({"session_id": [1, 2], "user_id": [float("inf"), 2.0]})
+    keys = collect(PseudoUserUnifier().fit_transform(to_spark(spark, floats)))
+    assert keys.sort("session_id")["unified_user_id"].to_list() == ["s_1", "u_2"]
+    with pytest.raises(ValueError, match="could give a user and a session"):
+        PseudoUserUnifier(user_prefix="k", session_prefix="k").fit(
+            to_spark(spark, events)
+        )
+
+
+def test_spark_session_grain_does_not_depend_on_row_order(spark):
+    # regression: a session whose events carry two keys took the key of the
+    # first row Spark happened to see
+    events = pl.DataFrame(
+        {
+            "session_id": [1, 1, 1, 2, 2, 2, 3],
+            "user_id": [None, 5, None, 7, 3, 7, None],
+            "partnumber": [1, 2, 3, 1, 2, 2, 3],
+            "add_to_cart": [0, 1, 0, 0, 0, 1, 0],
+        }
+    )
+    pre = make_pipeline(
+        PseudoUserUnifier(),
+        ConfidenceEncoder(grain="session"),
+        InteractionMatrixBuilder(),
+        "passthrough",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        local = pre.fit_transform(events)
+    for seed in range(3):
+        shuffled = events.sample(fraction=1, shuffle=True, seed=seed)
+        im = pre.fit_transform(to_spark(spark, shuffled).repartition(3))
+        assert im.row_keys.to_list() == ["u_5", "u_3", "s_3"]
+        assert im.row_keys.equals(local.row_keys)
+        assert (im.matrix != local.matrix).nnz == 0
+
+
+def test_spark_builder_matches_ids_exactly_and_takes_smallest_key(spark):
+    fit_rows = pl.DataFrame(
+        {"unified_user_id": ["a", "b"], "partnumber": [10, 20], "confidence": [1.0, 2]}
+    )
+    builder = InteractionMatrixBuilder().fit(to_spark(spark, fit_rows))
+    strings = fit_rows.with_columns(pl.Series("partnumber", ["010", "20"]))
+    with pytest.warns(UserWarning, match=r"dropped 2 of 2 rows .* \(2 distinct ids\)"):
+        assert builder.transform(to_spark(spark, strings)).nnz == 0
+    enc = pl.DataFrame(
+        {
+            "unified_user_id": ["s_1", "u_9", "u_2"],
+            "session_id": [1, 1, 2],
+            "partnumber": [10, 20, 10],
+            "confidence": [1.0, 2.0, 3.0],
+        }
+    )
+    with pytest.warns(UserWarning, match="1 values of 'session_id' have rows"):
+        im = builder.transform(to_spark(spark, enc))
+    assert im.row_keys.to_list() == ["s_1", "u_2"]
+
+
+def test_spark_encoder_drops_duplicates_and_refuses_ignored_segments(spark):
+    log = pl.DataFrame(
+        {
+            "unified_user_id": ["a", "a", "a", "b"],
+            "partnumber": [1, 1, 1, 1],
+            "add_to_cart": [1, 1, 0, 0],
+            "country": ["x", "x", "x", "y"],
+        }
+    )
+    encoder = ConfidenceEncoder(drop_duplicates=True, segment_col="country")
+    with pytest.warns(UserWarning, match="dropped 1 of 4 events"):
+        out = encoder.fit_transform(to_spark(spark, log))
+    assert collect(out).sort("unified_user_id")["view_count"].to_list() == [2, 1]
+    with pytest.raises(ValueError, match=r"segment_col='country'\) too"):
+        InteractionMatrixBuilder().fit(out)
 
 
 def test_encoder_matches_polars(encoded):
@@ -189,12 +288,17 @@ def test_builder_drops_unknown_items_on_spark(spark):
 
 # -------------------------------------------------------------- estimator
 def test_spark_pipeline_fits_like_the_local_one(spark_pipe, split):
+    """Fitted from a Spark DataFrame or from the local matrix: one model.
+
+    Both send Spark the same ratings with the same seed and blocks, so the
+    factors agree (up to the order of Spark's float sums).
+    """
     train, _ = split
     local = make_pipeline(
         PseudoUserUnifier(),
         ConfidenceEncoder(grain="session"),
         InteractionMatrixBuilder(),
-        als("implicit"),
+        als("spark", regularization=SPARK_REGULARIZATION),
     ).fit(train)
     model, ref = spark_pipe[-1], local[-1]
     assert model.user_ids_.equals(ref.user_ids_)
@@ -203,8 +307,8 @@ def test_spark_pipeline_fits_like_the_local_one(spark_pipe, split):
     assert (model.user_items_ != ref.user_items_).nnz == 0
     for name in ("user_factors_", "item_factors_"):
         got, want = getattr(model, name), getattr(ref, name)
-        assert type(got) is np.ndarray and got.dtype == want.dtype
-        assert got.shape == want.shape and np.isfinite(got).all()
+        assert type(got) is np.ndarray and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
     assert type(model.fallback_) is type(ref.fallback_)
     np.testing.assert_array_equal(
         model.fallback_.item_popularity_, ref.fallback_.item_popularity_
@@ -221,9 +325,12 @@ def test_spark_trained_factors_solve_als_wr(spark_pipe):
     model = spark_pipe[-1]
     folded = model._fold_in(model.user_items_)
     np.testing.assert_allclose(folded, model.user_factors_, rtol=1e-3, atol=1e-4)
-    implicit_rule = als("implicit", regularization=SPARK_REGULARIZATION)
-    implicit_rule.item_factors_ = model.item_factors_
-    other = implicit_rule._fold_in(model.user_items_)
+    implicit_rule = AlternatingLeastSquares(
+        factors=model.item_factors_.shape[1], regularization=SPARK_REGULARIZATION
+    )
+    implicit_rule.item_factors = model.item_factors_
+    rows = np.arange(model.user_items_.shape[0])
+    other = implicit_rule.recalculate_user(rows, model.user_items_)
     assert np.abs(other - model.user_factors_).max() > 1e-2
 
 
@@ -236,7 +343,7 @@ def test_spark_pipeline_predicts_spark_and_polars_alike(spark, spark_pipe, split
         local = spark_pipe.predict(context)
         remote = spark_pipe.predict(to_spark(spark, context))
     assert isinstance(remote, pl.DataFrame)
-    assert remote.columns == ["session_id", "recommendations", "scores"]
+    assert remote.columns == ["session_id", "recommendations", "scores", "source"]
     assert remote.height == context["session_id"].n_unique()
     assert remote["recommendations"].list.len().min() == 5
     assert remote.equals(local)
@@ -262,17 +369,18 @@ def test_spark_engine_recovers_planted_blocks(spark):
     ) * rng.integers(2, 6, size=(n_users, n_items))
     held_out = block * (n_items // 2) + rng.integers(0, n_items // 2, size=n_users)
     X[np.arange(n_users), held_out] = 0
-    model = ImplicitALSRecommender(
-        factors=2,
-        iterations=10,
-        regularization=0.1,
-        k=1,
-        filter_already_liked_items=True,
-        engine="spark",
-        random_state=0,
-    ).fit(sp.csr_matrix(X))
-    assert model.user_factors_.shape == (n_users, 2)
+    params = dict(
+        factors=2, iterations=10, regularization=0.1, alpha=1.0, random_state=0
+    )
+    model = SparkALSRecommender(**params, k=1, filter_already_liked_items=True)
+    model.fit(sp.csr_matrix(X))
     np.testing.assert_array_equal(model.predict(X)[:, 0], held_out)
+    # the deprecated engine="spark" still trains the same model, and says so
+    old = ImplicitALSRecommender(**params, engine="spark")
+    with pytest.warns(FutureWarning, match="SparkALSRecommender"):
+        old.fit(sp.csr_matrix(X))
+    np.testing.assert_allclose(old.item_factors_, model.item_factors_, rtol=1e-5)
+    np.testing.assert_allclose(old._fold_in(sp.csr_matrix(X)), model._fold_in(X))
 
 
 def test_engines_beat_popularity(spark, split):
@@ -340,27 +448,51 @@ def test_fold_in_als_wr_matches_per_row_solve(monkeypatch, alpha):
     assert not np.allclose(got[2], unscaled[2], rtol=1e-3)
 
 
-def test_spark_engine_folds_in_with_als_wr():
-    model = als("spark", regularization=0.5, factors=3)
-    rng = np.random.default_rng(2)
-    model.item_factors_ = rng.normal(size=(8, 3)).astype(np.float32)
-    rows = sp.random(5, 8, density=0.5, random_state=3, format="csr") * 10
+def test_spark_recommender_folds_in_with_als_wr(spark):
+    X = sp.random(12, 8, density=0.5, random_state=3, format="csr") * 10
+    model = SparkALSRecommender(factors=3, regularization=0.5, iterations=3)
+    model.fit(X + sp.eye(12, 8, format="csr"))
+    rows = sp.random(5, 8, density=0.5, random_state=4, format="csr") * 10
     expected = hand_fold_in(rows, model.item_factors_.astype(np.float64), 0.5, 1.0)
     np.testing.assert_allclose(model._fold_in(rows), expected, rtol=1e-4, atol=1e-5)
+    # predict reads the regularization of the fit, not the parameter
+    before = model.predict(rows)
+    model.set_params(regularization=50.0, factors=7)
+    np.testing.assert_array_equal(model.predict(rows), before)
+
+
+def test_fold_in_als_wr_leaves_its_input_alone():
+    rows = sp.csr_matrix(
+        (np.array([3.0, 0.0, 2.0]), np.array([2, 0, 1]), np.array([0, 3])),
+        shape=(1, 4),
+    )
+    before = [a.copy() for a in (rows.data, rows.indices, rows.indptr)]
+    Y = np.random.default_rng(0).normal(size=(4, 2))
+    spark_als.fold_in_als_wr(rows, Y, 0.1)
+    for a, b in zip((rows.data, rows.indices, rows.indptr), before, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 # ------------------------------------------------------------------ misc
 def test_engine_is_validated():
     with pytest.raises(InvalidParameterError, match="engine"):
         ImplicitALSRecommender(engine="mllib").fit(np.eye(3))
+    with pytest.raises(InvalidParameterError, match="num_blocks"):
+        SparkALSRecommender(num_blocks=0).fit(np.eye(3))
 
 
 def test_skals_imports_without_pyspark():
     code = (
         "import sys; sys.modules['pyspark'] = None\n"
+        "import numpy as np, polars as pl, scipy.sparse as sp\n"
         "import skals, skals.spark\n"
         "from skals._frame import is_spark\n"
-        "assert not is_spark(skals.InteractionMatrix)\n"
+        "im = skals.InteractionMatrix(sp.csr_matrix(np.eye(2, dtype='f4')),\n"
+        "    pl.Series('k', ['a', 'b']), pl.Series('k', ['a', 'b']),\n"
+        "    pl.Series('i', [1, 2]))\n"
+        "assert not is_spark(im) and not is_spark(pl.DataFrame({'a': [1]}))\n"
+        "skals.spark.SparkALSRecommender(factors=2).get_params()\n"
+        "assert 'pyspark.sql' not in sys.modules\n"
         "print('ok')\n"
     )
     out = subprocess.run(
@@ -369,5 +501,36 @@ def test_skals_imports_without_pyspark():
     assert out.stdout.strip() == "ok"
 
 
-def test_spark_matrix_is_an_interaction_matrix():
-    assert issubclass(SparkInteractionMatrix, InteractionMatrix)
+def test_spark_matrix_answers_like_its_local_copy(encoded):
+    """A SparkInteractionMatrix is used wherever an InteractionMatrix is."""
+    local_enc, spark_enc = encoded
+    builder = InteractionMatrixBuilder(segment_col="country").fit(local_enc)
+    im = builder.transform(spark_enc)
+    assert isinstance(im, SparkInteractionMatrix)
+    local = im.to_local()
+    assert type(local) is InteractionMatrix
+    assert (local.matrix != builder.transform(local_enc).matrix).nnz == 0
+    a = PopularityRecommender(k=3).fit(im)
+    b = PopularityRecommender(k=3).fit(local)
+    np.testing.assert_array_equal(a.segment_popularity_, b.segment_popularity_)
+    assert a.predict(im).equals(b.predict(local))
+
+
+def test_spark_sums_sessions_by_the_local_rule(spark):
+    """Binary values at session grain: Spark trains on the plain sums, the
+    same matrix the estimator keeps as history (not 1 + sum(c - 1))."""
+    enc = pl.DataFrame(
+        {
+            "session_id": [1, 2, 3, 4],
+            "unified_user_id": ["a", "a", "b", "b"],
+            "partnumber": [10, 10, 20, 10],
+            "confidence": [1.0, 1.0, 1.0, 1.0],
+        }
+    )
+    builder = InteractionMatrixBuilder().fit(enc)
+    im = builder.transform(to_spark(spark, enc))
+    params = dict(factors=2, iterations=3, regularization=0.1, random_state=0)
+    remote = SparkALSRecommender(**params).fit(im)
+    local = SparkALSRecommender(**params).fit(im.to_local())
+    assert remote.user_items_.toarray().tolist() == [[2.0, 0.0], [1.0, 1.0]]
+    np.testing.assert_allclose(remote.user_factors_, local.user_factors_, rtol=1e-4)

@@ -221,7 +221,7 @@ def test_get_n_splits_and_repr():
     assert TemporalSplit(4).get_n_splits() == 4
     assert SessionHoldoutSplit(n_splits=2).get_n_splits(X=None) == 2
     assert repr(TemporalSplit(2, gap=1)) == (
-        "TemporalSplit(gap=1, n_splits=2, test_size=None, time_col='timestamp_local')"
+        "TemporalSplit(gap=1, n_splits=2, schema=None, test_size=None, time_col=None)"
     )
 
 
@@ -350,3 +350,59 @@ def test_works_in_grid_search_on_pandas(sessions):
     search = GridSearchCV(_Frame(), {"penalty": [1.0, 0.0]}, cv=TemporalSplit(2))
     search.fit(pd.DataFrame(sessions.to_pandas()))
     assert search.best_params_ == {"penalty": 0.0}
+
+
+# ------------------------------------------- successive halving keeps sessions
+def _halving_pipe():
+    from sklearn.pipeline import make_pipeline
+
+    from skals import (
+        ConfidenceEncoder,
+        ImplicitALSRecommender,
+        InteractionMatrixBuilder,
+        PseudoUserUnifier,
+    )
+
+    return make_pipeline(
+        PseudoUserUnifier(),
+        ConfidenceEncoder(),
+        InteractionMatrixBuilder(),
+        ImplicitALSRecommender(factors=4, iterations=2, random_state=0),
+    )
+
+
+def test_halving_on_events_is_refused_not_scored():
+    """HalvingGridSearchCV's default resource drops random events of the
+    held-out sessions; the splitter refuses instead of scoring wrong ones."""
+    from sklearn.experimental import enable_halving_search_cv  # noqa: F401
+    from sklearn.model_selection import HalvingGridSearchCV
+
+    from skals.datasets import make_sessions
+    from skals.metrics import make_session_scorer
+
+    events = make_sessions(n_sessions=1_500, n_items=100, random_state=0)
+    search = HalvingGridSearchCV(
+        _halving_pipe(),
+        {"implicitalsrecommender__regularization": [0.01, 0.1, 1.0]},
+        scoring=make_session_scorer("ndcg"),
+        cv=SessionHoldoutSplit(n_splits=2),
+        random_state=0,
+    )
+    with pytest.raises(ValueError, match="cuts the held-out sessions apart"):
+        search.fit(events)
+    # a parameter as the resource: every fold holds whole sessions
+    search = HalvingGridSearchCV(
+        _halving_pipe(),
+        {"implicitalsrecommender__regularization": [0.01, 0.1, 1.0]},
+        scoring=make_session_scorer("ndcg"),
+        cv=SessionHoldoutSplit(n_splits=2),
+        resource="implicitalsrecommender__iterations",
+        min_resources=1,
+        max_resources=3,
+        factor=3,
+        random_state=0,
+    )
+    search.fit(events)
+    assert list(search.n_resources_) == [1, 3]
+    # outside the search the splitter runs as usual
+    assert len(list(SessionHoldoutSplit(n_splits=2).split(events))) == 2

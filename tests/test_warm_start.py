@@ -60,10 +60,10 @@ def test_cold_fit_matches_implicit(matrix):
     # the reference: implicit itself, 5 sweeps, same seed
     with threadpool_limits(1, "blas"):
         ref = AlternatingLeastSquares(
-            factors=6, iterations=5, regularization=0.05, random_state=0
+            factors=6, iterations=5, regularization=0.05, alpha=10.0, random_state=0
         )
         ref.fit(matrix, show_progress=False)
-    model = ImplicitALSRecommender(factors=6, iterations=2, random_state=0)
+    model = ImplicitALSRecommender(factors=6, iterations=2, alpha=10.0, random_state=0)
     model.set_params(warm_start=True).fit(matrix)
     model.set_params(iterations=5).fit(matrix)
     np.testing.assert_array_equal(model.user_factors_, ref.user_factors)

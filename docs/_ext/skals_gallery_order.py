@@ -4,6 +4,7 @@ ORDER = (
     "plot_quick_start.py",
     "plot_fold_in_vs_popularity.py",
     "plot_grid_search.py",
+    "plot_session_models.py",
     "plot_challenge_json.py",
 )
 

@@ -8,8 +8,9 @@ from numbers import Integral, Real
 import numpy as np
 import polars as pl
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
 from sklearn_compat.utils._param_validation import validate_params
+
+from .._sklearn import Interval
 
 __all__ = ["make_sessions"]
 
@@ -22,7 +23,7 @@ _SECOND_TASTE_SHARE = 0.25  # sessions of a logged-in user on their second taste
 _HOME_SHARE = 0.95  # sessions of a logged-in user in their home country
 _OWN_DEVICE_SHARE = 0.8  # sessions of a logged-in user on their usual device
 _COUNTRY_SHIFT = 0.5  # sigma of the per-country lognormal popularity noise
-_REVIEW_CART_BOOST = 5.0  # cart odds of a re-view relative to a first view
+_N_SUCCESSORS = 3  # items that may follow an item in a sequential step
 _OFF_TASTE_CART = 0.4  # cart odds of an item outside the session's taste
 _GAP_MEDIAN_S = 20.0  # median seconds between two events of a session
 _GAP_SIGMA = 1.2
@@ -111,6 +112,39 @@ def _cart_scale(weights, counts, cart_rate) -> float:
     return hi
 
 
+def _sequential_items(rng, item, is_new, source, pos, item_taste, by_taste, bounds, p):
+    """Items after the sequential steps: successor of the previous event's item.
+
+    Positions are resolved in order (one vectorised step per position), so a
+    step follows the final item of the event before it and a re-view repeats
+    the final item of the event it points to.
+    """
+    n_items = item_taste.size
+    cycle = np.empty(n_items, dtype=np.int64)  # each taste's items, shuffled
+    for t in range(bounds.size - 1):
+        lo, hi = bounds[t], bounds[t + 1]
+        cycle[lo:hi] = rng.permutation(by_taste[lo:hi])
+    place = np.empty(n_items, dtype=np.int64)
+    place[cycle] = np.arange(n_items)
+    lo, size = bounds[item_taste], np.diff(bounds)[item_taste]
+    steps = 1 + np.arange(_N_SUCCESSORS)[None, :]
+    successors = cycle[
+        lo[:, None] + (place[:, None] - lo[:, None] + steps) % size[:, None]
+    ]
+    seq = is_new & (pos > 0) & (rng.random(item.size) < p)
+    choice = rng.integers(_N_SUCCESSORS, size=item.size)
+    item = item.copy()
+    by_pos = np.argsort(pos, kind="stable")
+    ends = np.searchsorted(pos[by_pos], np.arange(1, pos.max() + 2))
+    for start, stop in zip(ends[:-1], ends[1:], strict=True):
+        rows = by_pos[start:stop]
+        step = rows[seq[rows]]
+        item[step] = successors[item[step - 1], choice[step]]
+        again = rows[~is_new[rows]]
+        item[again] = item[source[again]]
+    return item
+
+
 @validate_params(
     {
         "n_sessions": [Interval(Integral, 1, None, closed="left")],
@@ -126,6 +160,9 @@ def _cart_scale(weights, counts, cart_rate) -> float:
         "n_days": [Interval(Integral, 1, None, closed="left")],
         "start": [str, dt.date],
         "max_session_length": [Interval(Integral, 1, None, closed="left")],
+        "sequential_strength": [Interval(Real, 0, 1, closed="both")],
+        "review_cart_boost": [Interval(Real, 0, None, closed="neither")],
+        "popularity_drift": [Interval(Real, 0, None, closed="left")],
         "random_state": ["random_state", np.random.Generator],
     },
     prefer_skip_nested_validation=True,
@@ -145,6 +182,9 @@ def make_sessions(
     n_days=30,
     start="2024-06-01",
     max_session_length=200,
+    sequential_strength=0.0,
+    review_cart_boost=5.0,
+    popularity_drift=0.0,
     random_state=None,
 ):
     """Generate a synthetic session event log in the challenge's schema.
@@ -205,6 +245,27 @@ def make_sessions(
     max_session_length : int, default=200
         Maximum number of events in a session.
 
+    sequential_strength : float, default=0.0
+        Probability that a new view (not a re-view) after the first event is
+        a successor of the previous event's item: every item has three fixed
+        successors in its own taste, so the next product depends on the last
+        one (what order-aware models such as session-kNN with position
+        weights can use and a bag of items cannot). ``0`` (the default) adds
+        no such structure and leaves the output unchanged.
+
+    review_cart_boost : float, default=5.0
+        Cart odds of a re-view relative to a first view: how much a product
+        is re-viewed before it is added to the cart. ``1`` makes re-views no
+        more likely to be carted than first views (a repeat model then loses
+        its edge).
+
+    popularity_drift : float, default=0.0
+        Standard deviation of a daily random walk of every item's log
+        popularity (the draws from global popularity then depend on the
+        session's day): popularity that drifts over the days of the window,
+        so recent training sessions tell more than old ones. ``0`` (the
+        default) keeps popularity fixed and the output unchanged.
+
     random_state : int, RandomState instance, Generator or None, default=None
         Seed of the generator. Pass an int for reproducible output across
         calls. An int and ``np.random.RandomState`` of the same int give the
@@ -245,8 +306,15 @@ def make_sessions(
       ``taste_strength``, else from the country's global popularity. A new
       draw may also hit an item already viewed (popular items, long
       sessions), so repeat views outnumber ``repeat_rate`` alone.
-    - **Carts.** A re-view is five times as likely to be a cart add as a
-      first view, an item outside the session's taste 0.4 times as likely;
+    - **Order** (``sequential_strength > 0``). Each taste's items form a
+      random cycle; an item's successors are the next three items of the
+      cycle. A sequential step views one of the previous event's item's
+      successors, uniformly.
+    - **Drift** (``popularity_drift > 0``). Each item's popularity is
+      multiplied, day after day, by ``exp(N(0, popularity_drift))``; a new
+      draw uses the popularity of its session's first day.
+    - **Carts.** A re-view is ``review_cart_boost`` (5) times as likely to be
+      a cart add as a first view, an item outside the session's taste 0.4 times as likely;
       the odds are scaled so that the expected cart share is ``cart_rate``.
       Re-viewed products take most of the cart adds.
     - **Time.** Sessions start uniformly over the days of the window, with a
@@ -282,6 +350,11 @@ def make_sessions(
     shift = np.exp(_COUNTRY_SHIFT * rng.standard_normal((n_countries, n_items)))
     by_taste = np.argsort(item_taste, kind="stable")
     weights = (popularity * shift)[:, by_taste]
+    if popularity_drift > 0:  # one table per (day, country)
+        steps = popularity_drift * rng.standard_normal((n_days, n_items))
+        steps[0] = 0.0
+        walk = np.exp(np.cumsum(steps, axis=0))[:, by_taste]
+        weights = (walk[:, None, :] * weights[None, :, :]).reshape(-1, n_items)
     weights /= weights.sum(axis=1, keepdims=True)
     cum = np.cumsum(weights.ravel())
     cum0 = np.concatenate([[0.0], cum])
@@ -372,7 +445,11 @@ def make_sessions(
     country_new = sess_country[sess[new]]
     taste_new = sess_taste[sess[new]]
     in_taste = rng.random(new.size) < taste_strength
-    base = country_new * n_items
+    table = country_new
+    if popularity_drift > 0:
+        day_new = (begin[sess[new]] // _US_PER_DAY).astype(np.int64)
+        table = day_new * n_countries + country_new
+    base = table * n_items
     lo = base + np.where(in_taste, taste_bounds[taste_new], 0)
     hi = base + np.where(in_taste, taste_bounds[taste_new + 1], n_items)
     draw = cum0[lo] + rng.random(new.size) * (cum0[hi] - cum0[lo])
@@ -380,13 +457,17 @@ def make_sessions(
     item = np.empty(n_events, dtype=np.int64)
     item[new] = by_taste[slot - base]
     item = item[source]
+    if sequential_strength > 0:
+        item = _sequential_items(
+            rng, item, is_new, source, pos, item_taste, by_taste, taste_bounds,
+            sequential_strength,
+        )  # fmt: skip
 
     # Cart adds: more likely on re-views and on items of the session's taste.
     off_taste = item_taste[item] != sess_taste[sess]
     kind = 2 * (~is_new) + off_taste  # 0 new, 1 new off-taste, 2 re, 3 re off
-    odds = np.array(
-        [1.0, _OFF_TASTE_CART, _REVIEW_CART_BOOST, _REVIEW_CART_BOOST * _OFF_TASTE_CART]
-    )
+    boost = float(review_cart_boost)
+    odds = np.array([1.0, _OFF_TASTE_CART, boost, boost * _OFF_TASTE_CART])
     scale = _cart_scale(odds, np.bincount(kind, minlength=4), cart_rate)
     cart = rng.random(n_events) < np.minimum(1.0, scale * odds[kind])
     pagetype = _PAGETYPES[rng.choice(len(_PAGETYPES), size=n_events, p=_PAGETYPE_P)]

@@ -1,5 +1,6 @@
 """Ranking metrics (higher is better) and scorers for GridSearchCV."""
 
+from ._next_item import make_next_item_scorer
 from ._ranking import (
     hit_rate_at_k,
     map_at_k,
@@ -22,6 +23,7 @@ from ._scorer import (
 
 __all__ = [
     "hit_rate_at_k",
+    "make_next_item_scorer",
     "make_session_scorer",
     "make_top_k_overlap_scorer",
     "map_at_k",

@@ -8,19 +8,19 @@ model may see from the truth, and builds both from ``X`` itself.
 
 from __future__ import annotations
 
-import copy
-import warnings
+import math
 from numbers import Integral
 
 import polars as pl
 from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import check_is_fitted
 
 from .._frame import index_of, to_polars
-from ..preprocessing import (
-    ConfidenceEncoder,
-    InteractionMatrixBuilder,
-    PseudoUserUnifier,
-)
+from .._utils import answering_pipeline
+from .._warnings import warn
+from ..model_selection._protocol import reveal_first_n
+from ..recommender._base import quiet_answers
+from ..schema import resolve_schema
 from ._ranking import (
     hit_rate_at_k,
     map_at_k,
@@ -40,52 +40,73 @@ METRICS = {
 
 
 class _Parts:
-    """The steps of a fitted skals pipeline that a scorer needs."""
+    """What a scorer reads from a fitted pipeline: columns, steps, answers.
 
-    def __init__(self, estimator):
+    The columns come from the pipeline's own steps (:func:`skals.schema.
+    schema_of`), or from the schema given to the scorer, checked against
+    them; steps are found by what they do, not by their class.
+    """
+
+    def __init__(self, estimator, schema=None):
         # a fitted search scores as its refitted best pipeline
         estimator = getattr(estimator, "best_estimator_", estimator)
-        steps = (
-            [s for _, s in estimator.steps]
-            if isinstance(estimator, Pipeline)
-            else [estimator]
-        )
-        steps = [s for s in steps if s not in (None, "passthrough")]
-        self.final = steps[-1]
-        self.transformers = steps[:-1]
-
-        def first(cls):
-            return next((s for s in self.transformers if isinstance(s, cls)), None)
-
-        self.unifier = first(PseudoUserUnifier)
-        self.encoder = first(ConfidenceEncoder)
-        self.builder = first(InteractionMatrixBuilder)
-        if self.encoder is None or self.builder is None:
+        if not isinstance(estimator, Pipeline) or len(estimator.steps) < 2:
             raise TypeError(
-                "skals scorers need a fitted pipeline with a ConfidenceEncoder and "
-                "an InteractionMatrixBuilder before the recommender; got "
+                "skals scorers need a fitted pipeline from events to a "
+                "recommender (e.g. make_recommender_pipeline(...)); got "
                 f"{type(estimator).__name__}."
             )
-        self.key_col = self.encoder.user_col
-        self.item_col = self.encoder.item_col
-        self.cart_col = self.encoder.cart_col
-        self.session_col = self.encoder.session_col
+        self.pipeline = estimator
+        self.final = estimator.steps[-1][1]
+        check_is_fitted(self.final)
+        self.schema = resolve_schema(estimator, schema)
+        self.key_col = getattr(self.final, "key_name_", None) or self._encoded_key()
+        self.item_col = self.schema.item
+        self.cart_col = self.schema.cart
+        self.session_col = self.schema.session
+
+    def _encoded_key(self) -> str:
+        # the key column the encoding step groups by (the step with a grain)
+        for _, step in self.pipeline.steps[:-1]:
+            params = step.get_params(deep=False)
+            if "grain" in params and "user_col" in params:
+                return params["user_col"]
+        raise TypeError(
+            "skals scorers need a pipeline with an encoding step (a "
+            "ConfidenceEncoder) before the recommender."
+        )
 
     def keyed(self, df: pl.DataFrame) -> pl.DataFrame:
-        """The events with the key column (via the pipeline's unifier)."""
-        if self.unifier is not None and self.key_col not in df.columns:
-            df = self.unifier.transform(df)
+        """The events with the key column: the steps run until it appears.
+
+        ``n_keying_steps`` counts the steps that ran (the rest answer).
+        """
+        self.n_keying_steps = 0
+        for _, step in self.pipeline.steps[:-1]:
+            if self.key_col in df.columns:
+                break
+            df = to_polars(step.transform(df), allow_lazy=False)
+            self.n_keying_steps += 1
+        if self.key_col not in df.columns:
+            raise ValueError(
+                f"Scorer: no step of the pipeline adds the key column "
+                f"{self.key_col!r} the recommender was fitted with."
+            )
         return df
 
-    def transform(self, df: pl.DataFrame, *, grain: str):
-        """Run the transformers, with the encoder at ``grain``."""
-        Xt = df
-        for step in self.transformers:
-            if step is self.encoder and step.grain != grain:
-                step = copy.copy(step)
-                step.grain = grain
-            Xt = step.transform(Xt)
-        return Xt
+    def answer_sessions(
+        self, context: pl.DataFrame, k: int, *, keyed: bool = False
+    ) -> pl.DataFrame:
+        """One answer per session of ``context`` (public ``predict`` only).
+
+        ``keyed=True``: ``context`` came through :meth:`keyed`, so the steps
+        that made its keys are not run again.
+        """
+        pipe = self.pipeline[self.n_keying_steps :] if keyed else self.pipeline
+        answering = answering_pipeline(pipe, k=k, grain="session")
+        with quiet_answers():  # this thread's answer warnings only
+            answers = answering.predict(context)
+        return to_polars(answers, allow_lazy=False)
 
 
 def _check_k(k) -> int:
@@ -125,16 +146,13 @@ class TopKOverlapScorer:
             known = index_of(truth[parts.key_col], users).is_not_null()
             truth = truth.filter(known)
         if truth.height == 0:
-            warnings.warn(
+            warn(
                 "top_k_overlap_scorer: no held-out key was seen in training; "
                 "score is 0.0 (pass include_unknown=True to score them).",
                 UserWarning,
-                stacklevel=2,
             )
             return 0.0
-        with warnings.catch_warnings():
-            # unknown keys get the fallback by design here
-            warnings.simplefilter("ignore", UserWarning)
+        with quiet_answers():  # unknown keys get the fallback by design here
             recs = final.recommend_keys(truth[parts.key_col], k=self.k)
         return precision_at_k(
             truth["__truth"].to_list(), recs["recommendations"].to_list(), k=self.k
@@ -190,6 +208,7 @@ class SessionScorer:
         by_segment,
         time_col,
         user_col,
+        schema=None,
     ):
         single = isinstance(metrics, str)
         names = [metrics] if single else list(metrics)
@@ -198,8 +217,10 @@ class SessionScorer:
             raise ValueError(
                 f"Unknown metric(s) {unknown!r}; choose from {sorted(METRICS)}."
             )
-        if relevance not in ("cart", "any"):
-            raise ValueError(f"relevance must be 'cart' or 'any', got {relevance!r}.")
+        if relevance not in ("cart", "any", "rest"):
+            raise ValueError(
+                f"relevance must be 'cart', 'any' or 'rest', got {relevance!r}."
+            )
         if isinstance(n_revealed, bool) or not isinstance(n_revealed, Integral):
             raise ValueError(f"n_revealed must be an int >= 1, got {n_revealed!r}.")
         if n_revealed < 1:
@@ -212,6 +233,7 @@ class SessionScorer:
         self.by_segment = by_segment
         self.time_col = time_col
         self.user_col = user_col
+        self.schema = schema
 
     def __repr__(self) -> str:
         m = self.metrics[0] if self.single else self.metrics
@@ -222,34 +244,36 @@ class SessionScorer:
 
     def protocol(self, parts: _Parts, X):
         """Split held-out events into (context events, truth per session)."""
-        df = to_polars(X, allow_lazy=False)
-        s, item, cart = parts.session_col, parts.item_col, parts.cart_col
-        needed = [s, item, self.time_col] + ([cart] if self.relevance == "cart" else [])
-        missing = [c for c in needed if c not in df.columns]
-        if missing:
-            raise ValueError(f"Session scorer: held-out events lack {missing!r}.")
-        df = (
-            df.with_row_index("__row")
-            .sort([s, self.time_col, "__row"])
-            .with_columns(pl.int_range(pl.len()).over(s).alias("__pos"))
+        time_col = self.time_col or parts.schema.time
+        lazy = isinstance(X, pl.LazyFrame)  # refused below, with its own error
+        columns = () if lazy else [str(c) for c in getattr(X, "columns", ())]
+        if (
+            not lazy
+            and time_col not in columns
+            and self.time_col is None
+            and self.schema is None
+        ):
+            raise ValueError(
+                f"Session scorer: the held-out events have no time column "
+                f"{time_col!r}. The pipeline's steps do not read event times "
+                "(ALS needs no order), so give the scorer the schema the "
+                "pipeline was built with: make_session_scorer(..., schema=schema)."
+            )
+        context, truth = reveal_first_n(
+            X,
+            self.n_revealed,
+            session_col=parts.session_col,
+            item_col=parts.item_col,
+            time_col=time_col,
+            cart_col=parts.cart_col,
+            user_col=self.user_col or parts.schema.user,
+            relevance=self.relevance,
         )
-        context = df.filter(pl.col("__pos") < self.n_revealed)
-        context = context.drop([c for c in (cart, "__row", "__pos") if c in df.columns])
-        relevant = df.filter(pl.col(cart) == 1) if self.relevance == "cart" else df
-        truth = relevant.group_by(s).agg(pl.col(item).unique().alias("__truth"))
-        info = df.group_by(s).agg(
-            (pl.col(self.user_col).is_not_null().any()).alias("logged_in")
-            if self.user_col in df.columns
-            else pl.lit(False).alias("logged_in"),
-            pl.len().clip(0, self.n_revealed).alias("n_context"),
-        )
-        truth = truth.join(info, on=s, how="left").sort(s)
-        n_sessions = df[s].n_unique()
-        return context, truth, n_sessions
+        return context, truth.rename({"relevant": "__truth"}), None
 
     def details(self, estimator, X) -> pl.DataFrame:
         """Per-session scores: one row per scored session."""
-        parts = _Parts(estimator)
+        parts = _Parts(estimator, self.schema)
         context, truth, _ = self.protocol(parts, X)
         s = parts.session_col
         if truth.height == 0:
@@ -258,11 +282,7 @@ class SessionScorer:
                 f"(relevance={self.relevance!r}); nothing to score."
             )
         context = context.filter(pl.col(s).is_in(truth[s].implode()))
-        Xt = parts.transform(context, grain="session")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            answers = parts.final._predict(Xt, self.k)
-        answers = to_polars(answers, allow_lazy=False)
+        answers = parts.answer_sessions(context, self.k)
         joined = truth.join(answers, on=s, how="left")
         preds = [p if p is not None else [] for p in joined["recommendations"]]
         cols = {
@@ -289,7 +309,9 @@ class SessionScorer:
             for seg, cond in segments.items():
                 sub = per.filter(cond)
                 for n in names:
-                    out[f"{n}_{seg}"] = float(sub[n].mean()) if sub.height else 0.0
+                    # NaN, not 0.0: an empty segment has no score, and a
+                    # mean over segments (np.nanmean) must not count it
+                    out[f"{n}_{seg}"] = float(sub[n].mean()) if sub.height else math.nan
         return out[names[0]] if self.single else out
 
 
@@ -300,8 +322,9 @@ def make_session_scorer(
     n_revealed=3,
     relevance="cart",
     by_segment=False,
-    time_col="timestamp_local",
-    user_col="user_id",
+    time_col=None,
+    user_col=None,
+    schema=None,
 ):
     """Build a challenge-style scorer for ``GridSearchCV(scoring=...)``.
 
@@ -326,16 +349,28 @@ def make_session_scorer(
         List length.
     n_revealed : int, default=3
         Events revealed per session (>= 1).
-    relevance : {"cart", "any"}, default="cart"
-        What counts as relevant.
+    relevance : {"cart", "any", "rest"}, default="cart"
+        What counts as relevant: carted items, every item of the session, or
+        every item of the remaining (not revealed) events.
     by_segment : bool, default=False
         Add ``"<metric>_anonymous"``, ``"_logged_in"``, ``"_short_context"``
         (fewer than ``n_revealed`` events) and ``"_full_context"`` entries to
-        the returned dict.
-    time_col : str, default="timestamp_local"
-        Orders the events of a session.
-    user_col : str, default="user_id"
-        Tells logged-in sessions apart (for ``by_segment``).
+        the returned dict. A segment without any scored session is ``NaN``
+        (not 0.0), so that means over segments or folds can skip it
+        (``numpy.nanmean``).
+    time_col : str or None, default=None
+        Orders the events of a session: a datetime, date or number column
+        (strings are refused with the splitters' ``TypeError``, as they would
+        sort as text). ``None``: the schema's ``time``.
+    user_col : str or None, default=None
+        Tells logged-in sessions apart (for ``by_segment``); it must be a
+        column of the held-out events. ``None``: the schema's ``user``.
+    schema : Schema or None, default=None
+        The event log's columns (:class:`~skals.schema.Schema`). ``None``
+        reads them from the scored pipeline's steps
+        (:func:`~skals.schema.schema_of`); a schema given here is checked
+        against them. The session, item and cart columns always come from
+        the pipeline, so they cannot disagree with what it was fitted on.
 
     Returns
     -------
@@ -350,7 +385,7 @@ def make_session_scorer(
     make_session_scorer(['ndcg', 'precision'], k=5, n_revealed=3, relevance='cart', by_segment=False)
     """  # noqa: E501
     return SessionScorer(
-        metrics, k, n_revealed, relevance, by_segment, time_col, user_col
+        metrics, k, n_revealed, relevance, by_segment, time_col, user_col, schema
     )
 
 

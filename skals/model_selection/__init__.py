@@ -1,7 +1,8 @@
-"""Cross-validation splitters and searches for event logs."""
+"""Splitters, searches and the reveal-the-first-n protocol for event logs."""
 
 from ._early_stopping import EarlyStoppingPipeline
 from ._halving import SessionHalvingGridSearchCV, SessionSubsampleSplit
+from ._protocol import reveal_first_n
 from ._split import SessionHoldoutSplit, TemporalSplit
 
 __all__ = [
@@ -10,4 +11,5 @@ __all__ = [
     "SessionHoldoutSplit",
     "SessionSubsampleSplit",
     "TemporalSplit",
+    "reveal_first_n",
 ]

@@ -17,8 +17,25 @@ import polars as pl
 from sklearn.model_selection import BaseCrossValidator
 
 from .._frame import check_columns, check_no_nulls, reject_lazy, to_polars
+from .._sklearn import event_subsampling_fraction
 
 __all__ = ["SessionHoldoutSplit", "TemporalSplit"]
+
+
+def check_time_column(df: pl.DataFrame, time_col: str, *, where: str) -> None:
+    """Raise ``TypeError`` unless ``time_col`` orders events by time.
+
+    A datetime, date or number orders events; strings would be sorted as
+    text (``"10:00" < "9:00"``), so they are refused. Shared by the
+    splitters and the session scorers, so their message is one.
+    """
+    dtype = df.schema[time_col]
+    if not (dtype.is_numeric() or dtype.is_temporal()):
+        raise TypeError(
+            f"{where}: the time column {time_col!r} must be a datetime, "
+            f"date or number, got {dtype}. Parse strings first, e.g. "
+            f"pl.col({time_col!r}).str.to_datetime()."
+        )
 
 
 def _check_int(value, name, minimum):
@@ -52,6 +69,31 @@ class _EventLogSplit(BaseCrossValidator):
                 f"of all {self._unit}s), got {size!r}."
             )
 
+    def _col(self, field: str) -> str:
+        """The column of a schema ``field``: the parameter, else the schema's.
+
+        ``<field>_col=None`` takes it from ``schema`` (the default
+        :class:`~skals.schema.Schema` when there is none); a name given both
+        ways must agree.
+        """
+        from ..schema import Schema
+
+        schema = self.schema if self.schema is not None else Schema()
+        if not isinstance(schema, Schema):
+            raise TypeError(
+                f"{type(self).__name__}(schema=...) takes a skals Schema, got "
+                f"{type(schema).__name__}."
+            )
+        value = getattr(self, f"{field}_col")
+        if value is None:
+            return getattr(schema, field)
+        if self.schema is not None and value != getattr(schema, field):
+            raise ValueError(
+                f"{type(self).__name__}: {field}_col={value!r} disagrees with the "
+                f"schema's {field}={getattr(schema, field)!r}; give it once."
+            )
+        return value
+
     def get_n_splits(self, X=None, y=None, groups=None):
         """Return the number of splitting iterations, ``n_splits``.
 
@@ -75,13 +117,7 @@ class _EventLogSplit(BaseCrossValidator):
         check_columns(df, columns, where=where)
         df = df.select(columns)
         check_no_nulls(df, columns, where=where)
-        dtype = df.schema[self.time_col]
-        if not (dtype.is_numeric() or dtype.is_temporal()):
-            raise TypeError(
-                f"{where}: the time column {self.time_col!r} must be a datetime, "
-                f"date or number, got {dtype}. Parse strings first, e.g. "
-                f"pl.col({self.time_col!r}).str.to_datetime()."
-            )
+        check_time_column(df, self._col("time"), where=where)
         return df
 
     def _test_starts(self, n_units, gap=0):
@@ -119,9 +155,10 @@ class TemporalSplit(_EventLogSplit):
     ----------
     n_splits : int, default=3
         Number of folds (test blocks). Must be at least 1.
-    time_col : str, default="timestamp_local"
+    time_col : str or None, default=None
         Column holding the event time (datetime, date or number). With
-        ``time_col="date"`` a unit is a day.
+        ``time_col="date"`` a unit is a day. ``None``: the schema's ``time``
+        (``"timestamp_local"`` without a schema).
     test_size : int or float, default=None
         Size of each test block. An int is a number of distinct times; a
         float in (0, 1) is a fraction of all distinct times, rounded up. None
@@ -130,6 +167,9 @@ class TemporalSplit(_EventLogSplit):
     gap : int, default=0
         Number of distinct times left out between the end of each training
         set and the start of its test block.
+    schema : Schema or None, default=None
+        The event log's column names (:class:`~skals.schema.Schema`), the
+        same object the pipeline was built with.
 
     See Also
     --------
@@ -158,12 +198,13 @@ class TemporalSplit(_EventLogSplit):
     _unit = "distinct time"
 
     def __init__(
-        self, n_splits=3, *, time_col="timestamp_local", test_size=None, gap=0
+        self, n_splits=3, *, time_col=None, test_size=None, gap=0, schema=None
     ):
         self.n_splits = n_splits
         self.time_col = time_col
         self.test_size = test_size
         self.gap = gap
+        self.schema = schema
         self._check_params()
 
     def _check_params(self):
@@ -190,10 +231,10 @@ class TemporalSplit(_EventLogSplit):
             Row positions of the test events of that fold.
         """
         self._check_params()
-        df = self._events(X, [self.time_col])
+        df = self._events(X, [self._col("time")])
         # 0-based rank of each event's time among the distinct times.
         unit = (
-            df.select(pl.col(self.time_col).rank("dense").cast(pl.Int64) - 1)
+            df.select(pl.col(self._col("time")).rank("dense").cast(pl.Int64) - 1)
             .to_series()
             .to_numpy()
         )
@@ -224,14 +265,20 @@ class SessionHoldoutSplit(_EventLogSplit):
     ----------
     n_splits : int, default=3
         Number of folds (test blocks). Must be at least 1.
-    session_col : str, default="session_id"
-        Column holding the session id.
-    time_col : str, default="timestamp_local"
-        Column holding the event time (datetime, date or number).
+    session_col : str or None, default=None
+        Column holding the session id. ``None``: the schema's ``session``
+        (``"session_id"`` without a schema).
+    time_col : str or None, default=None
+        Column holding the event time (datetime, date or number). ``None``:
+        the schema's ``time`` (``"timestamp_local"`` without a schema).
     test_size : int or float, default=None
         Size of each test block. An int is a number of sessions; a float in
         (0, 1) is a fraction of all sessions, rounded up. None means
         ``n_sessions // (n_splits + 1)``.
+    schema : Schema or None, default=None
+        The event log's column names (:class:`~skals.schema.Schema`), the
+        same object the pipeline was built with
+        (:func:`~skals.schema.make_recommender_pipeline`).
 
     See Also
     --------
@@ -245,6 +292,12 @@ class SessionHoldoutSplit(_EventLogSplit):
     that starts at the same time as the test block (a tie broken by id) is
     neither trained nor tested on in that fold. Rows are returned as
     positions in ``X`` in increasing order; ``X`` need not be sorted.
+
+    Folds hold whole sessions, and must stay whole:
+    ``HalvingGridSearchCV`` with its default ``resource="n_samples"`` would
+    keep a random fraction of the events of each fold, so the splitter
+    refuses to run under it (``ValueError``). Grow a parameter instead, e.g.
+    ``resource="implicitalsrecommender__iterations"``.
 
     Examples
     --------
@@ -269,14 +322,16 @@ class SessionHoldoutSplit(_EventLogSplit):
         self,
         n_splits=3,
         *,
-        session_col="session_id",
-        time_col="timestamp_local",
+        session_col=None,
+        time_col=None,
         test_size=None,
+        schema=None,
     ):
         self.n_splits = n_splits
         self.session_col = session_col
         self.time_col = time_col
         self.test_size = test_size
+        self.schema = schema
         self._check_params()
 
     def split(self, X, y=None, groups=None):
@@ -299,10 +354,21 @@ class SessionHoldoutSplit(_EventLogSplit):
             Row positions of the test events of that fold.
         """
         self._check_params()
-        df = self._events(X, [self.session_col, self.time_col])
+        fraction = event_subsampling_fraction()
+        if fraction is not None and fraction < 1:
+            raise ValueError(
+                "SessionHoldoutSplit: HalvingGridSearchCV(resource='n_samples') "
+                f"keeps a random {fraction:.1%} of each fold's events, which cuts "
+                "the held-out sessions apart: the session scorer would reveal "
+                "other first events than the session's and miss part of its "
+                "truth. Use a parameter of the pipeline as the resource, e.g. "
+                "HalvingGridSearchCV(..., resource="
+                "'implicitalsrecommender__iterations', max_resources=15)."
+            )
+        df = self._events(X, [self._col("session"), self._col("time")])
         df = df.select(
-            time=pl.col(self.time_col).rank("dense").cast(pl.Int64) - 1,
-            session=pl.col(self.session_col).rank("dense").cast(pl.Int64) - 1,
+            time=pl.col(self._col("time")).rank("dense").cast(pl.Int64) - 1,
+            session=pl.col(self._col("session")).rank("dense").cast(pl.Int64) - 1,
         )
         n_sessions = int(df["session"].max()) + 1 if df.height else 0
         df = df.with_columns(start=pl.col("time").min().over("session"))

@@ -1,9 +1,6 @@
-"""InteractionMatrixBuilder and the InteractionMatrix it returns."""
+"""InteractionMatrixBuilder: encoded rows in, an InteractionMatrix out."""
 
 from __future__ import annotations
-
-import warnings
-from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -12,90 +9,34 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
 
+from .._checks import (
+    check_not_empty,
+    check_null_ids,
+    check_unused_columns,
+    check_value_counts,
+    raise_bad_value_dtype,
+    report_session_keys,
+    report_unknown_items,
+)
 from .._frame import (
     FrameKind,
     check_columns,
+    comparable_ids,
     frame_kind,
     is_spark,
     schema_of,
-    spark_call,
     to_polars,
 )
-from ._base import FrameTransformerMixin
-from ._confidence import CART_COUNT, CONFIDENCE, VIEW_COUNT, check_item_column
-
-
-@dataclass(eq=False)
-class InteractionMatrix:
-    """A users x items confidence matrix that knows its ids.
-
-    What :class:`InteractionMatrixBuilder` returns and the recommenders take:
-    a CSR matrix plus the id of every row and column, so that answers come
-    back in the caller's ids.
-
-    Parameters
-    ----------
-    matrix : scipy.sparse.csr_matrix of float32, shape (n_rows, n_items)
-        Confidences. Columns follow ``item_ids``.
-    row_ids : polars.Series
-        Id of each row: the user key, or the session id at session grain.
-    row_keys : polars.Series
-        User key of each row (equal to ``row_ids`` at key grain); used to find
-        a row's training history.
-    item_ids : polars.Series
-        Item id of each column (the builder's fitted vocabulary).
-    id_name : str
-        Column name for ``row_ids`` in answers (e.g. ``"unified_user_id"``).
-    item_name : str
-        Name of the item column (e.g. ``"partnumber"``).
-    row_segments : polars.Series or None
-        Segment of each row (e.g. its country), when the encoder passed one.
-    item_stats : polars.DataFrame or None
-        Per column (``item_index``) and segment: summed ``view_count``,
-        ``cart_count`` and ``confidence``; what popularity is ranked by.
-    kind : FrameKind
-        Dataframe library of the original input, so answers come back in it.
-
-    Examples
-    --------
-    >>> import polars as pl
-    >>> from skals import InteractionMatrixBuilder
-    >>> enc = pl.DataFrame({"unified_user_id": ["u_1", "s_2"],
-    ...                     "partnumber": [10, 20], "confidence": [2.0, 3.0]})
-    >>> im = InteractionMatrixBuilder().fit_transform(enc)
-    >>> im.shape, im.row_ids.to_list(), im.item_ids.to_list()
-    ((2, 2), ['s_2', 'u_1'], [10, 20])
-    >>> im.matrix.toarray()
-    array([[0., 3.],
-           [2., 0.]], dtype=float32)
-    """
-
-    matrix: sp.csr_matrix
-    row_ids: pl.Series
-    row_keys: pl.Series
-    item_ids: pl.Series
-    id_name: str = "unified_user_id"
-    item_name: str = "partnumber"
-    row_segments: pl.Series | None = None
-    item_stats: pl.DataFrame | None = None
-    kind: FrameKind = field(default_factory=lambda: FrameKind("polars"))
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(n_rows, n_items)`` of the matrix."""
-        return self.matrix.shape
-
-    @property
-    def nnz(self) -> int:
-        """Number of stored (row, item) confidences."""
-        return self.matrix.nnz
-
-    def __repr__(self) -> str:
-        n, m = self.shape
-        return (
-            f"InteractionMatrix({n} {self.id_name} x {m} {self.item_name}, "
-            f"nnz={self.nnz})"
-        )
+from .._interaction import InteractionMatrix
+from ._base import FrameTransformerMixin, spark_call
+from ._confidence import (
+    CART_COUNT,
+    CONFIDENCE,
+    LAST_TIME,
+    RECENCY,
+    VIEW_COUNT,
+    check_item_column,
+)
 
 
 class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
@@ -157,6 +98,14 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
            [12.,  2.]], dtype=float32)
     """
 
+    #: Which parameters name a column of the event log, by
+    #: :class:`~skals.schema.Schema` field (read by ``schema_of``).
+    _schema_params = {
+        "item_col": "item",
+        "session_col": "session",
+        "segment_col": "segment",
+    }
+
     _parameter_constraints: dict = {
         "user_col": [str],
         "item_col": [str],
@@ -192,40 +141,26 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         if self.segment_col is not None:
             required.append(self.segment_col)
         check_columns(df, required, where=self._where)
+        check_unused_columns(self, schema_of(df).names(), (VIEW_COUNT, CART_COUNT))
         df = check_item_column(df, self.item_col, self._where)
         self._check_values(df)
         # a null id would become a vocabulary entry or a row id of its own
         id_cols = [self.user_col, self.item_col]
         if self._has_sessions(df):
             id_cols.append(self.session_col)
-        for col in id_cols:
-            n = df[col].null_count()
-            if n:
-                raise ValueError(f"{self._where}: column {col!r} has {n} null values.")
+        check_null_ids(self._where, {c: df[c].null_count() for c in id_cols})
         return df, kind
 
     def _check_values(self, df: pl.DataFrame) -> None:
         dtype = schema_of(df)[self.value_col]
         if not (dtype.is_numeric()):
-            raise TypeError(
-                f"{self._where}: column {self.value_col!r} has dtype {dtype}; "
-                "confidences must be numeric."
-            )
+            raise_bad_value_dtype(self._where, self.value_col, str(dtype))
         v = pl.col(self.value_col).cast(pl.Float64)
         bad = df.select(
             (v.is_null() | v.is_nan() | v.is_infinite()).sum().alias("nonfinite"),
             (v < 0).sum().alias("negative"),
-        ).row(0, named=True)
-        if bad["nonfinite"]:
-            raise ValueError(
-                f"{self._where}: column {self.value_col!r} has {bad['nonfinite']} "
-                "null, NaN or infinite values."
-            )
-        if bad["negative"]:
-            raise ValueError(
-                f"{self._where}: column {self.value_col!r} has {bad['negative']} "
-                "negative values; confidences must be >= 0."
-            )
+        ).row(0)
+        check_value_counts(self._where, self.value_col, *bad)
 
     def _has_sessions(self, df: pl.DataFrame) -> bool:
         return self.session_col in df.columns and self.session_col != self.user_col
@@ -249,8 +184,7 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         if is_spark(X):
             return spark_call(self, "fit", X)
         df, _ = self._prepare(X)
-        if df.height == 0:
-            raise ValueError(f"{self._where}: cannot fit on an empty frame.")
+        check_not_empty(self._where, df.height)
         self._remember_columns(df)
         self.user_ids_ = df[self.user_col].unique().sort().rename(self.user_col)
         self.item_ids_ = df[self.item_col].unique().sort().rename(self.item_col)
@@ -282,27 +216,50 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
                 "__col": pl.int_range(len(self.item_ids_), dtype=pl.Int64, eager=True),
             }
         )
-        if df.schema[self.item_col] != self.item_ids_.dtype:
-            # ids of another type than in fit: compare them as fit's type
-            # (what cannot be cast is unknown)
-            df = df.with_columns(
-                pl.col(self.item_col).cast(self.item_ids_.dtype, strict=False)
-            )
+        # ids of another type than in fit match exactly or not at all
+        # ("010" is not item 10); the rows that match nothing are counted
+        lookup = comparable_ids(df[self.item_col], self.item_ids_.dtype)
+        if lookup is None:
+            lookup = pl.Series([None] * df.height, dtype=self.item_ids_.dtype)
         # one lazy plan, hash joins throughout (cheaper than binary searches
         # over millions of string ids), collected together
-        lf = df.lazy().join(vocab.lazy(), on=self.item_col, how="left")
+        lf = (
+            df.lazy()
+            .with_columns(lookup.alias("__item"))
+            .join(
+                vocab.lazy().rename({self.item_col: "__item"}),
+                on="__item",
+                how="left",
+            )
+        )
+        has_time = LAST_TIME in df.columns and RECENCY in df.columns
         # every key/session of the input keeps a row, even if all its items
         # were unknown: it still gets an answer (from history or popularity)
-        if id_name == self.user_col and self.segment_col is None:
+        if id_name == self.user_col and self.segment_col is None and not has_time:
             rows_lf = lf.select(pl.col(id_name).unique().sort()).with_columns(
                 pl.col(id_name).alias("__key")
             )
         else:
+            # a session's key: the smallest of its keys (one, after
+            # PseudoUserUnifier), whatever the row order; its segment: that
+            # key's
+            key = pl.col(self.user_col)
             rows_lf = lf.group_by(id_name).agg(
-                pl.col(self.user_col).first().alias("__key"),
+                key.min().alias("__key"),
+                key.n_unique().alias("__n_keys"),
                 *(
-                    [pl.col(self.segment_col).first().alias("__seg")]
+                    [
+                        pl.col(self.segment_col)
+                        .sort_by(key, pl.col(self.segment_col), nulls_last=True)
+                        .first()
+                        .alias("__seg")
+                    ]
                     if self.segment_col is not None
+                    else []
+                ),
+                *(
+                    [_epoch_seconds(df, LAST_TIME).max().alias("__time")]
+                    if has_time
                     else []
                 ),
             )
@@ -313,6 +270,8 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         keep += [c for c in (VIEW_COUNT, CART_COUNT) if c in df.columns]
         if self.segment_col is not None:
             keep.append(self.segment_col)
+        if has_time:
+            keep.append(RECENCY)
         known_lf = (
             lf.filter(pl.col("__col").is_not_null())
             .join(rows_lf.select(id_name, "__row"), on=id_name, how="left")
@@ -323,14 +282,9 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         )
         rows, known, unknown = pl.collect_all([rows_lf, known_lf, unknown_lf])
         n_unknown, n_unknown_ids = unknown.row(0)
-        if n_unknown:
-            warnings.warn(
-                f"{where}: dropped {n_unknown} of {df.height} rows whose "
-                f"{self.item_col!r} ({n_unknown_ids} distinct ids) was not seen "
-                "in fit.",
-                UserWarning,
-                stacklevel=2,
-            )
+        if "__n_keys" in rows.columns:
+            report_session_keys(where, id_name, (rows["__n_keys"] > 1).sum())
+        report_unknown_items(where, self.item_col, n_unknown, df.height, n_unknown_ids)
         matrix = sp.csr_matrix(
             (
                 known[self.value_col].to_numpy().astype(np.float32, copy=False),
@@ -341,6 +295,10 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         )
         matrix.sum_duplicates()  # canonical: sorted indices, one entry per cell
         stats = self._item_stats(known)
+        times = recency = None
+        if has_time:
+            times = rows["__time"].to_numpy().astype(np.float64)
+            recency = _recency_matrix(known, matrix)
         return InteractionMatrix(
             matrix=matrix,
             row_ids=rows[id_name],
@@ -353,6 +311,8 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
             else None,
             item_stats=stats,
             kind=kind,
+            row_times=times,
+            recency=recency,
         )
 
     def _item_stats(self, known: pl.DataFrame) -> pl.DataFrame:
@@ -366,3 +326,30 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         aggs.append(pl.len().cast(pl.Float64).alias("n_rows"))
         by_out = [c if c != "__col" else "item_index" for c in by]
         return known.group_by(by).agg(aggs).rename({"__col": "item_index"}).sort(by_out)
+
+
+def _epoch_seconds(df: pl.DataFrame, col: str) -> pl.Expr:
+    """``col`` as float seconds since the epoch (datetimes, dates or numbers)."""
+    if isinstance(df.schema[col], (pl.Datetime, pl.Date)):
+        return pl.col(col).dt.epoch("us").cast(pl.Float64) / 1e6
+    return pl.col(col).cast(pl.Float64)
+
+
+def _recency_matrix(known: pl.DataFrame, matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """Recency per stored cell, in the sparsity pattern and order of ``matrix``.
+
+    A cell listed twice (a session id under two keys) keeps its smaller
+    (more recent) recency.
+    """
+    if matrix.nnz < known.height:
+        known = known.group_by("__row", "__col").agg(pl.col(RECENCY).min())
+    rec = sp.csr_matrix(
+        (
+            known[RECENCY].to_numpy().astype(np.int32),
+            (known["__row"].to_numpy(), known["__col"].to_numpy()),
+        ),
+        shape=matrix.shape,
+        dtype=np.int32,
+    )
+    rec.sum_duplicates()
+    return rec

@@ -6,42 +6,32 @@ from numbers import Real
 
 import polars as pl
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
 
+from .._checks import (
+    check_encoded_counts,
+    check_float_item_counts,
+    raise_bad_cart_dtype,
+    raise_bad_item_dtype,
+    report_duplicates,
+)
 from .._frame import (
     check_columns,
     eager,
     frame_kind,
     is_spark,
     schema_of,
-    spark_call,
     to_native,
     to_polars,
 )
-from ._base import FrameTransformerMixin
+from .._sklearn import Interval, StrOptions
+from ._base import FrameTransformerMixin, spark_call
 
 #: Columns added by :class:`ConfidenceEncoder`.
 VIEW_COUNT, CART_COUNT, CONFIDENCE = "view_count", "cart_count", "confidence"
-
-
-def check_float_item_counts(item_col: str, n_nan: int, n_frac: int, where: str):
-    """Raise for a float item column with NaN/null or non-integral values.
-
-    Shared by the polars and the Spark encoders, which count these values
-    each in their own engine, so both raise the same errors.
-    """
-    if n_nan:
-        raise ValueError(
-            f"{where}: column {item_col!r} is a float column with {n_nan} "
-            "NaN or null values; item ids must be present (drop those rows)."
-        )
-    if n_frac:
-        raise TypeError(
-            f"{where}: column {item_col!r} holds {n_frac} non-integral "
-            "floats; item ids must be integers or strings."
-        )
+#: Columns added by :class:`ConfidenceEncoder` when ``time_col`` is set.
+LAST_TIME, RECENCY = "last_time", "recency"
 
 
 def check_item_column(df, item_col: str, where: str):
@@ -62,10 +52,7 @@ def check_item_column(df, item_col: str, where: str):
         check_float_item_counts(item_col, *bad.row(0), where)
         return df.with_columns(pl.col(item_col).cast(pl.Int64))
     if not (dtype.is_integer() or dtype in (pl.String, pl.Categorical, pl.Enum)):
-        raise TypeError(
-            f"{where}: column {item_col!r} has dtype {dtype}; item ids must be "
-            "integers or strings."
-        )
+        raise_bad_item_dtype(where, item_col, str(dtype))
     if dtype in (pl.Categorical, pl.Enum):
         df = df.with_columns(pl.col(item_col).cast(pl.String))
     return df
@@ -78,10 +65,7 @@ def _cart_expr(col: str, dtype: pl.DataType, where: str) -> pl.Expr:
         return pl.col(col).fill_nan(None)
     if dtype.is_integer():
         return pl.col(col)
-    raise TypeError(
-        f"{where}: column {col!r} has dtype {dtype}; it must hold 0/1 "
-        "(integer, float or boolean) add-to-cart flags."
-    )
+    raise_bad_cart_dtype(where, col, str(dtype))
 
 
 class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
@@ -126,7 +110,27 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
     segment_col : str or None, default=None
         Optional column (e.g. ``"country"``) passed on per row, so the
         popularity fallback can rank within a segment. A key's segment is its
-        most frequent value.
+        most frequent value. Name it on :class:`InteractionMatrixBuilder` too
+        (the builder raises when the encoded rows carry a column it would
+        ignore).
+    time_col : str or None, default=None
+        Event time column (e.g. ``"timestamp_local"``; a datetime or a number
+        of seconds). When set, the output gets two more columns per row:
+        ``last_time``, the item's last event time within its group (the
+        session at ``grain="session"``, the key at ``grain="key"``), and
+        ``recency``, the rank of the item by that time within the group
+        (1 for the most recently interacted distinct item, 2 for the one
+        before, ...; ties by item id, larger first). The builder turns them
+        into the matrix's ``row_times`` and ``recency``, which
+        :class:`~skals.SessionKNNRecommender` needs for position weighting and
+        recency sampling. ``None`` adds nothing (and costs nothing).
+    drop_duplicates : bool, default=False
+        Drop exact duplicate events (rows equal in every column) before
+        counting, with a warning that counts them. By default every row
+        counts: a log may hold the same event twice legitimately (two views
+        within one timestamp tick), and the notebook's counts keep them, but
+        a log duplicated by an export or a join inflates the confidences;
+        set it when the log's rows should be unique.
 
     Attributes
     ----------
@@ -155,6 +159,16 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
     [('u_1', 5, 2, 1, 13.0), ('u_1', 6, 1, 0, 2.0)]
     """
 
+    #: Which parameters name a column of the event log, by
+    #: :class:`~skals.schema.Schema` field (read by ``schema_of``).
+    _schema_params = {
+        "item_col": "item",
+        "cart_col": "cart",
+        "session_col": "session",
+        "segment_col": "segment",
+        "time_col": "time",
+    }
+
     _parameter_constraints: dict = {
         "user_col": [str],
         "item_col": [str],
@@ -164,6 +178,8 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         "grain": [StrOptions({"key", "session"})],
         "session_col": [str],
         "segment_col": [str, None],
+        "time_col": [str, None],
+        "drop_duplicates": ["boolean"],
     }
 
     def __init__(
@@ -176,6 +192,8 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         grain="key",
         session_col="session_id",
         segment_col=None,
+        time_col=None,
+        drop_duplicates=False,
     ):
         self.user_col = user_col
         self.item_col = item_col
@@ -185,17 +203,8 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         self.grain = grain
         self.session_col = session_col
         self.segment_col = segment_col
-
-    def _check_weights(self) -> None:
-        import math
-
-        for name in ("view_weight", "cart_weight"):
-            value = getattr(self, name)
-            if not math.isfinite(value):
-                raise ValueError(
-                    f"The {name!r} parameter of {type(self).__name__} must be a "
-                    f"finite number >= 0. Got {value!r} instead."
-                )
+        self.time_col = time_col
+        self.drop_duplicates = drop_duplicates
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -214,8 +223,8 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
             Fitted transformer.
         """
         if is_spark(X):
+            self._check_spark(X)
             return spark_call(self, "fit", X)
-        self._check_weights()
         df = to_polars(X)
         check_columns(df, self._required(require_cart=True), where=self._where)
         self._remember_columns(df)
@@ -233,7 +242,16 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
             cols.append(self.session_col)
         if self.segment_col is not None:
             cols.append(self.segment_col)
+        if self.time_col is not None:
+            cols.append(self.time_col)
         return cols
+
+    def _check_spark(self, X) -> None:
+        if self.time_col is not None:
+            raise NotImplementedError(
+                f"{self._where}: time_col={self.time_col!r} is not supported on "
+                "Spark yet; collect the log to polars, or set time_col=None."
+            )
 
     def transform(self, X):
         """Aggregate the events into counts and confidences.
@@ -248,12 +266,13 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         encoded : polars or pandas DataFrame
             One row per (key, item) (or (key, session, item)) with the columns
             ``user_col``, [``session_col``], ``item_col``, ``view_count``,
-            ``cart_count``, ``confidence`` [and ``segment_col``].
+            ``cart_count``, ``confidence`` [, ``segment_col``] [and
+            ``last_time``, ``recency`` when ``time_col`` is set].
         """
         check_is_fitted(self)
         if is_spark(X):
+            self._check_spark(X)
             return spark_call(self, "transform", X)
-        self._check_weights()
         kind = frame_kind(X)
         df = to_polars(X)
         check_columns(df, self._required(require_cart=False), where=self._where)
@@ -277,12 +296,27 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
             cart.is_null().sum().alias("__cart_null"),
             ((cart != 0) & (cart != 1)).sum().alias("__cart_bad"),
         ]
-        queries = [df.lazy().group_by(keys).agg(aggs)]
+        lf = df.lazy()
+        counts = []
+        if self.drop_duplicates:
+            counts = [lf.select(pl.len()), lf.unique().select(pl.len())]
+            lf = lf.unique()
+        if self.time_col is not None:
+            time = self._time_expr(schema[self.time_col])
+            aggs += [
+                time.max().alias(LAST_TIME),
+                time.is_null().sum().alias("__t_null"),
+            ]
+        queries = [lf.group_by(keys).agg(aggs)]
         if self.segment_col is not None:
             # a key's segment: its most frequent value over its events
             seg = pl.col(self.segment_col).drop_nulls().mode().sort().first()
-            queries.append(df.lazy().group_by(self.user_col).agg(seg))
-        out, *seg_frame = pl.collect_all(queries)
+            queries.append(lf.group_by(self.user_col).agg(seg))
+        out, *seg_frame = pl.collect_all(queries + counts)
+        if counts:
+            (n_rows,), (n_unique,) = (c.row(0) for c in seg_frame[-2:])
+            seg_frame = seg_frame[:-2]
+            report_duplicates(where, n_rows - n_unique, n_rows)
         self._check_encoded(out, keys)
         out = out.with_columns(pl.col(CART_COUNT).cast(pl.Int64))
         confidence = (
@@ -294,34 +328,40 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         if seg_frame:
             out = out.join(seg_frame[0], on=self.user_col, how="left")
             cols.append(self.segment_col)
+        if self.time_col is not None:
+            out = self._with_recency(out, keys)
+            cols += [LAST_TIME, RECENCY]
         return out.select(cols)
 
+    def _time_expr(self, dtype: pl.DataType) -> pl.Expr:
+        if not (isinstance(dtype, (pl.Datetime, pl.Date)) or dtype.is_numeric()):
+            raise TypeError(
+                f"{self._where}: column {self.time_col!r} has dtype {dtype}; "
+                "event times must be datetimes, dates or numbers (seconds)."
+            )
+        return pl.col(self.time_col)
+
+    def _with_recency(self, out: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+        """Add ``recency``: rank of the item by ``last_time`` within its group."""
+        n_null = int(out["__t_null"].sum())
+        if n_null:
+            raise ValueError(
+                f"{self._where}: column {self.time_col!r} has {n_null} null "
+                "values; every event needs a time (drop or fill those rows)."
+            )
+        group = keys[:-1]
+        # most recent first; equal times: the larger item id first
+        rank = pl.struct(LAST_TIME, self.item_col).rank("ordinal", descending=True)
+        return out.with_columns(rank.over(group).cast(pl.Int64).alias(RECENCY))
+
     def _check_encoded(self, out: pl.DataFrame, keys) -> None:
-        where = self._where
-        nulls = out.select(
+        counts = out.select(
             [pl.col(k).is_null().sum().alias(k) for k in keys]
             + [pl.col("__cart_null").sum(), pl.col("__cart_bad").sum()]
         ).row(0, named=True)
-        for k in keys:
-            if nulls[k]:
-                # a LazyFrame's null session ids first show up here
-                hint = (
-                    " PseudoUserUnifier leaves the key null on rows with neither "
-                    "a user id nor a session id."
-                    if k == self.user_col
-                    else ""
-                )
-                raise ValueError(
-                    f"{where}: column {k!r} has null values; every event needs "
-                    f"a {k!r} (drop or fill those rows first).{hint}"
-                )
-        if nulls["__cart_null"]:
-            raise ValueError(
-                f"{where}: column {self.cart_col!r} has {nulls['__cart_null']} "
-                "null or NaN values."
-            )
-        if nulls["__cart_bad"]:
-            raise ValueError(
-                f"{where}: column {self.cart_col!r} must hold only 0 and 1; "
-                f"{nulls['__cart_bad']} (key, item) groups have other values."
-            )
+        check_encoded_counts(
+            self,
+            {k: counts[k] for k in keys},
+            counts["__cart_null"],
+            counts["__cart_bad"],
+        )

@@ -7,21 +7,55 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
 
+from .._checks import (
+    check_output_col,
+    check_prefixes,
+    raise_null_sessions,
+    report_unifier_counts,
+)
 from .._frame import (
     check_columns,
     frame_kind,
     is_spark,
     schema_of,
-    spark_call,
     to_native,
     to_polars,
 )
-from ._base import FrameTransformerMixin
+from ._base import FrameTransformerMixin, spark_call
+
+#: User ids that mean "no user" (as strings), the default ``missing_values``.
+MISSING_VALUES = ("", "NaN", "null", "None")
 
 
-def _render_id(col: str, dtype: pl.DataType) -> pl.Expr:
-    """String form of an id column; integral floats render without ``.0``."""
+def user_id_expr(col: str, dtype: pl.DataType, missing_values) -> pl.Expr:
+    """The user id column with missing ids as null.
+
+    Null, NaN and infinite floats, and strings among ``missing_values``, are
+    missing.
+    """
     expr = pl.col(col)
+    if dtype.is_float():
+        return pl.when(expr.is_finite()).then(expr)
+    if dtype in (pl.String, pl.Categorical, pl.Enum) and missing_values:
+        text = expr.cast(pl.String)
+        return pl.when(~text.is_in(list(missing_values))).then(expr)
+    return expr
+
+
+def coded_missing(col: str, dtype: pl.DataType, missing_values) -> pl.Expr:
+    """True where a present user id is a missing-value marker or infinite."""
+    if dtype.is_float():
+        return pl.col(col).is_infinite()
+    if dtype in (pl.String, pl.Categorical, pl.Enum) and missing_values:
+        return pl.col(col).cast(pl.String).is_in(list(missing_values))
+    return pl.lit(False)
+
+
+def _render_id(expr: pl.Expr | str, dtype: pl.DataType) -> pl.Expr:
+    """String form of an id (an expression or a column name); integral floats
+    render without ``.0``."""
+    if isinstance(expr, str):
+        expr = pl.col(expr)
     if dtype.is_float():
         expr = expr.fill_nan(None)
         integral = expr == expr.floor()
@@ -36,11 +70,27 @@ def _render_id(col: str, dtype: pl.DataType) -> pl.Expr:
 class PseudoUserUnifier(FrameTransformerMixin, TransformerMixin, BaseEstimator):
     """Give every event a user key: the user where known, else the session.
 
-    Adds the column ``output_col`` holding ``u_<user_id>`` where the user id is
-    present and ``s_<session_id>`` otherwise, so that anonymous sessions become
-    pseudo-users (85% of the challenge's rows have no user id). A null or NaN
-    user id counts as missing, and integral float ids render without a
-    trailing ``.0`` (``12.0`` becomes ``u_12``). Every row and column is kept.
+    Adds the column ``output_col`` holding ``u_<user_id>`` for the events of a
+    session with a logged-in user and ``s_<session_id>`` otherwise, so that
+    anonymous sessions become pseudo-users (85% of the challenge's rows have
+    no user id). Integral float ids render without a trailing ``.0``
+    (``12.0`` becomes ``u_12``). Every row and column is kept.
+
+    **One key per session.** A session's key is the user key when any event
+    of the session has a user id (a user who logs in half-way owns the
+    events before the login too), so the rows of a session never split over
+    two keys and the result does not depend on row order. When the events of
+    one session carry several different user ids (a shared device), the
+    session takes the smallest user id: a rule that needs no time column and
+    gives the same key whatever the row order; a warning counts these
+    sessions.
+
+    **Missing user ids.** Null, NaN and infinite floats, and the strings of
+    ``missing_values`` (by default ``""``, ``"NaN"``, ``"null"`` and
+    ``"None"``, as CSV and pandas exports write a missing value), are
+    missing: otherwise every anonymous event would merge into one key such
+    as ``u_NaN``. A warning counts the rows whose user id was such a marker
+    or an infinite float (a null needs no warning).
 
     The output has the input's type: polars DataFrame in, polars DataFrame
     out; polars LazyFrame in, LazyFrame out (nothing is computed); pandas in,
@@ -57,7 +107,11 @@ class PseudoUserUnifier(FrameTransformerMixin, TransformerMixin, BaseEstimator):
     user_prefix : str, default="u_"
         Prefix of keys built from a user id.
     session_prefix : str, default="s_"
-        Prefix of keys built from a session id.
+        Prefix of keys built from a session id. Neither prefix may be a
+        prefix of the other (equal prefixes would merge user 5 and session 5).
+    missing_values : tuple of str, default=("", "NaN", "null", "None")
+        String user ids that mean "no user". Compared exactly (case and
+        spaces count); ``()`` treats every string as a user id.
 
     Attributes
     ----------
@@ -70,15 +124,26 @@ class PseudoUserUnifier(FrameTransformerMixin, TransformerMixin, BaseEstimator):
     --------
     ConfidenceEncoder : Aggregates the keyed events into confidences.
 
+    Notes
+    -----
+    The warnings need a pass over the data, so they are given for eager
+    frames (polars or pandas); a LazyFrame stays lazy and gets the same keys
+    without the counts.
+
     Examples
     --------
     >>> import polars as pl
     >>> from skals import PseudoUserUnifier
-    >>> events = pl.DataFrame({"session_id": [7, 8], "user_id": [12.0, None],
-    ...                        "partnumber": [1, 2]})
+    >>> events = pl.DataFrame({"session_id": [7, 8, 9, 9],
+    ...                        "user_id": [12.0, None, None, 3.0],
+    ...                        "partnumber": [1, 2, 3, 4]})
     >>> PseudoUserUnifier().fit_transform(events)["unified_user_id"].to_list()
-    ['u_12', 's_8']
+    ['u_12', 's_8', 'u_3', 'u_3']
     """
+
+    #: Which parameters name a column of the event log, by
+    #: :class:`~skals.schema.Schema` field (read by ``schema_of``).
+    _schema_params = {"user_col": "user", "session_col": "session"}
 
     _parameter_constraints: dict = {
         "user_col": [str],
@@ -86,6 +151,7 @@ class PseudoUserUnifier(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         "output_col": [str],
         "user_prefix": [str],
         "session_prefix": [str],
+        "missing_values": [tuple, list],
     }
 
     def __init__(
@@ -95,12 +161,14 @@ class PseudoUserUnifier(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         output_col="unified_user_id",
         user_prefix="u_",
         session_prefix="s_",
+        missing_values=MISSING_VALUES,
     ):
         self.user_col = user_col
         self.session_col = session_col
         self.output_col = output_col
         self.user_prefix = user_prefix
         self.session_prefix = session_prefix
+        self.missing_values = missing_values
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -127,21 +195,15 @@ class PseudoUserUnifier(FrameTransformerMixin, TransformerMixin, BaseEstimator):
 
     def _check_input(self, df) -> None:
         where = type(self).__name__
+        check_prefixes(self.user_prefix, self.session_prefix, where)
         check_columns(df, [self.user_col, self.session_col], where=where)
-        if self.output_col in schema_of(df).names():
-            raise ValueError(
-                f"{where}: the input already has a column {self.output_col!r}; "
-                "choose another output_col."
-            )
+        check_output_col(schema_of(df).names(), self.output_col, where)
         if isinstance(df, pl.DataFrame):
-            n_null = df.select(pl.col(self.session_col).is_null().sum()).item()
+            session = pl.col(self.session_col)
+            bad = session.is_null()
             if schema_of(df)[self.session_col].is_float():
-                n_null += df.select(pl.col(self.session_col).is_nan().sum()).item()
-            if n_null:
-                raise ValueError(
-                    f"{where}: column {self.session_col!r} has {n_null} null or "
-                    "NaN values; every event needs a session id."
-                )
+                bad = bad | session.is_nan()
+            raise_null_sessions(where, self.session_col, df.select(bad.sum()).item())
 
     def transform(self, X):
         """Add the user key column.
@@ -163,12 +225,38 @@ class PseudoUserUnifier(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         df = to_polars(X)
         self._check_input(df)
         schema = schema_of(df)
-        user = _render_id(self.user_col, schema[self.user_col])
-        session = _render_id(self.session_col, schema[self.session_col])
+        user = user_id_expr(self.user_col, schema[self.user_col], self.missing_values)
+        # the session's user: the smallest user id among its events
+        session_user = user.min().over(self.session_col)
+        if isinstance(df, pl.DataFrame):
+            self._warn_counts(df, user)
         key = (
-            pl.when(user.is_not_null())
-            .then(pl.lit(self.user_prefix) + user)
-            .otherwise(pl.lit(self.session_prefix) + session)
+            pl.when(session_user.is_not_null())
+            .then(
+                pl.lit(self.user_prefix)
+                + _render_id(session_user, schema[self.user_col])
+            )
+            .otherwise(
+                pl.lit(self.session_prefix)
+                + _render_id(pl.col(self.session_col), schema[self.session_col])
+            )
             .alias(self.output_col)
         )
         return to_native(df.with_columns(key), kind)
+
+    def _warn_counts(self, df: pl.DataFrame, user: pl.Expr) -> None:
+        """Warn about coded-missing user ids and sessions of several users."""
+        counts = df.select(
+            coded_missing(self.user_col, df.schema[self.user_col], self.missing_values)
+            .sum()
+            .alias("coded"),
+            user.drop_nulls().n_unique().over(self.session_col).gt(1).alias("multi"),
+            pl.col(self.session_col),
+        )
+        report_unifier_counts(
+            type(self).__name__,
+            self.user_col,
+            int(counts["coded"][0]) if counts.height else 0,
+            counts.filter(pl.col("multi"))[self.session_col].n_unique(),
+            self.missing_values,
+        )

@@ -1,7 +1,17 @@
 """Recommenders: users x items matrix in, top-k items out."""
 
 from ._als import ImplicitALSRecommender
+from ._blend import BlendRecommender
 from ._checkpoints import FactorCheckpoints
+from ._knn import SessionKNNRecommender
 from ._popularity import PopularityRecommender
+from ._repeat import RepeatRecommender
 
-__all__ = ["FactorCheckpoints", "ImplicitALSRecommender", "PopularityRecommender"]
+__all__ = [
+    "BlendRecommender",
+    "FactorCheckpoints",
+    "ImplicitALSRecommender",
+    "PopularityRecommender",
+    "RepeatRecommender",
+    "SessionKNNRecommender",
+]

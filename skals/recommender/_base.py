@@ -2,29 +2,77 @@
 
 from __future__ import annotations
 
-import warnings
+from contextlib import contextmanager
+from contextvars import ContextVar
 from numbers import Integral
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, check_non_negative
 from sklearn_compat.utils.validation import validate_data
 
 from .._frame import FrameKind, index_of
+from .._sklearn import Interval, validate_parameter_constraints
+from .._warnings import warn
 from ..preprocessing._builder import InteractionMatrix
+from ..preprocessing._confidence import CART_COUNT, VIEW_COUNT
+from ._calls import SOURCE, check_not_event_log
 
 #: Column names of the answers frame.
 RECOMMENDATIONS, SCORES = "recommendations", "scores"
+
+#: Whether answer warnings are silenced in the current context (a context
+#: variable: per thread and per asyncio task, unlike ``catch_warnings``).
+_QUIET = ContextVar("skals_quiet_answers", default=False)
+
+
+@contextmanager
+def quiet_answers():
+    """Silence the recommenders' answer warnings, in this context only.
+
+    For callers that answer by design what the warnings are about (a scorer
+    giving unknown keys the fallback). Unlike ``warnings.catch_warnings``,
+    which swaps the process-wide filters, other threads keep their warnings.
+    """
+    token = _QUIET.set(True)
+    try:
+        yield
+    finally:
+        _QUIET.reset(token)
+
+
+def warn_answer(message: str, stacklevel: int = 2) -> None:
+    """``warnings.warn(message, UserWarning)`` unless :func:`quiet_answers`."""
+    if not _QUIET.get():
+        warn(message, UserWarning)  # attributed to the user's line
+
+
+def encoder_confidences(im: InteractionMatrix) -> bool:
+    """Whether ``im``'s values are ConfidenceEncoder confidences.
+
+    The encoder's output carries the view and cart counts the values were
+    made from (the builder sums them into ``item_stats``); any other value
+    column does not.
+    """
+    stats = im.item_stats
+    return stats is not None and {VIEW_COUNT, CART_COUNT} <= set(stats.columns)
 
 
 def to_key_grain(im: InteractionMatrix) -> tuple[sp.csr_matrix, pl.Series]:
     """Training rows per key from a matrix whose rows may be sessions.
 
-    A key's sessions are summed as ``1 + sum(c_s - 1)`` per item, which is the
-    :class:`~skals.ConfidenceEncoder` formula on the summed counts.
+    The sessions of a key are summed per item so that the result is what the
+    same values give at key grain:
+
+    * ConfidenceEncoder confidences (``c = 1 + w_v * views + w_c * carts``,
+      recognised by the view and cart counts the builder carries) are summed
+      as ``1 + sum(c_s - 1)``: the encoder's formula on the summed counts,
+      with its intercept of 1 counted once. Such values are at least 1; a
+      value below 1 is refused (it cannot come from that formula).
+    * Any other non-negative values (binary flags, ratings, counts) are
+      summed plainly: two sessions with value 1 give 2.
     """
     keys = im.row_keys
     if im.id_name == keys.name:
@@ -32,26 +80,44 @@ def to_key_grain(im: InteractionMatrix) -> tuple[sp.csr_matrix, pl.Series]:
     vocab = keys.unique().sort()
     key_of_row = index_of(keys, vocab).to_numpy()
     coo = im.matrix.tocoo()
+    values = coo.data.astype(np.float64)
+    if encoder_confidences(im):
+        n_low = int((values < 1.0).sum())
+        if n_low:
+            raise ValueError(
+                f"InteractionMatrix: {n_low} session confidences are below 1, "
+                "so they are not ConfidenceEncoder confidences (1 + weighted "
+                "counts) although the matrix carries its view/cart counts; "
+                "sessions of a key cannot be summed as 1 + sum(c_s - 1). "
+                "Build the matrix from the encoder's output unchanged, or at "
+                "key grain."
+            )
+        total = 1.0 + (pl.col("v") - 1.0).sum()
+    else:
+        total = pl.col("v").sum()
     df = (
-        pl.DataFrame(
-            {"r": key_of_row[coo.row], "c": coo.col, "v": coo.data.astype(np.float64)}
-        )
+        pl.DataFrame({"r": key_of_row[coo.row], "c": coo.col, "v": values})
         .group_by("r", "c")
-        .agg((1.0 + (pl.col("v") - 1.0).sum()).alias("v"))
+        .agg(total.alias("v"))
     )
     matrix = sp.csr_matrix(
         (df["v"].to_numpy().astype(np.float32), (df["r"].to_numpy(), df["c"])),
         shape=(len(vocab), im.matrix.shape[1]),
         dtype=np.float32,
     )
+    matrix.sum_duplicates()
     return matrix, vocab
 
 
 class BaseRecommender(BaseEstimator):
     """Base class: users x items matrix in, top-k items out.
 
-    Subclasses implement ``_fit_matrix(X, im)`` and
-    ``_rank(query) -> (ids, scores, counts)``.
+    Subclasses call ``_fit_input(X)`` in ``fit`` and implement
+    ``_rank_context(matrix, row_keys, im, *, k) -> (ids, scores, counts)``
+    (ending with ``_finish_answers``); ``_answers_frame`` builds the output.
+    Parameters named in ``_predict_params`` are read when answering and are
+    validated there (``_check_predict_params``), so ``set_params(k=0)``
+    after fit is an error, not empty answers.
     """
 
     _parameter_constraints: dict = {
@@ -60,6 +126,9 @@ class BaseRecommender(BaseEstimator):
         "filter_items": ["array-like", None],
         "items": ["array-like", None],
     }
+
+    #: Parameters read when answering; validated at every answer.
+    _predict_params = ("k", "filter_already_liked_items", "filter_items", "items")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -70,13 +139,12 @@ class BaseRecommender(BaseEstimator):
         return tags
 
     # ------------------------------------------------------------------ fit
-    def _fit_input(self, X):
-        """Validate the training input: (csr float32, keys, item ids, im)."""
-        im = X if isinstance(X, InteractionMatrix) else None
-        if im is not None:
-            matrix, keys = to_key_grain(im)
-        else:
-            matrix, keys = X, None
+    def _check_fit_matrix(self, matrix) -> sp.csr_matrix:
+        """The training matrix validated: CSR float32, >= 0, no stored zeros.
+
+        Sparse matrices and arrays alike; a copy before dropping stored
+        zeros, as ``csr_matrix()`` of a CSR input shares the caller's arrays.
+        """
         matrix = validate_data(
             self,
             matrix,
@@ -87,21 +155,33 @@ class BaseRecommender(BaseEstimator):
             ensure_min_features=1,
         )
         check_non_negative(matrix, f"{type(self).__name__}.fit")
-        if sp.issparse(matrix):
-            matrix = sp.csr_matrix(matrix)
+        matrix = sp.csr_matrix(matrix, dtype=np.float32)
+        if matrix.nnz and not matrix.data.all():
+            matrix = matrix.copy()
+            matrix.eliminate_zeros()
+        return matrix
+
+    def _fit_input(self, X):
+        """Validate the training input: (csr float32, keys, item ids, im)."""
+        check_not_event_log(self, X, "fit")
+        im = X if isinstance(X, InteractionMatrix) else None
+        if im is not None:
+            matrix, keys = to_key_grain(im)
         else:
-            matrix = sp.csr_matrix(matrix, dtype=np.float32)
-        matrix.eliminate_zeros()
+            matrix, keys = X, None
+        matrix = self._check_fit_matrix(matrix)
         if im is not None:
             self.user_ids_ = keys
             self.item_ids_ = im.item_ids
             self.key_name_ = im.row_keys.name
             self.item_name_ = im.item_name
+            self._frame_kind = im.kind  # answers of similar_items, explain
         else:
             self.user_ids_ = None
             self.item_ids_ = None
             self.key_name_ = "user"
             self.item_name_ = "item"
+            self._frame_kind = None
         return matrix, im
 
     # -------------------------------------------------------------- filters
@@ -123,10 +203,9 @@ class BaseRecommender(BaseEstimator):
         idx = index_of(pl.Series(ids), self.item_ids_)
         unknown = idx.null_count()
         if unknown:
-            warnings.warn(
+            warn_answer(
                 f"{type(self).__name__}: {unknown} of {len(ids)} ids in {param} "
                 "are not items of the model and are ignored.",
-                UserWarning,
                 stacklevel=4,
             )
         return np.unique(idx.drop_nulls().to_numpy().astype(np.int64))
@@ -152,7 +231,22 @@ class BaseRecommender(BaseEstimator):
         return banned, allowed
 
     # -------------------------------------------------------------- predict
+    def _check_predict_params(self, k=None) -> int:
+        """Validate the answer-time parameters; the ``k`` to answer with."""
+        names = self._predict_params
+        validate_parameter_constraints(
+            {p: self._parameter_constraints[p] for p in names},
+            {p: getattr(self, p) for p in names},
+            caller_name=type(self).__name__,
+        )
+        if k is None:
+            return int(self.k)
+        if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
+            raise ValueError(f"k must be an int >= 1, got {k!r}.")
+        return int(k)
+
     def _check_predict_matrix(self, X):
+        check_not_event_log(self, X, "predict")
         X = validate_data(self, X, accept_sparse="csr", dtype=np.float32, reset=False)
         check_non_negative(X, f"{type(self).__name__}.predict")
         return sp.csr_matrix(X, dtype=np.float32)
@@ -172,20 +266,26 @@ class BaseRecommender(BaseEstimator):
         -------
         recommendations : polars or pandas DataFrame, or ndarray
             For an :class:`InteractionMatrix`: a frame with the row id column,
-            ``recommendations`` (list of item ids, best first) and ``scores``
-            (list of floats), in the library of the original input. For a
+            ``recommendations`` (list of item ids, best first), ``scores``
+            (list of floats) and ``source`` (which model answered the row:
+            ``"history"``, ``"fold_in"``, ``"fallback"`` or ``"popularity"``;
+            see :doc:`/recommendation_calls`), in the library of the
+            original input. For a
             plain matrix: int array of shape (n_rows, k) of column indices
             (``k`` clipped, with a warning, to the fewest eligible items of any
             row).
         """
         check_is_fitted(self)
-        return self._predict(X, self.k)
+        return self._predict(X)
 
-    def _predict(self, X, k: int):
+    def _predict(self, X, k: int | None = None):
+        k = self._check_predict_params(k)
         if isinstance(X, InteractionMatrix):
             self._check_items_match(X)
-            ids, scores, counts = self._rank_context(X.matrix, X.row_keys, X, k=k)
-            return self._answers_frame(X.row_ids, ids, scores, counts, X.kind)
+            matrix = sp.csr_matrix(X.matrix, dtype=np.float32)
+            ids, scores, counts = self._rank_context(matrix, X.row_keys, X, k=k)
+            source = self._answer_sources(matrix, X.row_keys)
+            return self._answers_frame(X.row_ids, ids, scores, counts, X.kind, source)
         X = self._check_predict_matrix(X)
         ids, _, counts = self._rank_context(X, None, None, k=k)
         k = int(counts.min()) if counts.size else k
@@ -222,11 +322,10 @@ class BaseRecommender(BaseEstimator):
         """
         empty = np.flatnonzero(counts == 0)
         if empty.size and filtered:
-            warnings.warn(
+            warn_answer(
                 f"{type(self).__name__}: {empty.size} rows have already liked "
                 "every eligible item; they are answered without "
                 "filter_already_liked_items.",
-                UserWarning,
                 stacklevel=4,
             )
             ids[empty], scores[empty], counts[empty] = rerank(empty)
@@ -236,15 +335,20 @@ class BaseRecommender(BaseEstimator):
     def _warn_short(self, counts: np.ndarray, k: int) -> None:
         short = int((counts < k).sum())
         if short:
-            warnings.warn(
+            warn_answer(
                 f"{type(self).__name__}: k={k} clipped for {short} of "
                 f"{counts.size} rows that have fewer eligible items "
                 f"(min {int(counts.min())}).",
-                UserWarning,
                 stacklevel=4,
             )
 
-    def _answers_frame(self, row_ids, ids, scores, counts, kind: FrameKind):
+    def _answer_sources(self, matrix, row_keys, use_history=None):
+        """Which model answered each row (``None``: no ``source`` column)."""
+        return None
+
+    def _answers_frame(
+        self, row_ids, ids, scores, counts, kind: FrameKind, source=None
+    ):
         from .._frame import to_native
 
         n, k = ids.shape
@@ -272,4 +376,6 @@ class BaseRecommender(BaseEstimator):
                 SCORES: score.list.drop_nulls(),
             }
         )
+        if source is not None:
+            df = df.with_columns(pl.Series(SOURCE, source, dtype=pl.String))
         return to_native(df, kind)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
 
 from .._frame import FrameKind, index_of
+from .._sklearn import StrOptions
 from ..preprocessing._confidence import CART_COUNT, CONFIDENCE, VIEW_COUNT
 from ._base import BaseRecommender
+from ._calls import POPULARITY
 from ._topk import topk
 
 _STAT = {"confidence": CONFIDENCE, "cart": CART_COUNT, "view": VIEW_COUNT}
@@ -28,6 +29,26 @@ def _order_scores(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
     return out
 
 
+def _distinct_keys_by_segment(im, segments: pl.Series) -> np.ndarray:
+    """Distinct keys per (segment, item) with a positive value, from ``im``."""
+    coo = im.matrix.tocoo()
+    positive = coo.data > 0
+    rows, cols = coo.row[positive], coo.col[positive]
+    seg = index_of(im.row_segments, segments).fill_null(-1).to_numpy()
+    key_vocab = im.row_keys.unique()
+    key = index_of(im.row_keys, key_vocab).to_numpy()
+    df = (
+        pl.DataFrame({"s": seg[rows], "u": key[rows], "c": cols})
+        .filter(pl.col("s") >= 0)
+        .unique()
+        .group_by("s", "c")
+        .len()
+    )
+    out = np.zeros((len(segments), im.matrix.shape[1]), dtype=np.float64)
+    out[df["s"].to_numpy(), df["c"].to_numpy()] = df["len"].to_numpy()
+    return out
+
+
 class PopularityRecommender(BaseRecommender):
     """Recommend the most popular items, optionally within a segment.
 
@@ -41,7 +62,9 @@ class PopularityRecommender(BaseRecommender):
         Items per answer.
     by : {"confidence", "cart", "view", "users"}, default="confidence"
         What popularity counts: summed confidence, add-to-cart events, events,
-        or distinct users. ``"cart"`` and ``"view"`` need the
+        or distinct users (distinct keys with a positive value for the item,
+        globally and within a segment alike: a key with several sessions
+        counts once). ``"cart"`` and ``"view"`` need the
         :class:`~skals.InteractionMatrix` from the builder (it carries the
         counts); a plain matrix offers ``"confidence"`` and ``"users"``.
     use_segments : bool, default=True
@@ -148,16 +171,21 @@ class PopularityRecommender(BaseRecommender):
             seg_col = im.row_segments.name
         if self.use_segments and seg_col is not None and seg_col in stats.columns:
             segments = stats[seg_col].drop_nulls().unique().sort()
-            rows = [
-                self._from_stats(stats.filter(pl.col(seg_col) == s), n_items)
-                for s in segments
-            ]
+            if self.by == "users":
+                table = _distinct_keys_by_segment(im, segments)
+            else:
+                table = np.vstack(
+                    [
+                        self._from_stats(stats.filter(pl.col(seg_col) == s), n_items)
+                        for s in segments
+                    ]
+                )
             self.segments_ = segments
-            self.segment_popularity_ = np.vstack(rows)
+            self.segment_popularity_ = table
         return self
 
     def _from_stats(self, stats: pl.DataFrame, n_items: int) -> np.ndarray:
-        col = "n_rows" if self.by == "users" else _STAT[self.by]
+        col = _STAT[self.by]
         agg = stats.group_by("item_index").agg(pl.col(col).sum())
         out = np.zeros(n_items, dtype=np.float64)
         out[agg["item_index"].to_numpy()] = agg[col].to_numpy()
@@ -226,10 +254,16 @@ class PopularityRecommender(BaseRecommender):
             One row per key: key, ``recommendations`` and ``scores``.
         """
         check_is_fitted(self)
+        k = self._check_predict_params(k)
         keys = pl.Series(getattr(self, "key_name_", "key"), list(keys))
         banned, allowed = self._filters()
         codes = np.full(len(keys), -1, dtype=np.int64)
-        k = self.k if k is None else k
         ids, scores, counts = self._rank_rows(codes, None, banned, allowed, k)
 
-        return self._answers_frame(keys, ids, scores, counts, FrameKind("polars"))
+        source = self._answer_sources(None, keys)
+        return self._answers_frame(
+            keys, ids, scores, counts, FrameKind("polars"), source
+        )
+
+    def _answer_sources(self, matrix, row_keys, use_history=None):
+        return np.full(len(row_keys), POPULARITY, dtype=object)

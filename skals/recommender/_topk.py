@@ -112,7 +112,11 @@ def topk(
     users = np.asarray(user_factors, dtype=np.float32)
     if exclude is not None:
         exclude = sp.csr_matrix(exclude)
-        exclude.sum_duplicates()  # canonical: one entry per (row, item)
+        if not exclude.has_canonical_format:
+            # canonical: one entry per (row, item); on a copy, as
+            # csr_matrix() of a CSR input shares the caller's arrays
+            exclude = exclude.copy()
+            exclude.sum_duplicates()
         n_seen = np.diff(exclude.indptr)
     else:
         n_seen = np.zeros(n_rows, dtype=np.int64)

@@ -1,187 +1,190 @@
-"""``ImplicitALSRecommender(engine="spark")``: Spark MLlib's ALS.
-
-Two differences between the models, and how skals maps them:
-
-* **Confidence.** implicit reads a stored value ``v`` as the confidence
-  ``c = alpha * v`` (preference 1); Spark's ``implicitPrefs=True`` reads a
-  rating ``r`` as ``c = 1 + alpha_spark * r`` (preference 1 where ``r > 0``).
-  skals trains Spark with ``alpha_spark = 1`` and ``r = c - 1``, so both
-  engines minimise the same loss over the same confidences (for the
-  notebook's ``c = 1 + views + 10 * carts``, Spark sees ``views + 10 *
-  carts``). Spark cannot express a positive preference with a confidence
-  below 1: an entry with ``c <= 1`` is given ``r = EPS`` (confidence 1).
-* **Regularization.** Spark multiplies ``regParam`` by each user's (item's)
-  number of ratings ``n_u`` (ALS-WR, Zhou et al. 2008); implicit does not. The
-  same ``regularization`` is therefore a much stronger penalty on Spark, and a
-  fold-in on Spark-trained factors solves with ``regularization * n_u``
-  (:func:`fold_in_als_wr`), as Spark's own last half-step does.
-"""
+"""SparkALSRecommender: Spark MLlib's ALS-WR as a scikit-learn estimator."""
 
 from __future__ import annotations
 
-import numpy as np
-import scipy.sparse as sp
+from numbers import Integral, Real
 
-#: Spark rating of an entry whose confidence is at most 1 (see module doc).
-EPS = 1e-6
+from sklearn_compat.base import _fit_context
 
-#: Padded (row, entry) cells per batch of the fold-in: bounds its memory at
-#: about ``BATCH_CELLS * factors * 8`` bytes.
-BATCH_CELLS = 1 << 15
-
-
-def spark_confidence(values: np.ndarray, alpha: float) -> np.ndarray:
-    """Confidence Spark trains with for stored values: ``1 + max(c - 1, EPS)``."""
-    return 1.0 + np.maximum(alpha * np.asarray(values, dtype=np.float64) - 1.0, EPS)
+from .._sklearn import Interval
+from .._utils import implicit_seed
+from ..recommender._als import BaseFactorRecommender
+from ._als_wr import fold_in_als_wr, spark_als_factors
 
 
-def fold_in_als_wr(
-    rows: sp.csr_matrix,
-    item_factors: np.ndarray,
-    regularization: float,
-    alpha: float = 1.0,
-) -> np.ndarray:
-    """User factors against fixed item factors, with Spark's ALS-WR rule.
+class SparkALSRecommender(BaseFactorRecommender):
+    """Implicit-feedback ALS trained by Spark MLlib (ALS-WR).
 
-    For a row ``u`` with ``n_u`` stored entries, solves
+    Trains ``pyspark.ml.recommendation.ALS(implicitPrefs=True)`` on the
+    active SparkSession: from the Spark DataFrame of a
+    :class:`~skals.spark.SparkInteractionMatrix`, or from the entries of a
+    local matrix sent to Spark. The factors are collected to the driver, so
+    predicting, history, fold-in, filters, fallback and the answers work as
+    in :class:`~skals.ImplicitALSRecommender` (the two share their base
+    class); only the training step and the fold-in rule differ.
 
-    .. math:: (Y^T Y + Y_u^T (C_u - I) Y_u + \\lambda n_u I) x_u = Y_u^T c_u
+    The model is Hu et al.'s (2008) implicit-feedback loss with Spark's
+    regularization, which differs from implicit's in two ways:
 
-    (Hu et al.'s normal equations with Spark's regularization), where ``C_u``
-    holds :func:`spark_confidence` of the row's values. Empty rows get zero
-    factors. Rows are solved in batches (sorted by length, padded to the
-    longest in the batch) with one batched ``numpy.linalg.solve`` each: no
-    Python loop per row.
+    * **Confidence.** implicit reads a stored value ``v`` as ``c = alpha *
+      v``; Spark reads a rating ``r`` as ``c = 1 + r``. Spark is given
+      ``r = alpha * v - 1`` (at least a tiny positive value), so both see the
+      same confidences: the notebook's ``c = 1 + views + 10 * carts``
+      becomes ``r = views + 10 * carts``.
+    * **Regularization.** Spark multiplies ``regularization`` by each user's
+      (item's) number of entries (ALS-WR, Zhou et al. 2008): the same value
+      is a much stronger penalty than implicit's, so tune it for this model.
+      New rows are folded in with the same rule, ``regularization * n_u``
+      for a row of ``n_u`` entries, as Spark's own last half-step does.
+
+    Needs ``pip install skals[spark]`` (pyspark and a Java runtime).
 
     Parameters
     ----------
-    rows : scipy.sparse.csr_matrix of shape (n_rows, n_items)
-        Non-negative values (implicit's scale: confidence ``alpha * value``).
-    item_factors : ndarray of shape (n_items, factors)
-        Fixed item factors.
-    regularization : float
-        Spark's ``regParam``.
+    factors : int, default=64
+        Number of latent factors (Spark's ``rank``).
+    regularization : float, default=0.05
+        Spark's ``regParam``, multiplied by counts (see above).
     alpha : float, default=1.0
-        Multiplier of the values.
+        Multiplier of the stored values before they become confidences.
+    iterations : int, default=15
+        ALS sweeps (Spark's ``maxIter``).
+    k : int, default=5
+        Items per answer.
+    filter_already_liked_items : bool, default=False
+        Leave out items the row already has (history and context).
+    filter_items : array-like or None, default=None
+        Item ids never to recommend.
+    items : array-like or None, default=None
+        Only recommend these item ids (an allow-list).
+    merge_history : bool, default=True
+        Merge a known key's training history into its new events (element-wise
+        maximum, as in :class:`~skals.ImplicitALSRecommender`).
+    fold_in : bool, default=True
+        Fold rows with new events in; ``False`` answers known keys from their
+        trained factor and everything else from the fallback.
+    fallback : PopularityRecommender or None, default=None
+        Model for rows with nothing to go on; ``None`` means
+        ``PopularityRecommender()``.
+    num_blocks : int or None, default=None
+        Spark's ``numUserBlocks`` and ``numItemBlocks``; ``None``: one per
+        core of the SparkSession.
+    random_state : int, RandomState instance or None, default=None
+        Spark's ``seed``.
 
-    Returns
-    -------
-    user_factors : ndarray of float32, shape (n_rows, factors)
+    Attributes
+    ----------
+    user_factors_ : ndarray of shape (n_users, factors)
+        Trained user factors, rows following ``user_ids_``.
+    item_factors_ : ndarray of shape (n_items, factors)
+        Trained item factors, rows following ``item_ids_``.
+    user_items_ : scipy.sparse.csr_matrix
+        The training matrix (each key's history).
+    user_ids_ : polars.Series or None
+        Key of each training row (None for a plain matrix).
+    item_ids_ : polars.Series or None
+        Item id of each column (None for a plain matrix).
+    fallback_ : PopularityRecommender
+        The fitted fallback.
+    n_features_in_ : int
+        Number of items.
+
+    See Also
+    --------
+    skals.ImplicitALSRecommender : The same model on implicit, on one machine.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skals.spark import SparkALSRecommender
+    >>> model = SparkALSRecommender(factors=2, regularization=0.01, k=3)
+    >>> model.get_params()["factors"]
+    2
     """
-    rows = sp.csr_matrix(rows)
-    rows.eliminate_zeros()
-    rows.sort_indices()
-    Y = np.asarray(item_factors, dtype=np.float64)
-    n_rows, n_factors = rows.shape[0], Y.shape[1]
-    out = np.zeros((n_rows, n_factors), dtype=np.float32)
-    counts = np.diff(rows.indptr)
-    order = np.flatnonzero(counts)
-    if order.size == 0:
-        return out
-    order = order[np.argsort(counts[order], kind="stable")]
-    confidence = spark_confidence(rows.data, alpha)
-    YtY = Y.T @ Y
-    eye = np.eye(n_factors)
-    start = 0
-    while start < order.size:
-        # rows sorted by length: the batch [start, stop) is padded to the
-        # length of its last row; grow it while the padded cells fit
-        cells = np.arange(1, order.size - start + 1) * counts[order[start:]]
-        stop = start + max(1, int(np.searchsorted(cells, BATCH_CELLS, side="right")))
-        batch = order[start:stop]
-        lengths = counts[batch]
-        width = int(lengths.max())
-        offsets = np.arange(width)
-        mask = offsets[None, :] < lengths[:, None]
-        pos = np.where(mask, rows.indptr[batch][:, None] + offsets[None, :], 0)
-        Yb = Y[rows.indices[pos]]  # (batch, width, factors)
-        c = np.where(mask, confidence[pos], 0.0)
-        weighted = Yb * np.where(mask, c - 1.0, 0.0)[:, :, None]
-        A = np.matmul(weighted.transpose(0, 2, 1), Yb) + YtY
-        A += (regularization * lengths)[:, None, None] * eye
-        b = np.einsum("bw,bwf->bf", c, Yb)
-        out[batch] = np.linalg.solve(A, b[:, :, None])[:, :, 0]
-        start = stop
-    return out
 
+    _parameter_constraints: dict = {
+        **BaseFactorRecommender._parameter_constraints,
+        "factors": [Interval(Integral, 1, None, closed="left")],
+        "regularization": [Interval(Real, 0, None, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="neither")],
+        "iterations": [Interval(Integral, 1, None, closed="left")],
+        "num_blocks": [Interval(Integral, 1, None, closed="left"), None],
+        "random_state": ["random_state"],
+    }
 
-def _spark_ratings(X, matrix: sp.csr_matrix, alpha: float):
-    """(SparkSession, DataFrame of user, item, rating) to train on."""
-    from pyspark.sql import SparkSession
-    from pyspark.sql import functions as F
-
-    from ._matrix import SparkInteractionMatrix
-    from ._preprocessing import from_polars
-
-    if isinstance(X, SparkInteractionMatrix):
-        spark = X.ratings.sparkSession
-        ratings = X.key_ratings()
-    else:
-        import polars as pl
-
-        spark = SparkSession.builder.getOrCreate()
-        coo = matrix.tocoo()
-        ratings = from_polars(
-            spark,
-            pl.DataFrame(
-                {
-                    "user": coo.row.astype(np.int32),
-                    "item": coo.col.astype(np.int32),
-                    "value": coo.data.astype(np.float64),
-                }
-            ),
-        )
-    rating = F.greatest(F.lit(float(alpha)) * F.col("value") - F.lit(1.0), F.lit(EPS))
-    ratings = ratings.where(F.col("value") > 0).select(
-        "user", "item", rating.alias("rating")
-    )
-    return spark, ratings
-
-
-def _collect_factors(frame, n: int, n_factors: int) -> np.ndarray:
-    """Spark's ``(id, features)`` factors as an (n, factors) float32 array."""
-    table = frame.toArrow()
-    out = np.zeros((n, n_factors), dtype=np.float32)
-    if table.num_rows:
-        ids = table.column("id").to_numpy()
-        features = table.column("features").combine_chunks().flatten().to_numpy()
-        out[ids] = features.reshape(len(ids), n_factors)
-    return out
-
-
-def spark_als_factors(estimator, X, matrix: sp.csr_matrix):
-    """Train Spark ALS for ``estimator`` and return (user, item) factors.
-
-    ``matrix`` is the validated key-grain training matrix; for a
-    :class:`~skals.spark.SparkInteractionMatrix` the ratings are read from
-    Spark instead (the same entries, aggregated there), otherwise the
-    matrix's entries are sent to the active SparkSession.
-    """
-    from pyspark.ml.recommendation import ALS
-
-    from ..recommender._als import implicit_seed
-
-    spark, ratings = _spark_ratings(X, matrix, estimator.alpha)
-    try:  # one block per core, not Spark's fixed 10 (Connect has no context)
-        blocks = max(1, spark.sparkContext.defaultParallelism)
-    except Exception:  # pragma: no cover - Spark Connect
-        blocks = 10
-    als = ALS(
-        rank=estimator.factors,
-        maxIter=estimator.iterations,
-        regParam=float(estimator.regularization),
-        implicitPrefs=True,
+    def __init__(
+        self,
+        factors=64,
+        regularization=0.05,
         alpha=1.0,
-        nonnegative=False,
-        userCol="user",
-        itemCol="item",
-        ratingCol="rating",
-        seed=implicit_seed(estimator.random_state),
-        numUserBlocks=blocks,
-        numItemBlocks=blocks,
-    )
-    model = als.fit(ratings)
-    n_users, n_items = matrix.shape
-    users = _collect_factors(model.userFactors, n_users, estimator.factors)
-    items = _collect_factors(model.itemFactors, n_items, estimator.factors)
-    return users, items
+        iterations=15,
+        *,
+        k=5,
+        filter_already_liked_items=False,
+        filter_items=None,
+        items=None,
+        merge_history=True,
+        fold_in=True,
+        fallback=None,
+        num_blocks=None,
+        random_state=None,
+    ):
+        self.factors = factors
+        self.regularization = regularization
+        self.alpha = alpha
+        self.iterations = iterations
+        self.k = k
+        self.filter_already_liked_items = filter_already_liked_items
+        self.filter_items = filter_items
+        self.items = items
+        self.merge_history = merge_history
+        self.fold_in = fold_in
+        self.fallback = fallback
+        self.num_blocks = num_blocks
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Spark's ALS partitions the data by core count: equal seeds give
+        # equal factors on one machine, not bit for bit across set-ups
+        tags.non_deterministic = True
+        return tags
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train Spark's ALS on ``X`` (and fit the fallback).
+
+        Parameters
+        ----------
+        X : InteractionMatrix, SparkInteractionMatrix or {array-like, sparse \
+                matrix} of shape (n_users, n_items)
+            Non-negative values.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : SparkALSRecommender
+            Fitted estimator.
+        """
+        return self._fit(X)
+
+    def _train(self, matrix, X):
+        self._fit_alpha_ = float(self.alpha)
+        self._fit_regularization_ = float(self.regularization)
+        return spark_als_factors(
+            X,
+            matrix,
+            factors=self.factors,
+            regularization=self.regularization,
+            alpha=self.alpha,
+            iterations=self.iterations,
+            seed=implicit_seed(self.random_state),
+            num_blocks=self.num_blocks,
+        )
+
+    def _fold_in(self, rows):
+        """Spark's ALS-WR rule against the fixed item factors (see class)."""
+        return fold_in_als_wr(
+            rows, self.item_factors_, self._fit_regularization_, self._fit_alpha_
+        )

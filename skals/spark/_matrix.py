@@ -7,7 +7,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from .._frame import FrameKind
-from ..preprocessing._builder import InteractionMatrix
+from .._interaction import InteractionMatrix
 
 #: Columns of :attr:`SparkInteractionMatrix.ratings`.
 ROW, KEY, COL, VALUE = "row_idx", "key_idx", "col_idx", "value"

@@ -9,26 +9,34 @@ per-item statistics of the popularity fallback).
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import polars as pl
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from .._frame import _check_unique_names, index_of
-from ..preprocessing import (
-    ConfidenceEncoder,
-    InteractionMatrixBuilder,
-    PseudoUserUnifier,
-)
-from ..preprocessing._confidence import (
-    CART_COUNT,
-    CONFIDENCE,
-    VIEW_COUNT,
+from .._checks import (
+    check_encoded_counts,
     check_float_item_counts,
+    check_not_empty,
+    check_null_ids,
+    check_output_col,
+    check_prefixes,
+    check_required,
+    check_unique_names,
+    check_unused_columns,
+    check_value_counts,
+    raise_bad_cart_dtype,
+    raise_bad_item_dtype,
+    raise_bad_value_dtype,
+    report_duplicates,
+    report_session_keys,
+    report_unknown_items,
 )
+from .._frame import index_of
 from ._matrix import COL, KEY, ROW, VALUE, SparkInteractionMatrix
+
+#: Columns added by ConfidenceEncoder (as in skals.preprocessing._confidence).
+VIEW_COUNT, CART_COUNT, CONFIDENCE = "view_count", "cart_count", "confidence"
 
 _INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 _FLOAT = (T.FloatType, T.DoubleType)
@@ -44,14 +52,8 @@ def _dtype(df, name: str):
 
 
 def _check_columns(df, required, where: str) -> None:
-    names = df.columns
-    _check_unique_names(names)
-    missing = [c for c in required if c not in names]
-    if missing:
-        raise ValueError(
-            f"{where}: missing required column(s) {missing!r}; the input has "
-            f"{sorted(names)!r}. Column names are parameters of {where}."
-        )
+    check_unique_names(df.columns)
+    check_required(df.columns, required, where)
 
 
 def _remember_columns(est, df) -> None:
@@ -71,9 +73,9 @@ def from_polars(spark, frame: pl.DataFrame):
 
 
 # ------------------------------------------------------------------ unifier
-def _render_id(df, name: str):
+def _render_id(df, name: str, expr=None):
     """String form of an id column; integral floats render without ``.0``."""
-    expr = col(name)
+    expr = col(name) if expr is None else expr
     if isinstance(_dtype(df, name), _FLOAT):
         # round, not floor: floor casts to long and overflows (ANSI mode);
         # an integral id beyond Int64 becomes null, as polars' lenient cast
@@ -84,31 +86,44 @@ def _render_id(df, name: str):
     return expr.cast("string")
 
 
-def _check_unifier_input(est: PseudoUserUnifier, df) -> None:
+def _coded_missing(df, est):
+    """True where a present user id is a missing-value marker or infinite."""
+    user, dtype = col(est.user_col), _dtype(df, est.user_col)
+    if isinstance(dtype, _FLOAT):
+        return F.coalesce(F.abs(user) == F.lit(float("inf")), F.lit(False))
+    if isinstance(dtype, T.StringType) and est.missing_values:
+        return F.coalesce(user.isin(list(est.missing_values)), F.lit(False))
+    return F.lit(False)
+
+
+def _check_unifier_input(est, df) -> None:
     where = type(est).__name__
+    check_prefixes(est.user_prefix, est.session_prefix, where)
     _check_columns(df, [est.user_col, est.session_col], where)
-    if est.output_col in df.columns:
-        raise ValueError(
-            f"{where}: the input already has a column {est.output_col!r}; "
-            "choose another output_col."
-        )
+    check_output_col(df.columns, est.output_col, where)
 
 
-def unifier_fit(est: PseudoUserUnifier, df):
+def unifier_fit(est, df):
     _check_unifier_input(est, df)
     _remember_columns(est, df)
     return est
 
 
-def unifier_transform(est: PseudoUserUnifier, df):
-    # like a polars LazyFrame: nothing is computed here, so null session ids
-    # are caught downstream by the encoder's check on its keys
+def unifier_transform(est, df):
+    # like a polars LazyFrame: nothing is computed here (so no counts for
+    # the warnings), and null session ids are caught by the encoder
+    from pyspark.sql import Window
+
     _check_unifier_input(est, df)
-    user = _render_id(df, est.user_col)
-    session = _render_id(df, est.session_col)
-    key = F.when(user.isNotNull(), F.concat(F.lit(est.user_prefix), user)).otherwise(
-        F.concat(F.lit(est.session_prefix), session)
-    )
+    user = F.when(~_coded_missing(df, est), col(est.user_col))
+    if isinstance(_dtype(df, est.user_col), _FLOAT):
+        user = F.when(~F.isnan(user), user)
+    by_session = Window.partitionBy(col(est.session_col))
+    session_user = F.min(user).over(by_session)
+    key = F.when(
+        session_user.isNotNull(),
+        F.concat(F.lit(est.user_prefix), _render_id(df, est.user_col, session_user)),
+    ).otherwise(F.concat(F.lit(est.session_prefix), _render_id(df, est.session_col)))
     return df.withColumn(est.output_col, key)
 
 
@@ -125,10 +140,7 @@ def _item_column(df, item_col: str, where: str):
         check_float_item_counts(item_col, n_nan, n_frac, where)
         return df.withColumn(item_col, item.cast("long"))
     if not isinstance(dtype, (*_INTEGRAL, T.StringType)):
-        raise TypeError(
-            f"{where}: column {item_col!r} has dtype {dtype.simpleString()}; "
-            "item ids must be integers or strings."
-        )
+        raise_bad_item_dtype(where, item_col, dtype.simpleString())
     return df
 
 
@@ -140,23 +152,22 @@ def _cart_expr(df, name: str, where: str):
         return F.when(~F.isnan(col(name)), col(name))
     if isinstance(dtype, _INTEGRAL):
         return col(name)
-    raise TypeError(
-        f"{where}: column {name!r} has dtype {dtype.simpleString()}; it must hold "
-        "0/1 (integer, float or boolean) add-to-cart flags."
-    )
+    raise_bad_cart_dtype(where, name, dtype.simpleString())
 
 
-def encoder_fit(est: ConfidenceEncoder, df):
-    est._check_weights()
+def encoder_fit(est, df):
     _check_columns(df, est._required(require_cart=True), est._where)
     _remember_columns(est, df)
     return est
 
 
-def encoder_transform(est: ConfidenceEncoder, df):
-    est._check_weights()
+def encoder_transform(est, df):
     where = est._where
     _check_columns(df, est._required(require_cart=False), where)
+    if est.drop_duplicates:
+        n_rows = df.count()
+        df = df.dropDuplicates()
+        report_duplicates(where, n_rows - df.count(), n_rows)
     df = _item_column(df, est.item_col, where)
     if est.cart_col in df.columns:
         cart = _cart_expr(df, est.cart_col, where)
@@ -195,37 +206,24 @@ def encoder_transform(est: ConfidenceEncoder, df):
     return out
 
 
-def _check_encoded(est: ConfidenceEncoder, out, keys) -> None:
+def _check_encoded(est, out, keys) -> None:
     """One Spark job over the aggregate: null keys and bad add-to-cart flags."""
-    where = est._where
     counts = out.agg(
         *[F.sum(col(k).isNull().cast("long")) for k in keys],
         F.sum("__cart_null"),
         F.sum("__cart_bad"),
     ).first()
     *null_keys, cart_null, cart_bad = (int(v or 0) for v in counts)
-    for k, n in zip(keys, null_keys, strict=True):
-        if n:
-            raise ValueError(
-                f"{where}: column {k!r} has null values; every event needs "
-                f"a {k!r} (drop or fill those rows first)."
-            )
-    if cart_null:
-        raise ValueError(
-            f"{where}: column {est.cart_col!r} has {cart_null} null or NaN values."
-        )
-    if cart_bad:
-        raise ValueError(
-            f"{where}: column {est.cart_col!r} must hold only 0 and 1; "
-            f"{cart_bad} (key, item) groups have other values."
-        )
+    check_encoded_counts(
+        est, dict(zip(keys, null_keys, strict=True)), cart_null, cart_bad
+    )
 
 
 # ------------------------------------------------------------------ builder
 _CHECKS = ("__nonfinite", "__negative", "__null_users")
 
 
-def _prepare(est: InteractionMatrixBuilder, df):
+def _prepare(est, df):
     """Input with a valid item column, and the aggregates that check it.
 
     The checks are sums, so that they can ride along in the job that reads
@@ -236,13 +234,11 @@ def _prepare(est: InteractionMatrixBuilder, df):
     if est.segment_col is not None:
         required.append(est.segment_col)
     _check_columns(df, required, where)
+    check_unused_columns(est, df.columns, (VIEW_COUNT, CART_COUNT))
     df = _item_column(df, est.item_col, where)
     dtype = _dtype(df, est.value_col)
     if not isinstance(dtype, T.NumericType):
-        raise TypeError(
-            f"{where}: column {est.value_col!r} has dtype {dtype.simpleString()}; "
-            "confidences must be numeric."
-        )
+        raise_bad_value_dtype(where, est.value_col, dtype.simpleString())
     v = col(est.value_col).cast("double")
     nonfinite = v.isNull() | F.isnan(v) | (F.abs(v) == F.lit(float("inf")))
     flags = (nonfinite, v < 0, col(est.user_col).isNull())
@@ -253,23 +249,11 @@ def _prepare(est: InteractionMatrixBuilder, df):
     return df, checks
 
 
-def _raise_bad(est: InteractionMatrixBuilder, totals) -> None:
+def _raise_bad(est, totals) -> None:
     where = est._where
     n_nonfinite, n_negative, n_null_users = (int(totals[c] or 0) for c in _CHECKS)
-    if n_nonfinite:
-        raise ValueError(
-            f"{where}: column {est.value_col!r} has {n_nonfinite} "
-            "null, NaN or infinite values."
-        )
-    if n_negative:
-        raise ValueError(
-            f"{where}: column {est.value_col!r} has {n_negative} "
-            "negative values; confidences must be >= 0."
-        )
-    if n_null_users:
-        raise ValueError(
-            f"{where}: column {est.user_col!r} has {n_null_users} null values."
-        )
+    check_value_counts(where, est.value_col, n_nonfinite, n_negative)
+    check_null_ids(where, {est.user_col: n_null_users})
 
 
 def _vocabulary(df, name: str) -> pl.Series:
@@ -282,19 +266,18 @@ def _vocabulary(df, name: str) -> pl.Series:
     return ids.sort().rename(name)
 
 
-def builder_fit(est: InteractionMatrixBuilder, df):
+def builder_fit(est, df):
     df, checks = _prepare(est, df)
     totals = df.agg(F.count(F.lit(1)).alias("__rows"), *checks).first().asDict()
     _raise_bad(est, totals)
-    if totals["__rows"] == 0:
-        raise ValueError(f"{est._where}: cannot fit on an empty frame.")
+    check_not_empty(est._where, totals["__rows"])
     _remember_columns(est, df)
     est.user_ids_ = _vocabulary(df, est.user_col)
     est.item_ids_ = _vocabulary(df, est.item_col)
     return est
 
 
-def builder_transform(est: InteractionMatrixBuilder, df) -> SparkInteractionMatrix:
+def builder_transform(est, df) -> SparkInteractionMatrix:
     df, checks = _prepare(est, df)
     where, spark = est._where, df.sparkSession
     seg = est.segment_col
@@ -307,7 +290,14 @@ def builder_transform(est: InteractionMatrixBuilder, df) -> SparkInteractionMatr
             }
         ),
     )
-    df = df.join(F.broadcast(items), on=est.item_col, how="left")
+    if est.item_ids_.dtype.is_integer() == isinstance(
+        _dtype(df, est.item_col), _INTEGRAL
+    ):
+        df = df.join(F.broadcast(items), on=est.item_col, how="left")
+    else:
+        # strings never match integer ids nor integers string ids ("010" is
+        # not item 10, as locally); every row is unknown and counted
+        df = df.withColumn("__col", F.lit(None).cast("int"))
 
     # per-item statistics of the popularity fallback; the group of unknown
     # items (null __col) counts the rows dropped
@@ -325,16 +315,11 @@ def builder_transform(est: InteractionMatrixBuilder, df) -> SparkInteractionMatr
     stats = stats.with_columns(pl.col("__col").cast(pl.Int64))
     unknown = int(stats.filter(pl.col("__col").is_null())["n_rows"].sum())
     if unknown:
-        total = int(stats["n_rows"].sum())
         n_items = (
             df.where(F.col("__col").isNull()).select(col(est.item_col)).distinct()
         ).count()
-        warnings.warn(
-            f"{where}: dropped {unknown} of {total} rows whose "
-            f"{est.item_col!r} ({n_items} distinct ids) was not seen in fit.",
-            UserWarning,
-            stacklevel=4,
-        )
+        total = int(stats["n_rows"].sum())
+        report_unknown_items(where, est.item_col, unknown, total, n_items)
     by_out = [c if c != "__col" else "item_index" for c in by]
     stats = (
         stats.filter(pl.col("__col").is_not_null())
@@ -345,10 +330,19 @@ def builder_transform(est: InteractionMatrixBuilder, df) -> SparkInteractionMatr
     # one row per key (or session) of the input, sorted by id, as locally
     session_grain = est.session_col in df.columns and est.session_col != est.user_col
     id_name = est.session_col if session_grain else est.user_col
-    row_aggs = [F.first(col(est.user_col)).alias("__key")]
+    # a row's key: the smallest of its keys (as locally), its segment: that
+    # key's
+    row_aggs = [
+        F.min(col(est.user_col)).alias("__key"),
+        F.countDistinct(col(est.user_col)).alias("__n_keys"),
+    ]
     if seg is not None:
-        row_aggs.append(F.first(col(seg)).alias("__seg"))
+        row_aggs.append(
+            F.min_by(col(seg), F.struct(col(est.user_col), col(seg))).alias("__seg")
+        )
     rows = to_polars(df.groupBy(col(id_name)).agg(*row_aggs)).sort(id_name)
+    if session_grain:
+        report_session_keys(where, id_name, (rows["__n_keys"] > 1).sum())
     keys = rows["__key"]
     index = rows.select(
         id_name,
@@ -377,18 +371,20 @@ def builder_transform(est: InteractionMatrixBuilder, df) -> SparkInteractionMatr
     )
 
 
-_IMPLEMENTATIONS = (
-    (PseudoUserUnifier, {"fit": unifier_fit, "transform": unifier_transform}),
-    (ConfidenceEncoder, {"fit": encoder_fit, "transform": encoder_transform}),
-    (InteractionMatrixBuilder, {"fit": builder_fit, "transform": builder_transform}),
-)
+#: Implementations by transformer class name (this module does not import
+#: the transformers, which call it through ``skals.preprocessing._base.spark_call``).
+_IMPLEMENTATIONS = {
+    "PseudoUserUnifier": {"fit": unifier_fit, "transform": unifier_transform},
+    "ConfidenceEncoder": {"fit": encoder_fit, "transform": encoder_transform},
+    "InteractionMatrixBuilder": {"fit": builder_fit, "transform": builder_transform},
+}
 
 
 def dispatch(estimator, method: str, X):
     """Run ``estimator.<method>(X)`` on the Spark DataFrame ``X``."""
-    for cls, methods in _IMPLEMENTATIONS:
-        if isinstance(estimator, cls):
-            return methods[method](estimator, X)
+    for cls in type(estimator).__mro__:
+        if cls.__module__.startswith("skals.") and cls.__name__ in _IMPLEMENTATIONS:
+            return _IMPLEMENTATIONS[cls.__name__][method](estimator, X)
     raise TypeError(  # pragma: no cover - only skals' transformers dispatch
         f"{type(estimator).__name__} has no Spark implementation."
     )

@@ -1,5 +1,10 @@
 """Checks for skals' dataframe transformers, in the style of imbalanced-learn.
 
+Test support, not library: it builds event logs for skals' own three
+transformers only, so it lives under ``tests/`` (it was the public
+``skals.utils.estimator_checks`` up to 0.1.0). ``tests/test_common.py``
+runs it.
+
 scikit-learn's :func:`~sklearn.utils.estimator_checks.parametrize_with_checks`
 feeds estimators 2-D numeric arrays. The dataframe transformers
 (:class:`~skals.PseudoUserUnifier`, :class:`~skals.ConfidenceEncoder`,
@@ -41,11 +46,11 @@ from polars.testing import assert_frame_equal
 from sklearn import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import estimator_checks as _sk
-from sklearn.utils._param_validation import generate_valid_param, make_constraint
 from sklearn.utils.validation import check_is_fitted
 
-from .._frame import frame_kind, to_polars
-from ..preprocessing import (
+from skals._frame import frame_kind, to_polars
+from skals._sklearn import generate_valid_param, make_constraint
+from skals.preprocessing import (
     ConfidenceEncoder,
     InteractionMatrix,
     InteractionMatrixBuilder,
@@ -133,7 +138,10 @@ def _frame_inputs(estimator) -> list[pl.DataFrame]:
     if isinstance(estimator, InteractionMatrixBuilder):
         out = []
         for grain in ("key", "session"):
-            encoded = ConfidenceEncoder(grain=grain, segment_col="country")
+            # the segment only where the builder uses it (it refuses to
+            # ignore an encoded segment column)
+            segment = None if estimator.segment_col is None else "country"
+            encoded = ConfidenceEncoder(grain=grain, segment_col=segment)
             encoded = encoded.fit_transform(keyed)
             names = {
                 "unified_user_id": estimator.user_col,
@@ -147,7 +155,7 @@ def _frame_inputs(estimator) -> list[pl.DataFrame]:
         return out
     raise TypeError(
         f"skals' frame checks have no test input for {type(estimator).__name__}; "
-        "add one to skals.utils.estimator_checks._frame_inputs."
+        "add one to _frame_inputs in tests/_frame_checks.py."
     )
 
 
@@ -259,7 +267,7 @@ def check_frame_libraries(name, transformer_orig):
     Examples
     --------
     >>> from skals import PseudoUserUnifier
-    >>> from skals.utils import check_frame_libraries
+    >>> from _frame_checks import check_frame_libraries
     >>> check_frame_libraries("PseudoUserUnifier", PseudoUserUnifier())
     """
     _require_pandas("pandas input")
@@ -294,7 +302,7 @@ def check_fit_then_transform(name, transformer_orig):
     Examples
     --------
     >>> from skals import ConfidenceEncoder
-    >>> from skals.utils import check_fit_then_transform
+    >>> from _frame_checks import check_fit_then_transform
     >>> check_fit_then_transform("ConfidenceEncoder", ConfidenceEncoder())
     """
     for X in _frame_inputs(transformer_orig):
@@ -340,7 +348,7 @@ def check_input_not_mutated(name, transformer_orig):
     Examples
     --------
     >>> from skals import InteractionMatrixBuilder
-    >>> from skals.utils import check_input_not_mutated
+    >>> from _frame_checks import check_input_not_mutated
     >>> check_input_not_mutated("InteractionMatrixBuilder",
     ...                         InteractionMatrixBuilder())
     """
@@ -372,7 +380,7 @@ def check_clone_and_pickle(name, transformer_orig):
     Examples
     --------
     >>> from skals import ConfidenceEncoder
-    >>> from skals.utils import check_clone_and_pickle
+    >>> from _frame_checks import check_clone_and_pickle
     >>> check_clone_and_pickle("ConfidenceEncoder", ConfidenceEncoder())
     """
     for X in _frame_inputs(transformer_orig):
@@ -420,7 +428,7 @@ def check_params(name, transformer_orig):
     Examples
     --------
     >>> from skals import PseudoUserUnifier
-    >>> from skals.utils import check_params
+    >>> from _frame_checks import check_params
     >>> check_params("PseudoUserUnifier", PseudoUserUnifier())
     """
     est = clone(transformer_orig)
@@ -472,7 +480,7 @@ def check_transform_before_fit(name, transformer_orig):
     Examples
     --------
     >>> from skals import InteractionMatrixBuilder
-    >>> from skals.utils import check_transform_before_fit
+    >>> from _frame_checks import check_transform_before_fit
     >>> check_transform_before_fit("InteractionMatrixBuilder",
     ...                            InteractionMatrixBuilder())
     """
@@ -505,7 +513,7 @@ def check_missing_columns(name, transformer_orig):
     Examples
     --------
     >>> from skals import ConfidenceEncoder
-    >>> from skals.utils import check_missing_columns
+    >>> from _frame_checks import check_missing_columns
     >>> check_missing_columns("ConfidenceEncoder", ConfidenceEncoder())
     """
     X = _frame_inputs(transformer_orig)[0]
@@ -548,7 +556,7 @@ def check_duplicate_column_names(name, transformer_orig):
     Examples
     --------
     >>> from skals import PseudoUserUnifier
-    >>> from skals.utils import check_duplicate_column_names
+    >>> from _frame_checks import check_duplicate_column_names
     >>> check_duplicate_column_names("PseudoUserUnifier", PseudoUserUnifier())
     """
     _require_pandas("duplicate column names")
@@ -589,7 +597,7 @@ def check_empty_frame(name, transformer_orig):
     Examples
     --------
     >>> from skals import InteractionMatrixBuilder
-    >>> from skals.utils import check_empty_frame
+    >>> from _frame_checks import check_empty_frame
     >>> check_empty_frame("InteractionMatrixBuilder", InteractionMatrixBuilder())
     """
     for X in _frame_inputs(transformer_orig):
@@ -620,7 +628,7 @@ def check_refit(name, transformer_orig):
     Examples
     --------
     >>> from skals import InteractionMatrixBuilder
-    >>> from skals.utils import check_refit
+    >>> from _frame_checks import check_refit
     >>> check_refit("InteractionMatrixBuilder", InteractionMatrixBuilder())
     """
     for X in _frame_inputs(transformer_orig):
@@ -642,7 +650,7 @@ def check_feature_names_in(name, transformer_orig):
     Examples
     --------
     >>> from skals import ConfidenceEncoder
-    >>> from skals.utils import check_feature_names_in
+    >>> from _frame_checks import check_feature_names_in
     >>> check_feature_names_in("ConfidenceEncoder", ConfidenceEncoder())
     """
     X = _frame_inputs(transformer_orig)[0]
@@ -696,7 +704,7 @@ def frame_checks_generator(estimator):
     Examples
     --------
     >>> from skals import PseudoUserUnifier
-    >>> from skals.utils import frame_checks_generator
+    >>> from _frame_checks import frame_checks_generator
     >>> checks = list(frame_checks_generator(PseudoUserUnifier()))
     >>> checks[-1][1].func.__name__
     'check_empty_frame'
@@ -744,7 +752,7 @@ def parametrize_with_frame_checks(estimators):
     Examples
     --------
     >>> from skals import ConfidenceEncoder
-    >>> from skals.utils import parametrize_with_frame_checks
+    >>> from _frame_checks import parametrize_with_frame_checks
     >>> @parametrize_with_frame_checks([ConfidenceEncoder()])
     ... def test_frame_transformer(estimator, check):
     ...     check(estimator)
@@ -771,7 +779,7 @@ def check_frame_transformer(estimator):
     Examples
     --------
     >>> from skals import ConfidenceEncoder
-    >>> from skals.utils import check_frame_transformer
+    >>> from _frame_checks import check_frame_transformer
     >>> check_frame_transformer(ConfidenceEncoder(grain="session"))
     21
     """

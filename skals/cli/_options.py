@@ -1,0 +1,92 @@
+"""The command line's tables: default grid, hyperparameter options, flags, columns.
+
+Shared by the parser and the commands (neither imports the other for them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+#: Grid of ``skals tune`` without ``--grid``, and of ``skals demo``: the
+#: example grid of the hyperparameter guide, inside its advised ranges
+#: (regularization 0.001 to 10 around the default 0.05, cart weight 1 to 50).
+DEFAULT_GRID = {
+    "factors": [32, 64, 128],
+    "regularization": [0.01, 0.1, 1.0],
+    "cart_weight": [3.0, 10.0, 30.0],
+}
+
+#: ``--recommender`` choices of fit and tune (the final step of the pipeline).
+RECOMMENDERS = {
+    "als": "ImplicitALSRecommender: ALS, fold-in of new sessions (default)",
+    "knn": "SessionKNNRecommender: V-SKNN session neighbours",
+    "repeat": "RepeatRecommender: the session's own items first",
+    "blend": "BlendRecommender: ALS + session-kNN + repeat, weights 1:3:2",
+}
+
+#: Grid of ``skals tune --recommender R`` without ``--grid`` (R other than als).
+DEFAULT_GRIDS = {
+    "als": DEFAULT_GRID,
+    "knn": {
+        "n_neighbors": [50, 100, 200],
+        "sample_size": [500, 1000],
+        "weighting": ["div", "quadratic"],
+    },
+    "repeat": {"recency_decay": [0.3, 0.5, 0.8], "count_weight": [0.0, 0.1, 0.5]},
+    "blend": {
+        "weights": [[1.0, 3.0, 2.0], [1.0, 1.0, 1.0], [1.0, 2.0, 3.0], [0.0, 3.0, 2.0]]
+    },
+}
+
+#: Hyperparameter options of fit and tune: (pipeline parameter, type, help).
+HYPERPARAMETERS = (
+    ("factors", int, "number of latent factors"),
+    ("regularization", float, "L2 regularization of ALS"),
+    ("alpha", float, "multiplier of the confidences"),
+    ("iterations", int, "ALS sweeps"),
+    ("cart_weight", float, "confidence weight of an add-to-cart event"),
+    ("view_weight", float, "confidence weight of an event"),
+    ("random_state", int, "seed of the initial factors"),
+    ("num_threads", int, "threads for ALS (0: all cores)"),
+)
+
+#: Flags of fit and tune: (option, pipeline parameter, value when given, help).
+FLAGS = (
+    (
+        "--filter-already-liked-items",
+        "filter_already_liked_items",
+        True,
+        "never recommend an item the session or user already has",
+    ),
+    (
+        "--no-fold-in",
+        "fold_in",
+        False,
+        "the notebook's approach: answer known users from training only, "
+        "every other session with popularity",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Names of the event log's columns (the challenge's by default)."""
+
+    session: str = "session_id"
+    user: str = "user_id"
+    item: str = "partnumber"
+    cart: str = "add_to_cart"
+    time: str = "timestamp_local"
+    segment: str | None = None
+
+
+ROLES = tuple(f.name for f in fields(Columns))
+
+_COLUMN_HELP = {
+    "session": "session id",
+    "user": "logged-in user id, null when anonymous",
+    "item": "product id (integers or strings)",
+    "cart": "0/1 add-to-cart flag",
+    "time": "event time (orders the events of a session)",
+    "segment": "optional segment (e.g. country) for the popularity fallback",
+}

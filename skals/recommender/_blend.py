@@ -1,0 +1,351 @@
+"""BlendRecommender: a weighted sum of several recommenders' normalised scores."""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import clone
+from sklearn.utils import Bunch
+from sklearn.utils.validation import check_memory
+from sklearn_compat.base import _fit_context
+
+from .._sklearn import HasMethods, Interval, StrOptions
+from ._base import BaseRecommender
+from ._popularity import PopularityRecommender
+from ._repeat import eligible_columns, fill_ranked, row_mask, sparse_topk
+
+
+def _fit_component(estimator, X):
+    """Fit one (already cloned) component; what ``memory`` caches."""
+    return estimator.fit(X)
+
+
+def normalise(ids, scores, method: str) -> np.ndarray:
+    """Per-row normalised scores of ranked candidates (0 where ``ids < 0``).
+
+    ``"rank"``: the candidate at 0-based position ``j`` of ``n`` valid ones
+    gets ``(n - j) / n``. ``"minmax"``: ``(s - min) / (max - min)`` over the
+    row's valid candidates (``1`` when they are all equal).
+    """
+    valid = ids >= 0
+    n = valid.sum(axis=1, keepdims=True)
+    if method == "rank":
+        j = np.arange(ids.shape[1])[None, :]
+        out = (n - j) / np.maximum(n, 1)
+    else:
+        s = np.where(valid, scores, np.nan).astype(np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+            lo = np.nanmin(s, axis=1, keepdims=True)
+            hi = np.nanmax(s, axis=1, keepdims=True)
+        span = hi - lo
+        out = np.where(span > 0, (s - lo) / np.where(span > 0, span, 1.0), 1.0)
+    return np.where(valid, out, 0.0)
+
+
+class BlendRecommender(BaseRecommender):
+    """Weighted sum of the normalised scores of several recommenders.
+
+    Every component (for example :class:`ImplicitALSRecommender`,
+    ``SessionKNNRecommender``, :class:`RepeatRecommender`,
+    :class:`PopularityRecommender`) is fitted on the same input. To answer a
+    row, each component ranks its top ``n_candidates`` items (with its own
+    filters and fallback); their scores are normalised per row
+    (``normalization``) and summed with ``weights``:
+
+    .. math:: s_i = \\sum_c w_c \\, \\tilde s_{c,i}
+
+    where :math:`\\tilde s_{c,i}` is 0 for an item outside component
+    :math:`c`'s candidates. The best ``k`` items by :math:`s_i` are answered
+    (ties: lower column index first); a row with fewer than ``k`` candidates
+    is completed by the ``fallback``.
+
+    **Tuning the weights without refitting.** The weights act only at predict
+    time, but a grid search clones and fits the whole pipeline for every
+    candidate. Pass ``memory`` (a directory or a :class:`joblib.Memory`, as
+    for :class:`sklearn.pipeline.Pipeline`): each component's fit is then
+    cached on disk, keyed by the component's parameters and the training
+    matrix, so candidates that differ only in ``weights`` (or
+    ``normalization``, ``n_candidates``, ``k``) reuse the fitted components
+    of the first candidate on the same fold, across clones and worker
+    processes. Without ``memory`` every fit refits every component. The cost
+    of a hit is hashing the training matrix and loading the fitted component.
+
+    Parameters
+    ----------
+    estimators : list of (str, recommender) tuples
+        The components, with names (their parameters are reachable as
+        ``<name>__<param>``, e.g. ``blendrecommender__als__factors``).
+        A component may be ``"drop"``.
+    weights : array-like of float or None, default=None
+        One weight per component (``None``: all 1). Components with weight 0
+        are not asked to rank.
+    normalization : {"minmax", "rank"}, default="minmax"
+        How each component's candidate scores are made comparable, per row:
+        ``"minmax"`` maps the row's candidate scores to ``[0, 1]``;
+        ``"rank"`` gives the ``j``-th of ``n`` candidates ``(n - j) / n``.
+        ``"minmax"`` keeps the gaps between scores (a repeat model's own items
+        stay far above its popularity tail); ``"rank"`` flattens them and was
+        worse in ``benchmarks/session_quality.py`` (e.g. NDCG@5 0.26 against
+        0.51 for ALS + repeat + popularity with equal weights on
+        ``make_sessions`` defaults).
+    n_candidates : int, default=100
+        Candidates asked of each component per row.
+    memory : str, joblib.Memory or None, default=None
+        Cache of the components' fits (see above). ``None``: no caching.
+    k : int, default=5
+        Items per answer.
+    filter_already_liked_items : bool, default=False
+        Leave out the row's own items.
+    filter_items : array-like or None, default=None
+        Item ids never to recommend.
+    items : array-like or None, default=None
+        Only recommend these item ids.
+    fallback : PopularityRecommender or None, default=None
+        Completes rows with fewer than ``k`` candidates; ``None`` means
+        ``PopularityRecommender()``.
+
+    Attributes
+    ----------
+    estimators_ : list of recommenders
+        The fitted components (not the dropped ones).
+    named_estimators_ : sklearn.utils.Bunch
+        The fitted components by name.
+    weights_ : ndarray of shape (n_fitted_components,)
+        The weights of the fitted components, as given at fit time (predict
+        reads these: changing ``weights`` takes effect at the next fit,
+        which ``memory`` makes cheap).
+    fallback_ : PopularityRecommender
+        The fitted fallback.
+    n_features_in_ : int
+        Number of items.
+
+    See Also
+    --------
+    RepeatRecommender : The session's own items, a component that blends well.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skals import BlendRecommender, PopularityRecommender, RepeatRecommender
+    >>> X = np.array([[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0]])
+    >>> blend = BlendRecommender(
+    ...     [("repeat", RepeatRecommender()), ("pop", PopularityRecommender())],
+    ...     weights=[3.0, 1.0], k=2).fit(X)
+    >>> blend.predict(np.array([[0, 0, 1, 0]]))
+    array([[2, 0]])
+    """
+
+    _parameter_constraints: dict = {
+        **BaseRecommender._parameter_constraints,
+        "estimators": [list],
+        "weights": ["array-like", None],
+        "normalization": [StrOptions({"rank", "minmax"})],
+        "n_candidates": [Interval(Integral, 1, None, closed="left")],
+        "memory": [None, str, HasMethods(["cache"])],
+        "fallback": [PopularityRecommender, None],
+    }
+
+    def __init__(
+        self,
+        estimators,
+        *,
+        weights=None,
+        normalization="minmax",
+        n_candidates=100,
+        memory=None,
+        k=5,
+        filter_already_liked_items=False,
+        filter_items=None,
+        items=None,
+        fallback=None,
+    ):
+        self.estimators = estimators
+        self.weights = weights
+        self.normalization = normalization
+        self.n_candidates = n_candidates
+        self.memory = memory
+        self.k = k
+        self.filter_already_liked_items = filter_already_liked_items
+        self.filter_items = filter_items
+        self.items = items
+        self.fallback = fallback
+
+    # ------------------------------------------- nested parameters (sklearn)
+    def _pairs(self) -> list:
+        """``estimators`` as (name, estimator) pairs; ``[]`` if malformed."""
+        try:
+            return [(name, est) for name, est in self.estimators]
+        except (TypeError, ValueError):  # fit gives the error
+            return []
+
+    def get_params(self, deep=True):
+        """Parameters, with each component's as ``<name>__<param>``.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Include the components and their parameters.
+
+        Returns
+        -------
+        params : dict
+            Parameter names mapped to their values.
+        """
+        out = super().get_params(deep=False)
+        if not deep:
+            return out
+        for name, est in self._pairs():
+            out[name] = est
+            if hasattr(est, "get_params"):
+                for key, value in est.get_params(deep=True).items():
+                    out[f"{name}__{key}"] = value
+        return out
+
+    def set_params(self, **params):
+        """Set parameters, a component's by ``<name>`` or ``<name>__<param>``.
+
+        Parameters
+        ----------
+        **params : dict
+            Parameters to set.
+
+        Returns
+        -------
+        self : BlendRecommender
+            This estimator.
+        """
+        if "estimators" in params:
+            self.estimators = params.pop("estimators")
+        names = [name for name, _ in self._pairs()]
+        for name in list(params):
+            if name in names:
+                est = params.pop(name)
+                self.estimators = [
+                    (n, est if n == name else e) for n, e in self.estimators
+                ]
+        nested = {}
+        for key in list(params):
+            head, sep, rest = key.partition("__")
+            if sep and head in names:
+                nested.setdefault(head, {})[rest] = params.pop(key)
+        for name, sub in nested.items():
+            dict(self.estimators)[name].set_params(**sub)
+        return super().set_params(**params)
+
+    # ------------------------------------------------------------------ fit
+    def _active(self):
+        """(name, estimator, weight) of the components that are not dropped."""
+        names = [name for name, _ in self._pairs()]
+        if not names or len(set(names)) != len(names):
+            raise ValueError(
+                "estimators must be a non-empty list of (name, recommender) "
+                f"with unique names; got names {names!r}."
+            )
+        for name in names:
+            if "__" in name:
+                raise ValueError(f"Component name {name!r} must not contain '__'.")
+        if self.weights is None:
+            weights = np.ones(len(names))
+        else:
+            weights = np.asarray(self.weights, dtype=np.float64).ravel()
+            if weights.size != len(names):
+                raise ValueError(
+                    f"weights has {weights.size} entries for {len(names)} "
+                    f"estimators ({names!r})."
+                )
+            if not np.isfinite(weights).all() or (weights < 0).any():
+                raise ValueError(
+                    f"weights must be finite and >= 0; got {weights.tolist()!r}."
+                )
+        out = []
+        for (name, est), w in zip(self._pairs(), weights, strict=True):
+            if est == "drop":
+                continue
+            if not isinstance(est, BaseRecommender):
+                raise TypeError(
+                    f"Component {name!r} must be a skals recommender or 'drop'; "
+                    f"got {type(est).__name__}."
+                )
+            out.append((name, est, float(w)))
+        if not out:
+            raise ValueError("Every component of the blend is dropped.")
+        return out
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y=None):
+        """Fit every component (through ``memory`` when given) and the fallback.
+
+        Parameters
+        ----------
+        X : InteractionMatrix or {array-like, sparse matrix} of shape \
+                (n_users, n_items)
+            Training interactions, given to every component.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : BlendRecommender
+            Fitted recommender.
+        """
+        active = self._active()
+        self._fit_input(X)
+        fit_one = check_memory(self.memory).cache(_fit_component)
+        fitted = [fit_one(clone(est), X) for _, est, _ in active]
+        self.estimators_ = fitted
+        self.named_estimators_ = Bunch(
+            **{name: est for (name, _, _), est in zip(active, fitted, strict=True)}
+        )
+        self.weights_ = np.array([w for _, _, w in active])
+        fallback = PopularityRecommender() if self.fallback is None else self.fallback
+        self.fallback_ = clone(fallback).fit(X)
+        return self
+
+    # -------------------------------------------------------------- predict
+    def blend_scores(self, matrix, row_keys, im) -> sp.csr_matrix:
+        """Blended scores of the candidates: a sparse rows x items matrix."""
+        n, n_items = matrix.shape[0], self.n_features_in_
+        n_cand = min(self.n_candidates, n_items)
+        total = sp.csr_matrix((n, n_items), dtype=np.float64)
+        for est, w in zip(self.estimators_, self.weights_, strict=True):
+            if w == 0:
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # short lists
+                ids, scores, _ = est._rank_context(matrix, row_keys, im, k=n_cand)
+            norm = w * normalise(ids, scores, self.normalization)
+            valid = ids >= 0
+            rows = np.broadcast_to(np.arange(n)[:, None], ids.shape)[valid]
+            total = total + sp.csr_matrix(
+                (norm[valid], (rows, ids[valid])), shape=(n, n_items)
+            )
+        return sp.csr_matrix(total)
+
+    def _rank_context(self, matrix, row_keys, im, *, k):
+        banned, allowed = self._filters()
+        S = self.blend_scores(matrix, row_keys, im)
+        S = row_mask(S, eligible_columns(self.n_features_in_, banned, allowed))
+        liked = sp.csr_matrix(matrix, dtype=np.float32)
+        liked.eliminate_zeros()
+        if self.filter_already_liked_items:
+            S = S - S.multiply(liked > 0)
+            S.eliminate_zeros()
+        # a candidate whose blended score is exactly 0 is still a candidate
+        S.data = S.data + 1e-12
+        first = sparse_topk(S, k)
+        pattern = sp.csr_matrix(S, dtype=np.float32)
+        pattern.data[:] = 1.0
+        exclude = pattern.maximum(liked) if self.filter_already_liked_items else pattern
+        segments = im.row_segments if im is not None else None
+        codes = self.fallback_._segment_codes(segments, matrix.shape[0])
+        ids2, sc2, n2 = self.fallback_._rank_rows(codes, exclude, banned, allowed, k)
+        # fallback items rank below every candidate
+        sc2 = np.where(ids2 >= 0, -1.0 / (1.0 + np.arange(k))[None, :], -np.inf)
+        ids, scores, counts = fill_ranked(first, (ids2, sc2, n2))
+        return self._finish_answers(
+            ids, scores, counts, filtered=False, rerank=lambda rows: None
+        )

@@ -1,0 +1,790 @@
+"""SessionKNNRecommender: session-based k-nearest-neighbours (SKNN, V-SKNN)."""
+
+from __future__ import annotations
+
+import dataclasses
+from numbers import Integral, Real
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+from sklearn.base import clone
+from sklearn.utils.validation import check_is_fitted
+from sklearn_compat.base import _fit_context
+
+from .._frame import FrameKind, comparable_ids
+from .._sklearn import Interval, StrOptions
+from ..preprocessing._builder import InteractionMatrix
+from ._base import BaseRecommender, warn_answer
+from ._calls import check_not_event_log
+from ._popularity import PopularityRecommender
+
+#: Names of the position weightings (query items) and score decays.
+WEIGHTINGS = ("same", "linear", "div", "quadratic", "log")
+
+#: Parameters that shape the scores, fixed at fit time (``params_``).
+_SCORING = (
+    "n_neighbors",
+    "sample_size",
+    "similarity",
+    "weighting",
+    "weighting_score",
+    "idf_weighting",
+    "history_weight",
+)
+
+#: Bound on the candidate entries (query items x sampled sessions) per chunk.
+_CHUNK_ENTRIES = 1 << 22
+
+
+def position_weight(name: str, d: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Weight of a query item ``d`` steps before the session's last item.
+
+    ``n`` is the number of distinct items of the query session and
+    ``i = n - d`` the item's position (1 for the oldest, ``n`` for the last),
+    as in Ludewig & Jannach (2018): ``same`` 1, ``div`` i/n, ``quadratic``
+    (i/n)^2, ``linear`` max(1 - 0.1 d, 0), ``log`` 1/log10(d + 1.7).
+    """
+    d = np.asarray(d, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    if name == "same":
+        return np.ones_like(d)
+    if name == "div":
+        return (n - d) / n
+    if name == "quadratic":
+        return ((n - d) / n) ** 2
+    if name == "linear":
+        return np.maximum(1.0 - 0.1 * d, 0.0)
+    return 1.0 / np.log10(d + 1.7)
+
+
+def score_decay(name: str, step: np.ndarray) -> np.ndarray:
+    """Decay of a neighbour whose most recent shared item is ``step`` back.
+
+    ``step`` is 1 when the neighbour holds the query's last item, 2 when
+    its most recent shared item is the one before, ...: ``same`` 1, ``div``
+    1/step, ``quadratic`` 1/step^2, ``linear`` max(1 - 0.1 step, 0),
+    ``log`` 1/log10(step + 1.7) (V-SKNN's ``weighting_score``).
+    """
+    step = np.asarray(step, dtype=np.float64)
+    if name == "same":
+        return np.ones_like(step)
+    if name == "div":
+        return 1.0 / step
+    if name == "quadratic":
+        return 1.0 / step**2
+    if name == "linear":
+        return np.maximum(1.0 - 0.1 * step, 0.0)
+    return 1.0 / np.log10(step + 1.7)
+
+
+#: Query rows with more items than this get their smallest shared step by
+#: lookups: a float64 sum of distinct powers of two keeps its leading bit
+#: exact while fewer than 53 shared steps follow the smallest.
+_EXACT_STEPS = 50
+
+
+def _leading_step(code: np.ndarray) -> np.ndarray:
+    """``t`` such that ``2**-t <= code < 2**(1 - t)``."""
+    _, exp = np.frexp(code)
+    return (1 - exp).astype(np.float64)
+
+
+def _segment_topk(row, pos, values, n_rows, k) -> np.ndarray:
+    """Indices of the ``k`` largest ``values`` per ``row`` (ties: smaller ``pos``).
+
+    ``row`` is sorted and ``pos`` numbers each row's entries ``0..n-1`` (in
+    any order). Returns indices into the inputs, sorted by row, then value
+    (desc), then ``pos``, at most ``k`` per row. Exact, without sorting every
+    entry: the ``k``-th largest of a subset of a row (its entries with
+    ``pos < max(4k, 64)``) is a lower bound of the row's ``k``-th largest,
+    so only entries at or above it are sorted.
+    """
+    starts = np.searchsorted(row, np.arange(n_rows + 1))
+    width = np.diff(starts)
+    bound = np.full(n_rows, -np.inf)
+    long_rows = width > k
+    if long_rows.any():
+        sub = max(4 * k, 64)
+        in_sub = (pos < sub) & long_rows[row]
+        code = np.cumsum(long_rows) - 1  # dense row number of the long rows
+        dense = np.full((int(long_rows.sum()), sub), -np.inf)
+        dense[code[row[in_sub]], pos[in_sub]] = values[in_sub]
+        kth = -np.partition(-dense, k - 1, axis=1)[:, k - 1]
+        bound[long_rows] = kth
+    idx = np.flatnonzero(values >= bound[row])
+    idx = idx[np.lexsort((pos[idx], -values[idx], row[idx]))]
+    r = row[idx]
+    first = np.searchsorted(r, r)  # start of each row in idx (r is sorted)
+    return idx[np.arange(idx.size) - first < k]
+
+
+def _row_min_max(m: sp.csr_matrix):
+    """Per row: smallest and largest stored value, and number stored."""
+    count = np.diff(m.indptr)
+    lo = np.zeros(count.size)
+    hi = np.zeros(count.size)
+    has = count > 0
+    if m.nnz:
+        lo[has] = np.minimum.reduceat(m.data, m.indptr[:-1][has])
+        hi[has] = np.maximum.reduceat(m.data, m.indptr[:-1][has])
+    return lo, hi, count
+
+
+def _row_of(indptr: np.ndarray) -> np.ndarray:
+    return np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
+
+
+def _dense_rank_in_rows(m: sp.csr_matrix) -> np.ndarray:
+    """Per stored entry: 1 + number of smaller distinct values in its row."""
+    rows = _row_of(m.indptr)
+    order = np.lexsort((m.data, rows))
+    r, v = rows[order], m.data[order]
+    new = np.ones(r.size, dtype=bool)
+    new[1:] = (r[1:] != r[:-1]) | (v[1:] != v[:-1])
+    first = np.ones(r.size, dtype=bool)
+    first[1:] = r[1:] != r[:-1]
+    csum = np.cumsum(new)
+    start = np.maximum.accumulate(np.where(first, csum, 0))
+    out = np.empty(r.size, dtype=np.int64)
+    out[order] = csum - start + 1
+    return out
+
+
+def _sparse_topk(scores: sp.csr_matrix, k: int):
+    """Best ``k`` stored entries per row (score desc, then column asc)."""
+    n = scores.shape[0]
+    ids = np.full((n, k), -1, dtype=np.int64)
+    vals = np.full((n, k), -np.inf, dtype=np.float64)
+    scores.sort_indices()
+    rows = _row_of(scores.indptr)
+    pos = np.arange(rows.size) - scores.indptr[rows]
+    sel = _segment_topk(rows, pos, scores.data, n, k)
+    counts = np.minimum(np.diff(scores.indptr), k)
+    rank = np.arange(sel.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    ids[rows[sel], rank] = scores.indices[sel]
+    vals[rows[sel], rank] = scores.data[sel]
+    return ids, vals, counts
+
+
+def _drop_columns(m: sp.csr_matrix, mask: np.ndarray) -> sp.csr_matrix:
+    """``m`` without the stored entries whose column is in ``mask``."""
+    m = m.copy()
+    m.data[mask[m.indices]] = 0.0
+    m.eliminate_zeros()
+    return m
+
+
+class SessionKNNRecommender(BaseRecommender):
+    """Session-based nearest neighbours: SKNN and V-SKNN as one estimator.
+
+    Training rows are sessions (``ConfidenceEncoder(grain="session",
+    time_col=...)`` then :class:`~skals.InteractionMatrixBuilder`). To answer
+    a query session, as in Jannach & Ludewig (2017) and Ludewig & Jannach
+    (2018):
+
+    1. **Sampling.** The candidate neighbours are the training sessions that
+       share at least one item with the query; of these, the
+       ``sample_size`` most recent (by the session's last event time, ties:
+       the later training row) are kept.
+    2. **Similarity.** The query's distinct items get position weights
+       ``w_i`` (``weighting``; its last item counts most) and every
+       candidate ``b`` is seen as a binary set. With
+       ``dot = sum of w_i over the items shared with b`` and ``|a|`` the
+       number of distinct query items: ``"vec"`` is ``dot / |a|`` (V-SKNN),
+       ``"cosine"`` is ``dot / sqrt(|a| |b|)`` and ``"jaccard"`` is
+       ``dot / |a u b|`` (SKNN's, when ``weighting="same"``). Candidates
+       with similarity 0 are dropped, and the ``n_neighbors`` most similar
+       are kept (ties: the more recent session).
+    3. **Scores.** Item ``j`` scores the sum over the neighbours ``b`` of
+       ``sim(a, b) * decay(b) * v_b(j) * (1 + idf_weighting * idf(j))``,
+       where ``decay`` (``weighting_score``) depends on how far back the
+       query's most recent item shared with ``b`` is (step 1: its last
+       item), ``v_b(j)`` is 1 (``neighbor_values="binary"``) or the
+       confidence of ``j`` in ``b`` (``"confidence"``: cart adds weigh more,
+       tuned with ``confidenceencoder__cart_weight``), and
+       ``idf(j) = log(n_sessions / n_sessions_with_j)``.
+
+    Everything is computed with sparse matrix products over chunks of query
+    sessions; sampling is exact: an inverted index keeps, per item, its
+    ``sample_size`` most recent sessions (the ``sample_size`` most recent of
+    a union are among the ``sample_size`` most recent of each part).
+
+    **Order.** Positions are ranks of the query's known items by their
+    ``recency`` (from ``ConfidenceEncoder(time_col=...)``; unknown items do
+    not count); sampling orders training sessions by ``row_times``. An
+    :class:`~skals.InteractionMatrix` without them raises an error naming
+    ``time_col`` when the parameters need them. A plain matrix has no order
+    and degrades explicitly: its training rows count as ordered by index
+    (later rows more recent), and every query item counts as the last one
+    (so ``weighting`` and ``weighting_score`` act as ``"same"``).
+
+    **Answers.** Rows with nothing to go on get the ``fallback``
+    (popularity, with its scores); rows with fewer than ``k`` scored items
+    are filled with the most popular remaining items, scored 0. A query
+    row whose id is a training row id (predicting on the training log) does
+    not take its own training session as a neighbour.
+
+    Parameters
+    ----------
+    n_neighbors : int, default=100
+        Neighbour sessions per query (``k`` of the papers).
+    sample_size : int or None, default=1000
+        Most recent candidate sessions kept; ``None`` keeps every session
+        sharing an item (slow on popular items).
+    similarity : {"vec", "cosine", "jaccard"}, default="vec"
+        Session similarity (see above).
+    weighting : {"div", "same", "linear", "quadratic", "log"}, default="div"
+        Position weighting of the query's items.
+    weighting_score : {"div", "same", "linear", "quadratic", "log"}, \
+            default="div"
+        Decay of a neighbour's contribution by the position of its most
+        recent shared item.
+    idf_weighting : bool or float, default=False
+        Weight of the items' idf in the scores (``True`` is 1, ``False`` 0).
+    neighbor_values : {"binary", "confidence"}, default="binary"
+        Value of an item in a neighbour session.
+    history_weight : float, default=0.0
+        A logged-in user's history as extra context: the items of the row
+        key's training sessions that are not in the query join it, each with
+        position weight ``history_weight``, counting as older than every
+        item of the session (step ``n + 1``). 0 leaves history out.
+    k : int, default=5
+        Items per answer.
+    filter_already_liked_items : bool, default=False
+        Leave out the query's own items (and its history items when
+        ``history_weight > 0``).
+    filter_items : array-like or None, default=None
+        Item ids never to recommend.
+    items : array-like or None, default=None
+        Only recommend these item ids.
+    fallback : PopularityRecommender or None, default=None
+        Model for rows with nothing to go on; ``None`` means
+        ``PopularityRecommender()``. Cloned and fitted in :meth:`fit`.
+
+    Attributes
+    ----------
+    session_items_ : scipy.sparse.csr_matrix of shape (n_sessions, n_items)
+        Training sessions, most recent last, with their neighbour values.
+    session_ids_ : polars.Series or None
+        Id of each row of ``session_items_``.
+    session_keys_ : polars.Series or None
+        User key of each row of ``session_items_``.
+    params_ : dict
+        The scoring parameters of the fit (``n_neighbors``, ``sample_size``,
+        ``similarity``, ``weighting``, ``weighting_score``, ``idf_weighting``,
+        ``history_weight``): what :meth:`predict` uses, so that
+        ``set_params`` after fit changes nothing until the next fit.
+    idf_ : ndarray of shape (n_items,)
+        ``log(n_sessions / sessions with the item)`` (0 for unseen items).
+    item_ids_ : polars.Series or None
+        Item id of every column.
+    fallback_ : PopularityRecommender
+        The fitted fallback.
+    n_features_in_ : int
+        Number of items.
+
+    See Also
+    --------
+    ImplicitALSRecommender : Matrix factorisation with fold-in.
+    PopularityRecommender : Baseline and fallback.
+
+    References
+    ----------
+    .. [1] Jannach, D., & Ludewig, M. (2017). When recurrent neural networks
+       meet the neighborhood for session-based recommendation. RecSys 2017.
+    .. [2] Ludewig, M., & Jannach, D. (2018). Evaluation of session-based
+       recommendation algorithms. User Modeling and User-Adapted
+       Interaction 28(4-5), 331-390.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skals import SessionKNNRecommender
+    >>> X = np.array([[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]])
+    >>> model = SessionKNNRecommender(k=2).fit(X)
+    >>> model.predict(np.array([[0, 0, 0, 1]]))
+    array([[2, 3]])
+    """
+
+    #: It reads the order of events (recency, session times): a pipeline built
+    #: by :func:`skals.schema.make_recommender_pipeline` gives the encoder
+    #: the schema's time column.
+    _requires_order = True
+
+    _parameter_constraints: dict = {
+        **BaseRecommender._parameter_constraints,
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "sample_size": [Interval(Integral, 1, None, closed="left"), None],
+        "similarity": [StrOptions({"vec", "cosine", "jaccard"})],
+        "weighting": [StrOptions(set(WEIGHTINGS))],
+        "weighting_score": [StrOptions(set(WEIGHTINGS))],
+        "idf_weighting": ["boolean", Interval(Real, 0, None, closed="left")],
+        "neighbor_values": [StrOptions({"binary", "confidence"})],
+        "history_weight": [Interval(Real, 0, None, closed="left")],
+        "fallback": [PopularityRecommender, None],
+    }
+
+    def __init__(
+        self,
+        n_neighbors=100,
+        sample_size=1000,
+        similarity="vec",
+        weighting="div",
+        weighting_score="div",
+        idf_weighting=False,
+        *,
+        neighbor_values="binary",
+        history_weight=0.0,
+        k=5,
+        filter_already_liked_items=False,
+        filter_items=None,
+        items=None,
+        fallback=None,
+    ):
+        self.n_neighbors = n_neighbors
+        self.sample_size = sample_size
+        self.similarity = similarity
+        self.weighting = weighting
+        self.weighting_score = weighting_score
+        self.idf_weighting = idf_weighting
+        self.neighbor_values = neighbor_values
+        self.history_weight = history_weight
+        self.k = k
+        self.filter_already_liked_items = filter_already_liked_items
+        self.filter_items = filter_items
+        self.items = items
+        self.fallback = fallback
+
+    # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Index the training sessions.
+
+        Parameters
+        ----------
+        X : InteractionMatrix or {array-like, sparse matrix} of shape \
+                (n_sessions, n_items)
+            Training sessions (non-negative values). An InteractionMatrix
+            needs ``row_times`` (``ConfidenceEncoder(time_col=...)``) unless
+            ``sample_size=None``.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : SessionKNNRecommender
+            Fitted recommender.
+        """
+        check_not_event_log(self, X, "fit")
+        im = X if isinstance(X, InteractionMatrix) else None
+        # predict reads the parameters of the fit, not later set_params
+        self.params_ = {name: getattr(self, name) for name in _SCORING}
+        matrix = self._check_fit_matrix(im.matrix if im is not None else X)
+        n_rows = matrix.shape[0]
+        if im is not None and im.row_times is None and self.sample_size is not None:
+            raise ValueError(
+                f"{type(self).__name__}: sample_size={self.sample_size} samples "
+                "the most recent sessions, but the InteractionMatrix has no "
+                "row_times; encode with ConfidenceEncoder(grain='session', "
+                "time_col='timestamp_local') or set sample_size=None."
+            )
+        if im is not None and im.row_times is not None:
+            order = np.lexsort((np.arange(n_rows), im.row_times))
+        else:
+            order = np.arange(n_rows)
+        sessions = sp.csr_matrix(matrix[order], dtype=np.float64)
+        sessions.sort_indices()
+        if self.neighbor_values == "binary":
+            sessions.data[:] = 1.0
+        self.session_items_ = sessions
+        n_with = np.bincount(sessions.indices, minlength=matrix.shape[1])
+        with np.errstate(divide="ignore"):
+            idf = np.log(n_rows / n_with)
+        self.idf_ = np.where(n_with > 0, idf, 0.0)
+        # items x sessions, each item's sessions oldest first; with sampling
+        # only the sample_size + 1 most recent (+ 1: a query that is itself
+        # a training session leaves itself out)
+        index = sp.csr_matrix(sessions.T)
+        index.sort_indices()
+        if self.sample_size is not None:
+            from_end = np.repeat(index.indptr[1:], np.diff(index.indptr))
+            from_end -= np.arange(index.nnz)
+            index.data[:] = from_end <= self.sample_size + 1
+            index.eliminate_zeros()
+        self.index_ = sp.csr_matrix(
+            (np.ones(index.nnz, dtype=np.complex128), index.indices, index.indptr),
+            shape=index.shape,
+        )
+        if im is not None:
+            self.session_ids_ = im.row_ids.gather(order)
+            self.session_keys_ = im.row_keys.gather(order)
+            self.id_name_ = im.id_name
+            self.item_ids_ = im.item_ids
+            self.key_name_ = im.row_keys.name
+            self.item_name_ = im.item_name
+            # popularity reads the item statistics; a matrix at key grain
+            # spares it summing the sessions per key
+            pop_input = dataclasses.replace(
+                im, row_keys=im.row_ids.rename(im.id_name), recency=None
+            )
+        else:
+            self.session_ids_ = self.session_keys_ = self.item_ids_ = None
+            self.id_name_ = None
+            self.key_name_ = "user"
+            self.item_name_ = "item"
+            pop_input = matrix
+        fallback = PopularityRecommender() if self.fallback is None else self.fallback
+        self.fallback_ = clone(fallback).fit(pop_input)
+        return self
+
+    # -------------------------------------------------------------- queries
+    def _query(self, matrix, row_keys, im, use_history):
+        """Query items as CSR with data = position weight, plus steps.
+
+        Returns ``(weights, steps, self_rows)``: two CSR matrices of the same
+        pattern (position weight, and step = recency rank among the query's
+        items, history items ``n + 1``) and, per row, the training session
+        to leave out (``-1`` for none).
+        """
+        n = matrix.shape[0]
+        q = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
+        q.sum_duplicates()  # canonical (a builder's matrix already is)
+        recency = None if im is None else im.recency
+        ordered = (
+            self.params_["weighting"] != "same"
+            or self.params_["weighting_score"] != "same"
+        )
+        if im is not None and recency is None and ordered:
+            raise ValueError(
+                f"{type(self).__name__}: weighting={self.params_['weighting']!r} "
+                f"and weighting_score={self.params_['weighting_score']!r} need "
+                "the order of the session's events, but the InteractionMatrix "
+                "has no recency; "
+                "encode with ConfidenceEncoder(grain='session', "
+                "time_col='timestamp_local') or set both to 'same'."
+            )
+        if recency is not None and (
+            recency.shape != q.shape
+            or not np.array_equal(recency.indptr, q.indptr)
+            or not np.array_equal(recency.indices, q.indices)
+        ):
+            raise ValueError(
+                "The InteractionMatrix's recency does not have the sparsity "
+                "pattern of its matrix; build both with InteractionMatrixBuilder."
+            )
+        if recency is not None:
+            rec = sp.csr_matrix(
+                (recency.data.astype(np.float64), q.indices, q.indptr), shape=q.shape
+            )
+        else:  # no order: every item counts as the last one
+            rec = sp.csr_matrix((np.ones(q.nnz), q.indices, q.indptr), shape=q.shape)
+        keep = q.data > 0
+        rec.data[~keep] = 0.0
+        rec.eliminate_zeros()
+        step = rec.copy()
+        step.data = _dense_rank_in_rows(rec).astype(np.float64)
+        n_items = np.diff(step.indptr)
+        n_of = np.repeat(n_items, n_items)
+        weights = step.copy()
+        weights.data = position_weight(self.params_["weighting"], step.data - 1.0, n_of)
+        if use_history and row_keys is not None and self.session_keys_ is not None:
+            hist = self._history(row_keys)
+            hist = hist - hist.multiply(step > 0)  # only items not in the query
+            hist.eliminate_zeros()
+            if hist.nnz:
+                hrow = _row_of(hist.indptr)
+                hsteps = sp.csr_matrix(
+                    ((n_items[hrow] + 1).astype(np.float64), hist.indices, hist.indptr),
+                    shape=hist.shape,
+                )
+                hweights = sp.csr_matrix(
+                    (
+                        np.full(hist.nnz, self._history_weight()),
+                        hist.indices,
+                        hist.indptr,
+                    ),
+                    shape=hist.shape,
+                )
+                step = sp.csr_matrix(step + hsteps)
+                step.sort_indices()
+                # a weight may be 0 (linear): add it on the union's pattern
+                weights = self._on_pattern(step, weights + hweights)
+        self_rows = np.full(n, -1, dtype=np.int64)
+        if (
+            im is not None
+            and self.session_ids_ is not None
+            and im.id_name == self.id_name_
+        ):
+            self_rows = self._session_index(im.row_ids)
+        return weights, step, self_rows
+
+    @staticmethod
+    def _on_pattern(pattern: sp.csr_matrix, values: sp.csr_matrix) -> sp.csr_matrix:
+        """``values`` read on ``pattern``'s stored entries (0 where absent)."""
+        pattern = pattern.copy()
+        pattern.sort_indices()
+        rows = _row_of(pattern.indptr)
+        pattern.data = np.asarray(values[rows, pattern.indices]).ravel()
+        return pattern
+
+    def _history_weight(self) -> float:
+        return (
+            float(self.params_["history_weight"])
+            if self.params_["history_weight"] > 0
+            else 1.0
+        )
+
+    def _session_index(self, ids: pl.Series) -> np.ndarray:
+        """Training row (time order) of each id, ``-1`` if none."""
+        frame = pl.DataFrame({"id": self.session_ids_}).with_row_index("pos")
+        ids = ids.cast(self.session_ids_.dtype, strict=False)
+        found = pl.DataFrame({"id": ids}).join(
+            frame, on="id", how="left", maintain_order="left"
+        )
+        return found["pos"].fill_null(-1).cast(pl.Int64).to_numpy()
+
+    def _history(self, row_keys: pl.Series) -> sp.csr_matrix:
+        """Binary matrix of each row key's training items."""
+        row_keys = row_keys.cast(self.session_keys_.dtype, strict=False)
+        keys = pl.DataFrame({"key": row_keys}).with_row_index("q")
+        train = pl.DataFrame({"key": self.session_keys_}).with_row_index("s")
+        pairs = keys.join(train, on="key", how="inner")
+        q = pairs["q"].to_numpy()
+        s = pairs["s"].to_numpy()
+        pick = sp.csr_matrix(
+            (np.ones(q.size), (q, s)),
+            shape=(len(row_keys), self.session_items_.shape[0]),
+        )
+        hist = (pick @ self.session_items_).tocsr()
+        hist.data[:] = 1.0
+        return hist
+
+    # --------------------------------------------------------------- scores
+    def _scores(self, weights, steps, self_rows) -> sp.csr_matrix:
+        """Item scores (n_rows x n_items, sparse) for the query rows."""
+        n = weights.shape[0]
+        binary = sp.csr_matrix(
+            (np.ones(weights.nnz), weights.indices, weights.indptr), shape=weights.shape
+        )
+        per_item = np.diff(self.index_.indptr)
+        cost = binary @ per_item.astype(np.float64)
+        chunk = (np.cumsum(cost) // _CHUNK_ENTRIES).astype(np.int64)
+        bounds = np.concatenate([[0], np.flatnonzero(np.diff(chunk)) + 1, [n]])
+        parts = [
+            self._score_chunk(weights[a:b], steps[a:b], binary[a:b], self_rows[a:b])
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+            if b > a
+        ]
+        if not parts:
+            return sp.csr_matrix((0, self.n_features_in_))
+        return sp.vstack(parts, format="csr")
+
+    def _min_step(self, steps, q_of, s_of) -> np.ndarray:
+        """Smallest step of the query items each pair shares, by lookups."""
+        lens = np.diff(steps.indptr)[q_of]
+        pair = np.repeat(np.arange(q_of.size), lens)
+        offset = np.arange(pair.size) - np.repeat(np.cumsum(lens) - lens, lens)
+        entry = steps.indptr[q_of][pair] + offset
+        held = self.session_items_[s_of[pair], steps.indices[entry]]
+        held = np.asarray(held).ravel() > 0
+        step = np.where(held, steps.data[entry], np.inf)
+        out = np.full(q_of.size, np.inf)
+        np.minimum.at(out, pair, step)
+        return out
+
+    def _score_chunk(self, weights, steps, binary, self_rows) -> sp.csr_matrix:
+        n_q = weights.shape[0]
+        sessions = self.session_items_
+        n_sessions = sessions.shape[0]
+        # real part: sum of the weights of the shared items; imaginary part:
+        # sum of 2**-step, whose leading bit is the smallest shared step
+        coded = weights.astype(np.complex128)
+        coded.data += 1j * np.exp2(-np.minimum(steps.data, 1000.0))
+        cand = (coded @ self.index_).tocsr()  # union of each item's recent sessions
+        cand.sort_indices()
+        q_of = _row_of(cand.indptr)
+        s_of = cand.indices.astype(np.int64)
+        cand_keys = q_of * n_sessions + s_of
+        not_self = s_of != self_rows[q_of]
+        q_of, s_of = q_of[not_self], s_of[not_self]
+        if self.params_["sample_size"] is not None:
+            # sessions are numbered by time: the most recent have the largest
+            # numbers, i.e. the last ones of each (sorted) row
+            starts = np.searchsorted(q_of, np.arange(n_q + 1))
+            from_end = np.repeat(starts[1:], np.diff(starts)) - np.arange(q_of.size)
+            keep = from_end <= self.params_["sample_size"]
+            q_of, s_of = q_of[keep], s_of[keep]
+        if q_of.size == 0:
+            return sp.csr_matrix((n_q, self.n_features_in_))
+        # every selected candidate is in the index list of each query item it
+        # holds (see fit), so the product gives exact sums over shared items
+        pick = np.searchsorted(cand_keys, q_of * n_sessions + s_of)
+        dot = cand.data.real[pick]
+        min_step = _leading_step(cand.data.imag[pick])
+        # the leading bit is exact for distinct steps (ordered sessions);
+        # rows of one step throughout (no order) need nothing; others
+        # (history items share a step, very long rows) are looked up
+        lo, hi, count = _row_min_max(steps)
+        same = lo == hi
+        min_step[same[q_of]] = lo[q_of][same[q_of]]
+        lookup = ~same & ((hi != count) | (count > _EXACT_STEPS))
+        if lookup.any():
+            fix = np.flatnonzero(lookup[q_of])
+            min_step[fix] = self._min_step(steps, q_of[fix], s_of[fix])
+        if self.params_["similarity"] == "jaccard":
+            counts = (binary @ self.index_).tocsr()
+            counts.sort_indices()
+            n_shared = counts.data.real[pick]
+        else:
+            n_shared = None
+        n_a = np.diff(weights.indptr)[q_of].astype(np.float64)
+        n_b = np.diff(sessions.indptr)[s_of].astype(np.float64)
+        similarity = self.params_["similarity"]
+        if similarity == "vec":
+            sim = dot / n_a
+        elif similarity == "cosine":
+            sim = dot / np.sqrt(n_a * n_b)
+        else:
+            sim = dot / (n_a + n_b - n_shared)
+        ok = sim > 0
+        q_of, s_of, sim, min_step = q_of[ok], s_of[ok], sim[ok], min_step[ok]
+        # the n_neighbors most similar per query (ties: the more recent)
+        starts = np.searchsorted(q_of, np.arange(n_q + 1))
+        from_end = np.repeat(starts[1:], np.diff(starts)) - np.arange(q_of.size) - 1
+        top = _segment_topk(q_of, from_end, sim, n_q, self.params_["n_neighbors"])
+        w = sim[top] * score_decay(self.params_["weighting_score"], min_step[top])
+        neigh = sp.csr_matrix(
+            (w, (q_of[top], s_of[top])), shape=(n_q, n_sessions), dtype=np.float64
+        )
+        neigh.sort_indices()
+        scores = (neigh @ sessions).tocsr()
+        idf_w = float(self.params_["idf_weighting"])
+        if idf_w:
+            scores = scores @ sp.diags(1.0 + idf_w * self.idf_)
+            scores = scores.tocsr()
+        scores.eliminate_zeros()
+        return scores
+
+    # --------------------------------------------------------------- answer
+    def _rank_context(self, matrix, row_keys, im, *, k, use_history=None):
+        banned, allowed = self._filters()
+        if use_history is None:
+            use_history = self.params_["history_weight"] > 0
+        weights, steps, self_rows = self._query(matrix, row_keys, im, use_history)
+        scores = self._scores(weights, steps, self_rows)
+        codes = self.fallback_._segment_codes(
+            None if im is None else im.row_segments, matrix.shape[0]
+        )
+        seen = steps if self.filter_already_liked_items else None
+
+        def rank(rows, seen):
+            return self._answer(
+                scores[rows],
+                None if seen is None else seen[rows],
+                codes[rows],
+                banned,
+                allowed,
+                k,
+            )
+
+        everything = np.arange(matrix.shape[0])
+        ids, vals, counts = rank(everything, seen)
+        return self._finish_answers(
+            ids, vals, counts, filtered=seen is not None, rerank=lambda r: rank(r, None)
+        )
+
+    def _answer(self, scores, seen, codes, banned, allowed, k):
+        n_items = self.n_features_in_
+        out = np.zeros(n_items, dtype=bool)
+        if banned is not None:
+            out[banned] = True
+        if allowed is not None:
+            out[:] = True
+            out[allowed] = False
+        if out.any():
+            scores = _drop_columns(scores, out)
+        if seen is not None:
+            scores = scores - scores.multiply(seen > 0)
+            scores = sp.csr_matrix(scores)
+            scores.eliminate_zeros()
+        ids, vals, counts = _sparse_topk(scores, k)
+        short = np.flatnonzero(counts < k)
+        if short.size:
+            taken = sp.csr_matrix(
+                (
+                    np.ones(int(counts[short].sum())),
+                    ids[short][ids[short] >= 0],
+                    np.concatenate([[0], np.cumsum(counts[short])]),
+                ),
+                shape=(short.size, n_items),
+            )
+            if seen is not None:
+                taken = taken + (seen[short] > 0)
+            taken = sp.csr_matrix(taken)
+            taken.sum_duplicates()
+            fill_ids, fill_vals, fill_counts = self.fallback_._rank_rows(
+                codes[short], taken, banned, allowed, k
+            )
+            cold = counts[short] == 0
+            c = counts[short]
+            col = np.arange(k)[None, :]
+            src = col - c[:, None]
+            valid = (src >= 0) & (src < fill_counts[:, None])
+            src_safe = np.clip(src, 0, k - 1)
+            fid = np.take_along_axis(fill_ids, src_safe, axis=1)
+            fval = np.where(
+                cold[:, None], np.take_along_axis(fill_vals, src_safe, axis=1), 0.0
+            )
+            block_ids, block_vals = ids[short], vals[short]
+            block_ids[valid] = fid[valid]
+            block_vals[valid] = fval[valid]
+            ids[short], vals[short] = block_ids, block_vals
+            counts[short] = c + np.minimum(fill_counts, k - c)
+        return ids, vals, counts.astype(np.int64)
+
+    # --------------------------------------------------------------- public
+    def recommend_keys(self, keys, *, k=None):
+        """Answer known keys from their training sessions alone.
+
+        The query is the union of the key's training items, all with the
+        same weight. Keys unknown to the model get the fallback (global
+        popularity), with a warning that counts them.
+
+        Parameters
+        ----------
+        keys : array-like of str
+            User keys.
+        k : int or None, default=None
+            Items per answer; ``None`` uses the ``k`` parameter.
+
+        Returns
+        -------
+        recommendations : polars.DataFrame
+            One row per key: the key, ``recommendations`` and ``scores``.
+        """
+        check_is_fitted(self)
+        k = self._check_predict_params(k)
+        keys = pl.Series(self.key_name_, list(keys))
+        if self.session_keys_ is not None and len(keys):
+            # keys match exactly ("010" is not key 10): other types are unknown
+            found = comparable_ids(keys, self.session_keys_.dtype)
+            if found is None:
+                n_unknown = len(keys)
+            else:
+                keys = found
+                known = keys.is_in(self.session_keys_.implode()).fill_null(False)
+                n_unknown = int((~known).sum())
+        else:
+            n_unknown = len(keys)
+        if n_unknown:
+            warn_answer(
+                f"{type(self).__name__}: {n_unknown} of {len(keys)} keys were not "
+                "seen in fit; they get the fallback.",
+                stacklevel=2,
+            )
+        empty = sp.csr_matrix((len(keys), self.n_features_in_), dtype=np.float32)
+        ids, scores, counts = self._rank_context(
+            empty, keys, None, k=k, use_history=True
+        )
+        return self._answers_frame(keys, ids, scores, counts, FrameKind("polars"))

@@ -1,0 +1,219 @@
+"""Model files (skals.save / skals.load) and the challenge's answers (skals.io)."""
+
+import json
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import polars as pl
+import pytest
+from sklearn.exceptions import NotFittedError
+from sklearn.pipeline import make_pipeline
+
+import skals
+from skals import io
+from skals.datasets import make_sessions
+from skals.model_selection import SessionHoldoutSplit
+
+FAST = {"factors": 4, "iterations": 2, "random_state": 0, "num_threads": 1}
+
+
+def _pipe(grain="key", **cols):
+    unifier = {k: v for k, v in cols.items() if k in ("user_col", "session_col")}
+    encoder = {k: v for k, v in cols.items() if k in ("item_col", "session_col")}
+    return make_pipeline(
+        skals.PseudoUserUnifier(**unifier),
+        skals.ConfidenceEncoder(grain=grain, **encoder),
+        skals.InteractionMatrixBuilder(**encoder),
+        skals.ImplicitALSRecommender(**FAST),
+    )
+
+
+@pytest.fixture(scope="module")
+def data():
+    events = make_sessions(400, n_items=60, random_state=1)
+    train_idx, test_idx = next(SessionHoldoutSplit(1, test_size=0.2).split(events))
+    return events[train_idx], events[test_idx].drop("add_to_cart")
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    return _pipe().fit(data[0])
+
+
+def _same_answers(a, b):
+    assert a.columns == b.columns
+    assert a.drop("scores").equals(b.drop("scores"))
+    np.testing.assert_array_equal(
+        np.array(a["scores"].to_list()), np.array(b["scores"].to_list())
+    )
+
+
+# ------------------------------------------------------------------ save/load
+def test_save_load_round_trip_predicts_the_same(data, fitted, tmp_path):
+    path = tmp_path / "m.joblib"
+    assert skals.save(fitted, path) is None
+    loaded = skals.load(path)
+    assert loaded is not fitted
+    _same_answers(loaded.predict(data[1]), fitted.predict(data[1]))
+
+
+def test_file_layout_and_metadata(fitted, tmp_path):
+    path = tmp_path / "m.joblib"
+    skals.save(fitted, path, best_params={"factors": 4}, command="python")
+    record = joblib.load(path)
+    assert record["format"] == "skals-model"
+    assert record["format_version"] == 1
+    assert record["skals_version"] == skals.__version__
+    assert record["columns"] == {
+        "session": "session_id",
+        "user": "user_id",
+        "item": "partnumber",
+        "cart": "add_to_cart",
+        "time": None,
+        "segment": None,
+    }
+    model, meta = skals.load(path, return_metadata=True)
+    assert model.get_params()["implicitalsrecommender__factors"] == 4
+    assert meta == {
+        "format_version": 1,
+        "skals_version": skals.__version__,
+        "columns": record["columns"],
+        "best_params": {"factors": 4},
+        "command": "python",
+    }
+
+
+def test_columns_are_read_from_the_steps(data, tmp_path):
+    names = {"session_id": "sid", "user_id": "uid", "partnumber": "sku"}
+    pipe = _pipe(user_col="uid", session_col="sid", item_col="sku")
+    pipe.fit(data[0].rename(names))
+    skals.save(pipe, tmp_path / "m.joblib")
+    _, meta = skals.load(tmp_path / "m.joblib", return_metadata=True)
+    assert meta["columns"]["session"] == "sid"
+    assert meta["columns"]["user"] == "uid"
+    assert meta["columns"]["item"] == "sku"
+
+
+def test_another_skals_version_warns_once_and_still_loads(fitted, tmp_path):
+    path = tmp_path / "old.joblib"
+    skals.save(fitted, path)
+    record = joblib.load(path)
+    record["skals_version"] = "0.0.1"
+    joblib.dump(record, path)
+    with pytest.warns(UserWarning, match="saved by skals 0.0.1; this is skals") as w:
+        model = skals.load(path)
+    assert len([x for x in w if "saved by skals" in str(x.message)]) == 1
+    assert model.get_params()["implicitalsrecommender__factors"] == 4
+
+
+def test_same_version_does_not_warn(fitted, tmp_path):
+    skals.save(fitted, tmp_path / "m.joblib")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        skals.load(tmp_path / "m.joblib")
+
+
+@pytest.mark.parametrize("kind", ["text", "pickled dict", "bare pipeline", "parquet"])
+def test_not_a_skals_model_is_one_clear_error(kind, fitted, data, tmp_path):
+    path = tmp_path / "file"
+    if kind == "text":
+        path.write_text("not a model")
+    elif kind == "pickled dict":
+        with open(path, "wb") as fh:
+            pickle.dump({"weights": [1, 2, 3]}, fh)
+    elif kind == "bare pipeline":  # joblib.dump(pipe) instead of skals.save
+        joblib.dump(fitted, path)
+    else:
+        data[1].write_parquet(path)
+    with pytest.raises(ValueError, match=r"'.*file' is not a skals model"):
+        skals.load(path)
+
+
+def test_unknown_format_version_is_refused(fitted, tmp_path):
+    path = tmp_path / "m.joblib"
+    skals.save(fitted, path)
+    record = joblib.load(path)
+    record["format_version"] = 2
+    joblib.dump(record, path)
+    with pytest.raises(ValueError, match="model format 2; this skals reads format 1"):
+        skals.load(path)
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        skals.load(tmp_path / "nope.joblib")
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        skals.load(tmp_path)
+
+
+def test_save_refuses_unfitted_foreign_and_reserved(fitted, tmp_path):
+    with pytest.raises(NotFittedError):
+        skals.save(_pipe(), tmp_path / "m.joblib")
+    with pytest.raises(TypeError, match="got dict"):
+        skals.save({"a": 1}, tmp_path / "m.joblib")
+    with pytest.raises(ValueError, match=r"\['columns'\] are reserved"):
+        skals.save(fitted, tmp_path / "m.joblib", columns={})
+    assert not (tmp_path / "m.joblib").exists()
+
+
+def test_memory_mapped_load_predicts_the_same(data, fitted, tmp_path):
+    skals.save(fitted, tmp_path / "m.joblib")
+    loaded = skals.load(tmp_path / "m.joblib", mmap_mode="r")
+    factors = loaded[-1].item_factors_
+    assert isinstance(factors, np.memmap) and not factors.flags.writeable
+    _same_answers(loaded.predict(data[1]), fitted.predict(data[1]))
+
+
+# ------------------------------------------------------------ session answers
+def test_recommend_sessions_is_the_session_grain_prediction(data, fitted):
+    before = fitted.get_params()
+    answers = io.recommend_sessions(fitted, data[1], k=7)
+    # the fitted pipeline itself is left at key grain and k=10
+    assert fitted.get_params() == before
+    assert fitted.get_params()["confidenceencoder__grain"] == "key"
+    # same answers as the pipeline set to session grain by hand
+    by_hand = _pipe(grain="session").fit(data[0])
+    by_hand.set_params(implicitalsrecommender__k=7)
+    recs = by_hand.predict(data[1])
+    expected = dict(
+        zip(
+            recs["session_id"].cast(pl.String).to_list(),
+            recs["recommendations"].to_list(),
+            strict=True,
+        )
+    )
+    assert answers == expected
+    assert set(answers) == set(data[1]["session_id"].cast(pl.String).to_list())
+    assert all(len(set(v)) == 7 for v in answers.values())
+
+
+def test_recommend_sessions_accepts_pandas(data, fitted):
+    pd = pytest.importorskip("pandas")
+    events = data[1].to_pandas()
+    assert isinstance(events, pd.DataFrame)
+    assert io.recommend_sessions(fitted, events, k=3) == io.recommend_sessions(
+        fitted, data[1], k=3
+    )
+
+
+def test_recommend_sessions_errors(data, fitted):
+    with pytest.raises(ValueError, match=r"k=61 asks for more items .* \(60\)"):
+        io.recommend_sessions(fitted, data[1], k=61)
+    with pytest.raises(TypeError, match="expected a fitted Pipeline"):
+        io.recommend_sessions(fitted[-1], data[1])
+    picky = _pipe().set_params(implicitalsrecommender__filter_already_liked_items=True)
+    picky.fit(data[0])
+    # nearly the whole catalogue: filtering the session's items leaves fewer
+    with (
+        pytest.raises(ValueError, match=r"fewer than 59 distinct items"),
+        pytest.warns(UserWarning, match="k=59 clipped"),
+    ):
+        io.recommend_sessions(picky, data[1], k=59)
+
+
+def test_write_challenge_json(tmp_path):
+    path = tmp_path / "p.json"
+    io.write_challenge_json({"3": [1, 2], "10": ["a", "b"]}, path)
+    assert json.loads(path.read_text()) == {"target": {"3": [1, 2], "10": ["a", "b"]}}
