@@ -73,11 +73,16 @@ def demo_grid() -> dict:
 
 
 def pipeline(iterations: int, **als):
-    """The command line's pipeline (session grain), seeded."""
+    """The command line's pipeline (session grain), seeded.
+
+    Preprocessing is shared across candidates and folds through an explicit
+    ``FrameCache`` (``Pipeline(memory=...)``), as in the grid benchmark.
+    """
     from sklearn.pipeline import make_pipeline
 
     from skals import (
         ConfidenceEncoder,
+        FrameCache,
         ImplicitALSRecommender,
         InteractionMatrixBuilder,
         PseudoUserUnifier,
@@ -88,6 +93,7 @@ def pipeline(iterations: int, **als):
         ConfidenceEncoder(grain="session"),
         InteractionMatrixBuilder(),
         ImplicitALSRecommender(iterations=iterations, random_state=SEED, **als),
+        memory=FrameCache(),
     )
 
 
