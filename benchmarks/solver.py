@@ -54,6 +54,7 @@ VARIANTS = {
     "blocked_cg": (blocked_cg, {}),
     "blocked_cg_1_thread": (blocked_cg, {"num_threads": 1}),
     "blocked_cg_16k": (blocked_cg, {"block_nnz": 1 << 14}),
+    "blocked_cg_4k": (blocked_cg, {"block_nnz": 1 << 12}),
 }
 
 
@@ -127,8 +128,11 @@ def main(argv=None):
         ),
     )
     pipe.fit(train)
-    # the recommender's own training matrix (sessions of a user merged)
+    # the recommender's own training matrix (sessions of a user merged),
+    # times alpha as implicit's fit does
     C = pipe[-1].user_items_.astype(np.float32)
+    if pipe[-1].alpha != 1.0:
+        C = pipe[-1].alpha * C
     Ct = C.T.tocsr()
     print(f"matrix {C.shape[0]:,} x {C.shape[1]:,}, {C.nnz:,} non-zeros")
     # implicit's own start: default_rng(seed).random(...) * 0.01, users first
