@@ -77,6 +77,12 @@ def _public_packages():
             yield importlib.import_module(info.name)
 
 
+def _is_meta(cls):
+    """Meta-estimators (searches, pipelines) wrap estimators: they are tested
+    with them (tests/test_halving.py, tests/test_early_stopping.py)."""
+    return bool({"estimator", "steps"} & set(inspect.signature(cls).parameters))
+
+
 def all_estimators():
     """Public estimator classes of skals, sorted by name."""
     found = {}
@@ -87,6 +93,7 @@ def all_estimators():
                 inspect.isclass(obj)
                 and issubclass(obj, BaseEstimator)
                 and not inspect.isabstract(obj)
+                and not _is_meta(obj)
             ):
                 found[obj.__name__] = obj
     return [found[name] for name in sorted(found)]
@@ -247,7 +254,11 @@ def test_estimators_discovered():
     for module in _public_packages():
         for name in getattr(module, "__all__", []):
             obj = getattr(module, name)
-            if inspect.isclass(obj) and issubclass(obj, BaseEstimator):
+            if (
+                inspect.isclass(obj)
+                and issubclass(obj, BaseEstimator)
+                and not _is_meta(obj)
+            ):
                 public[name] = obj
     names = [type(e).__name__ for e in ESTIMATORS]
     assert names == sorted(n for n, cls in public.items() if _runnable(cls))

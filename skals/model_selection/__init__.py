@@ -1,6 +1,15 @@
-"""Cross-validation splitters for event logs, and the reveal-the-first-n protocol."""
+"""Splitters, searches and the reveal-the-first-n protocol for event logs."""
 
+from ._early_stopping import EarlyStoppingPipeline
+from ._halving import SessionHalvingGridSearchCV, SessionSubsampleSplit
 from ._protocol import reveal_first_n
 from ._split import SessionHoldoutSplit, TemporalSplit
 
-__all__ = ["SessionHoldoutSplit", "TemporalSplit", "reveal_first_n"]
+__all__ = [
+    "EarlyStoppingPipeline",
+    "SessionHalvingGridSearchCV",
+    "SessionHoldoutSplit",
+    "SessionSubsampleSplit",
+    "TemporalSplit",
+    "reveal_first_n",
+]

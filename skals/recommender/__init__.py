@@ -2,12 +2,14 @@
 
 from ._als import ImplicitALSRecommender
 from ._blend import BlendRecommender
+from ._checkpoints import FactorCheckpoints
 from ._knn import SessionKNNRecommender
 from ._popularity import PopularityRecommender
 from ._repeat import RepeatRecommender
 
 __all__ = [
     "BlendRecommender",
+    "FactorCheckpoints",
     "ImplicitALSRecommender",
     "PopularityRecommender",
     "RepeatRecommender",

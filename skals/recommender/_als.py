@@ -22,6 +22,7 @@ from .._warnings import warn
 from ..preprocessing._builder import InteractionMatrix
 from . import _calls
 from ._base import BaseRecommender, warn_answer
+from ._checkpoints import FactorCheckpoints, matrix_fingerprint
 from ._popularity import PopularityRecommender
 from ._topk import topk, writeable
 
@@ -456,6 +457,17 @@ class ImplicitALSRecommender(BaseFactorRecommender):
            parameters only (Spark's ALS-WR multiplies the regularization by
            counts, so it is a different model, not an engine option).
 
+    warm_start : bool or FactorCheckpoints, default=False
+        When fitted before on a matrix of the same shape with the same
+        ``factors``, ``regularization``, ``alpha``, ``use_cg``,
+        ``use_native`` and int ``random_state``, continue from the fitted
+        factors for ``iterations - n_iter_`` more sweeps instead of starting
+        again: the factors are identical to those of one fit of
+        ``iterations`` sweeps (the same matrix is assumed, as in
+        scikit-learn). Otherwise (or with ``engine="spark"``) fit from scratch.
+        A :class:`~skals.recommender.FactorCheckpoints` store does the same
+        across clones (in a search), for a matrix of the same content.
+
     Attributes
     ----------
     user_factors_ : ndarray of shape (n_users, factors)
@@ -470,6 +482,9 @@ class ImplicitALSRecommender(BaseFactorRecommender):
         Item id of each column (None for a plain matrix).
     fallback_ : PopularityRecommender
         The fitted fallback.
+    n_iter_ : int
+        ALS sweeps the factors have had (``iterations``; with ``warm_start``,
+        counted over the fits that were continued).
     n_features_in_ : int
         Number of items.
 
@@ -514,6 +529,7 @@ class ImplicitALSRecommender(BaseFactorRecommender):
         "random_state": ["random_state"],
         "show_progress": ["boolean"],
         "engine": [StrOptions({"implicit", "spark"})],
+        "warm_start": ["boolean", FactorCheckpoints],
     }
 
     _predict_params = (*BaseFactorRecommender._predict_params, "num_threads")
@@ -539,6 +555,7 @@ class ImplicitALSRecommender(BaseFactorRecommender):
         random_state=None,
         show_progress=False,
         engine="implicit",
+        warm_start=False,
     ):
         self.factors = factors
         self.regularization = regularization
@@ -558,6 +575,7 @@ class ImplicitALSRecommender(BaseFactorRecommender):
         self.random_state = random_state
         self.show_progress = show_progress
         self.engine = engine
+        self.warm_start = warm_start
 
     @property
     def _scoring_threads(self):
@@ -636,6 +654,8 @@ class ImplicitALSRecommender(BaseFactorRecommender):
         if self.engine == "spark":
             from ..spark._als_wr import spark_als_factors
 
+            self.n_iter_, self._warm_key_ = self.iterations, None
+
             return spark_als_factors(
                 X,
                 matrix,
@@ -645,20 +665,69 @@ class ImplicitALSRecommender(BaseFactorRecommender):
                 iterations=self.iterations,
                 seed=implicit_seed(self.random_state),
             )
+        return self._fit_implicit(matrix)
+
+    def _warm_key(self, matrix) -> tuple:
+        """What must not change for a warm start to continue a previous fit."""
+        names = ("factors", "regularization", "alpha", "use_cg", "use_native")
+        seed = self.random_state
+        return (
+            *(self.get_params()[n] for n in names),
+            seed if isinstance(seed, Integral) else None,
+            matrix.shape,
+            matrix.nnz,
+        )
+
+    def _fit_implicit(self, matrix):
+        """implicit's ALS fit; with ``warm_start``, continued from the factors.
+
+        implicit initialises the factors at random only when they are unset,
+        and each sweep reads nothing but the factors, the matrix and the
+        parameters, so ``n`` more sweeps from a fit of ``m`` give the very
+        factors of one fit of ``m + n`` sweeps with the same seed.
+        """
+        key = self._warm_key(matrix)
+        done, start = 0, None
+        store = self.warm_start
+        if isinstance(store, FactorCheckpoints):
+            key = (key, matrix_fingerprint(matrix))
+            if isinstance(self.random_state, Integral):
+                start = store.get(key, self.iterations)
+        elif store and getattr(self, "_warm_key_", None) == key:
+            start = (self.n_iter_, self.user_factors_, self.item_factors_)
+            if self.iterations < start[0]:
+                raise ValueError(
+                    f"warm_start=True continues a fit of {start[0]} iterations: "
+                    f"iterations={self.iterations} must be at least {start[0]}. "
+                    "Set warm_start=False to fit from scratch."
+                )
         model = self._implicit_model(
             fitted=False, random_state=implicit_seed(self.random_state)
         )
-        # threadpoolctl limits the BLAS library itself, so this holds for
-        # the whole process while fit runs (documented under num_threads)
-        with threadpool_limits(1, "blas"):
-            try:
-                model.fit(matrix, show_progress=self.show_progress)
-            except ModelFitError as exc:  # implicit's own NaN check
-                raise ValueError(
-                    "ALS produced NaN factors; the confidences may be too "
-                    "large for this regularization. Increase regularization "
-                    "or scale the confidences down."
-                ) from exc
+        if start is not None:
+            done = start[0]
+            # copies: the previous fit's arrays stay as they were
+            model.user_factors = start[1].copy()
+            model.item_factors = start[2].copy()
+        model.iterations = self.iterations - done
+        if model.iterations:
+            # threadpoolctl limits the BLAS library itself, so this holds for
+            # the whole process while fit runs (documented under num_threads)
+            with threadpool_limits(1, "blas"):
+                try:
+                    model.fit(matrix, show_progress=self.show_progress)
+                except ModelFitError as exc:  # implicit's own NaN check
+                    raise ValueError(
+                        "ALS produced NaN factors; the confidences may be too "
+                        "large for this regularization. Increase regularization "
+                        "or scale the confidences down."
+                    ) from exc
+        self._warm_key_ = key
+        self.n_iter_ = self.iterations
+        if isinstance(store, FactorCheckpoints) and isinstance(
+            self.random_state, Integral
+        ):
+            store.put(key, self.iterations, model.user_factors, model.item_factors)
         return model.user_factors, model.item_factors
 
     # ------------------------------------------------------------- fold-in

@@ -1,0 +1,239 @@
+"""A pipeline that stops ALS early, on a validation set of whole sessions."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.pipeline import Pipeline
+from sklearn.utils import check_random_state
+
+from .._frame import to_polars
+from ._halving import _session_codes
+
+__all__ = ["EarlyStoppingPipeline"]
+
+
+class EarlyStoppingPipeline(Pipeline):
+    """A skals pipeline whose ALS sweeps stop when a validation score stalls.
+
+    With ``early_stopping=True``, :meth:`fit` holds out a random
+    ``validation_fraction`` of the **whole sessions** of the event log, fits
+    the transformers on the other events, and fits the final recommender
+    ``validation_interval`` sweeps at a time (``warm_start``: each stage
+    continues the previous one exactly), scoring the pipeline on the
+    held-out sessions after each stage with the session protocol (by default
+    ``make_session_scorer("ndcg")``: first 3 events revealed, NDCG@5 on
+    carts). It stops when the score has not improved by at least ``tol`` for
+    ``n_iter_no_change`` stages in a row, or at the recommender's
+    ``iterations``. The model keeps the factors of the last stage and is
+    trained without the validation sessions, as scikit-learn's estimators
+    with ``early_stopping`` are.
+
+    The names are scikit-learn's (``HistGradientBoostingClassifier``,
+    ``MLPClassifier``). Early stopping lives on the pipeline, not on the
+    recommender, because the session protocol needs the raw events of the
+    validation sessions (their order and cart column), and the recommender
+    only sees the confidence matrix.
+
+    Parameters
+    ----------
+    steps : list of (str, estimator)
+        As for :class:`~sklearn.pipeline.Pipeline`; the last step must have
+        ``iterations`` and ``warm_start`` parameters
+        (:class:`~skals.ImplicitALSRecommender`).
+    early_stopping : bool, default=True
+        ``False`` makes :meth:`fit` the plain pipeline's (all events, the
+        recommender's ``iterations``).
+    validation_fraction : float or int, default=0.1
+        Share of the sessions held out (a float in (0, 1)), or their number
+        (an int).
+    n_iter_no_change : int, default=2
+        Stages without an improvement of at least ``tol`` before stopping.
+    tol : float, default=1e-4
+        Smallest improvement of the score that counts.
+    validation_interval : int, default=1
+        ALS sweeps per stage (between two scorings).
+    scoring : callable or None, default=None
+        ``scorer(pipeline, events) -> float``, higher is better; ``None``
+        means ``make_session_scorer("ndcg")`` (pass one built with your
+        column names if they differ).
+    session_col : str, default="session_id"
+        Column holding the session id.
+    random_state : int, RandomState instance or None, default=None
+        Which sessions are held out.
+    transform_input, memory, verbose
+        As for :class:`~sklearn.pipeline.Pipeline` (with ``early_stopping=True``
+        the transformers are fitted directly: ``memory`` is not used).
+
+    Attributes
+    ----------
+    n_iter_ : int
+        ALS sweeps of the fitted recommender.
+    validation_scores_ : ndarray of shape (n_stages,)
+        Score on the validation sessions after each stage.
+    validation_iterations_ : ndarray of shape (n_stages,)
+        Sweeps done at each of those scorings.
+
+    Examples
+    --------
+    >>> from skals import (ConfidenceEncoder, ImplicitALSRecommender,
+    ...                    InteractionMatrixBuilder, PseudoUserUnifier)
+    >>> from skals.datasets import make_sessions
+    >>> from skals.model_selection import EarlyStoppingPipeline
+    >>> events = make_sessions(600, n_items=60, random_state=0)
+    >>> pipe = EarlyStoppingPipeline(
+    ...     [("unifier", PseudoUserUnifier()), ("encoder", ConfidenceEncoder()),
+    ...      ("builder", InteractionMatrixBuilder()),
+    ...      ("als", ImplicitALSRecommender(factors=8, iterations=6, random_state=0))],
+    ...     validation_interval=2, random_state=0,
+    ... ).fit(events)
+    >>> pipe.validation_iterations_
+    array([2, 4, 6])
+    >>> pipe.n_iter_ == pipe[-1].n_iter_ == 6
+    True
+    """
+
+    def __init__(
+        self,
+        steps,
+        *,
+        early_stopping=True,
+        validation_fraction=0.1,
+        n_iter_no_change=2,
+        tol=1e-4,
+        validation_interval=1,
+        scoring=None,
+        session_col="session_id",
+        random_state=None,
+        transform_input=None,
+        memory=None,
+        verbose=False,
+    ):
+        super().__init__(
+            steps, transform_input=transform_input, memory=memory, verbose=verbose
+        )
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.validation_interval = validation_interval
+        self.scoring = scoring
+        self.session_col = session_col
+        self.random_state = random_state
+
+    def _check_early_stopping(self):
+        def positive_int(name):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, Integral) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}.")
+
+        positive_int("n_iter_no_change")
+        positive_int("validation_interval")
+        f = self.validation_fraction
+        if isinstance(f, bool) or not isinstance(f, Real):
+            bad = True
+        elif isinstance(f, Integral):
+            bad = f < 1
+        else:
+            bad = not 0 < f < 1
+        if bad:
+            raise ValueError(
+                "validation_fraction must be a float in (0, 1) or an integer "
+                f">= 1 (a number of sessions), got {f!r}."
+            )
+        if isinstance(self.tol, bool) or not isinstance(self.tol, Real):
+            raise ValueError(f"tol must be a real number, got {self.tol!r}.")
+        final = self._final_estimator
+        params = final.get_params() if hasattr(final, "get_params") else {}
+        if not {"iterations", "warm_start"} <= set(params):
+            raise TypeError(
+                "EarlyStoppingPipeline: the last step must have 'iterations' and "
+                f"'warm_start' parameters (ImplicitALSRecommender); got "
+                f"{type(final).__name__}."
+            )
+
+    def _split_sessions(self, events):
+        """(training events, validation events): whole sessions on each side."""
+        code = _session_codes(events, self.session_col, type(self).__name__)
+        n = int(code.max()) + 1 if code.size else 0
+        f = self.validation_fraction
+        n_val = int(f) if isinstance(f, Integral) else int(np.ceil(f * n))
+        if not 1 <= n_val < n:
+            raise ValueError(
+                f"EarlyStoppingPipeline: validation_fraction={f!r} holds out "
+                f"{n_val} of {n} sessions; at least one must remain on each side."
+            )
+        held = np.zeros(n, dtype=bool)
+        held[check_random_state(self.random_state).permutation(n)[:n_val]] = True
+        mask = held[code]
+        return events.filter(~mask), events.filter(mask)
+
+    def fit(self, X, y=None, **params):
+        """Fit the pipeline, stopping the ALS sweeps early (see the class docs).
+
+        Parameters
+        ----------
+        X : polars.DataFrame or pandas.DataFrame
+            The event log.
+        y : None
+            Ignored.
+        **params : dict
+            With ``early_stopping=False``, passed to
+            :meth:`sklearn.pipeline.Pipeline.fit`; otherwise not supported.
+
+        Returns
+        -------
+        self : EarlyStoppingPipeline
+            Fitted pipeline.
+        """
+        if not self.early_stopping:
+            super().fit(X, y, **params)
+            final = self._final_estimator
+            self.n_iter_ = getattr(final, "n_iter_", None)
+            self.validation_scores_ = np.array([])
+            self.validation_iterations_ = np.array([], dtype=int)
+            return self
+        if params:
+            raise TypeError(
+                f"EarlyStoppingPipeline.fit: fit parameters {sorted(params)!r} are "
+                "not supported with early_stopping=True."
+            )
+        self._check_early_stopping()
+        if self.scoring is None:
+            from ..metrics import make_session_scorer
+
+            scorer = make_session_scorer("ndcg")
+        else:
+            scorer = self.scoring
+        events = to_polars(X, allow_lazy=False)
+        train, validation = self._split_sessions(events)
+        Xt = train
+        for _, step in self.steps[:-1]:
+            if step is not None and step != "passthrough":
+                Xt = step.fit_transform(Xt)
+        final = self._final_estimator
+        total, warm = final.iterations, final.warm_start
+        stages = list(range(self.validation_interval, total, self.validation_interval))
+        stages.append(total)
+        scores, done = [], []
+        best, stalled = -np.inf, 0
+        try:
+            for i, k in enumerate(stages):
+                # the first stage starts from scratch, the others continue
+                final.set_params(iterations=k, warm_start=i > 0)
+                final.fit(Xt)
+                score = float(scorer(self, validation))
+                scores.append(score)
+                done.append(k)
+                stalled = stalled + 1 if score < best + self.tol else 0
+                best = max(best, score)
+                if stalled >= self.n_iter_no_change:
+                    break
+        finally:
+            # the user's parameters as they were; the fitted state keeps k
+            final.set_params(iterations=total, warm_start=warm)
+        self.n_iter_ = done[-1]
+        self.validation_scores_ = np.array(scores)
+        self.validation_iterations_ = np.array(done)
+        return self

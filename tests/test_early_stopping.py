@@ -1,0 +1,121 @@
+"""EarlyStoppingPipeline: early stopping on whole validation sessions (issue 15)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+
+from skals import (
+    ConfidenceEncoder,
+    ImplicitALSRecommender,
+    InteractionMatrixBuilder,
+    PopularityRecommender,
+    PseudoUserUnifier,
+)
+from skals.datasets import make_sessions
+from skals.metrics import make_session_scorer
+from skals.model_selection import EarlyStoppingPipeline
+
+
+@pytest.fixture(scope="module")
+def events():
+    return make_sessions(500, n_items=50, random_state=0)
+
+
+def steps(iterations=5):
+    return [
+        ("unifier", PseudoUserUnifier()),
+        ("encoder", ConfidenceEncoder()),
+        ("builder", InteractionMatrixBuilder()),
+        (
+            "als",
+            ImplicitALSRecommender(factors=4, iterations=iterations, random_state=0),
+        ),
+    ]
+
+
+def test_scores_are_those_of_cold_fits_on_the_training_sessions(events):
+    pipe = EarlyStoppingPipeline(
+        steps(5), validation_interval=2, tol=-np.inf, random_state=0
+    ).fit(events)
+    np.testing.assert_array_equal(pipe.validation_iterations_, [2, 4, 5])
+    assert pipe.n_iter_ == pipe[-1].n_iter_ == 5
+    train, validation = pipe._split_sessions(events)
+    scorer = make_session_scorer("ndcg")
+    for k, score in zip(
+        pipe.validation_iterations_, pipe.validation_scores_, strict=True
+    ):
+        cold = Pipeline(steps(int(k))).fit(train)
+        assert score == scorer(cold, validation)
+    cold = Pipeline(steps(5)).fit(train)
+    np.testing.assert_array_equal(pipe[-1].user_factors_, cold[-1].user_factors_)
+
+
+def test_stops_after_n_iter_no_change_stalled_stages(events):
+    # no improvement of at least 1.0 is possible: stages 2 and 3 stall
+    pipe = EarlyStoppingPipeline(
+        steps(10), tol=1.0, n_iter_no_change=2, random_state=0
+    ).fit(events)
+    np.testing.assert_array_equal(pipe.validation_iterations_, [1, 2, 3])
+    assert pipe.n_iter_ == 3 and pipe[-1].n_iter_ == 3
+    assert len(pipe.validation_scores_) == 3
+
+
+def test_parameters_are_left_as_given(events):
+    pipe = EarlyStoppingPipeline(steps(10), tol=1.0, random_state=0).fit(events)
+    assert pipe[-1].iterations == 10 and pipe[-1].warm_start is False
+    first = pipe.validation_scores_.copy()
+    pipe.fit(events)  # a second fit starts from scratch again
+    np.testing.assert_array_equal(pipe.validation_scores_, first)
+
+
+def test_validation_holds_out_whole_sessions(events):
+    pipe = EarlyStoppingPipeline(steps(), validation_fraction=0.1, random_state=0)
+    train, validation = pipe._split_sessions(events)
+    s_train = set(train["session_id"].unique().to_list())
+    s_val = set(validation["session_id"].unique().to_list())
+    assert not s_train & s_val
+    assert len(s_val) == 50 and len(s_train) == 450
+    assert train.height + validation.height == events.height
+    other = EarlyStoppingPipeline(steps(), validation_fraction=30, random_state=1)
+    _, val = other._split_sessions(events)
+    assert val["session_id"].n_unique() == 30
+    assert set(val["session_id"].unique().to_list()) != s_val
+
+
+def test_without_early_stopping_it_is_the_plain_pipeline(events):
+    pipe = EarlyStoppingPipeline(steps(3), early_stopping=False).fit(events)
+    ref = Pipeline(steps(3)).fit(events)
+    np.testing.assert_array_equal(pipe[-1].user_factors_, ref[-1].user_factors_)
+    assert pipe.n_iter_ == 3 and pipe.validation_scores_.size == 0
+
+
+def test_clone_and_params():
+    pipe = EarlyStoppingPipeline(steps(), validation_fraction=0.2, tol=0.01)
+    params = clone(pipe).get_params()
+    assert params["validation_fraction"] == 0.2 and params["tol"] == 0.01
+    assert params["als__factors"] == 4
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"validation_fraction": 1.5}, "validation_fraction must be"),
+        ({"validation_fraction": 0}, "validation_fraction must be"),
+        ({"n_iter_no_change": 0}, "n_iter_no_change must be"),
+        ({"validation_interval": 2.0}, "validation_interval must be"),
+        ({"tol": "small"}, "tol must be"),
+        ({"validation_fraction": 500}, "holds out 500 of 500 sessions"),
+    ],
+)
+def test_bad_parameters(events, options, match):
+    with pytest.raises(ValueError, match=match):
+        EarlyStoppingPipeline(steps(), **options).fit(events)
+
+
+def test_last_step_needs_iterations(events):
+    bad = [*steps()[:-1], ("pop", PopularityRecommender())]
+    with pytest.raises(TypeError, match="'iterations' and 'warm_start'"):
+        EarlyStoppingPipeline(bad).fit(events)
