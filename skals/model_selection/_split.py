@@ -296,7 +296,8 @@ class SessionHoldoutSplit(_EventLogSplit):
     Folds hold whole sessions, and must stay whole:
     ``HalvingGridSearchCV`` with its default ``resource="n_samples"`` would
     keep a random fraction of the events of each fold, so the splitter
-    refuses to run under it (``ValueError``). Grow a parameter instead, e.g.
+    refuses to run under it (``ValueError``). Halve over whole sessions with
+    :class:`SessionHalvingGridSearchCV`, or grow a parameter, e.g.
     ``resource="implicitalsrecommender__iterations"``.
 
     Examples
@@ -361,7 +362,9 @@ class SessionHoldoutSplit(_EventLogSplit):
                 f"keeps a random {fraction:.1%} of each fold's events, which cuts "
                 "the held-out sessions apart: the session scorer would reveal "
                 "other first events than the session's and miss part of its "
-                "truth. Use a parameter of the pipeline as the resource, e.g. "
+                "truth. Halve over whole sessions with "
+                "skals.model_selection.SessionHalvingGridSearchCV, or use a "
+                "parameter of the pipeline as the resource, e.g. "
                 "HalvingGridSearchCV(..., resource="
                 "'implicitalsrecommender__iterations', max_resources=15)."
             )
