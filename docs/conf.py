@@ -78,6 +78,10 @@ nitpick_ignore = [
     ("py:class", "sklearn.pipeline.Pipeline"),
     ("py:class", "joblib.Memory"),
     ("py:meth", "joblib.Memory.cache"),
+    ("py:meth", "sklearn.pipeline.Pipeline.fit"),
+    ("py:class", "sklearn.model_selection.HalvingGridSearchCV"),
+    ("py:obj", "sklearn.model_selection.HalvingGridSearchCV"),
+    ("py:class", "sklearn.model_selection.GridSearchCV"),
 ]
 
 # -- autodoc / autosummary / numpydoc ----------------------------------------
