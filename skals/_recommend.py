@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
@@ -12,6 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._frame import FrameKind, index_of, to_native
 from ._warnings import warn
 from .preprocessing import InteractionMatrix, PseudoUserUnifier
+from .recommender._base import quiet_answers
 from .recommender._calls import FALLBACK, SOURCE, frame_kind_of
 
 __all__ = ["recommend", "to_long"]
@@ -146,8 +145,7 @@ def recommend(pipeline, *, user_id=None, session_id=None, events=None, k=None):
         )
     k = model.k if k is None else k
     if events is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # counted below
+        with quiet_answers():  # unknown ids are counted below (this thread)
             answers = model.recommend_keys(key_series, k=k)
         kind = frame_kind_of(model)
     else:

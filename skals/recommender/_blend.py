@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from numbers import Integral
 
 import numpy as np
@@ -13,7 +12,7 @@ from sklearn.utils.validation import check_memory
 from sklearn_compat.base import _fit_context
 
 from .._sklearn import HasMethods, Interval, StrOptions
-from ._base import BaseRecommender
+from ._base import BaseRecommender, quiet_answers
 from ._popularity import PopularityRecommender
 from ._repeat import eligible_columns, fill_ranked, row_mask, sparse_topk
 
@@ -36,12 +35,11 @@ def normalise(ids, scores, method: str) -> np.ndarray:
         j = np.arange(ids.shape[1])[None, :]
         out = (n - j) / np.maximum(n, 1)
     else:
-        s = np.where(valid, scores, np.nan).astype(np.float64)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
-            lo = np.nanmin(s, axis=1, keepdims=True)
-            hi = np.nanmax(s, axis=1, keepdims=True)
-        span = hi - lo
+        s = np.asarray(scores, dtype=np.float64)
+        # the row's valid candidates only (a row without any gives 0 below)
+        lo = np.where(valid, s, np.inf).min(axis=1, keepdims=True)
+        hi = np.where(valid, s, -np.inf).max(axis=1, keepdims=True)
+        span = np.where(np.isfinite(hi - lo), hi - lo, 0.0)
         out = np.where(span > 0, (s - lo) / np.where(span > 0, span, 1.0), 1.0)
     return np.where(valid, out, 0.0)
 
@@ -314,8 +312,7 @@ class BlendRecommender(BaseRecommender):
         for est, w in zip(self.estimators_, self.weights_, strict=True):
             if w == 0:
                 continue
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # short lists
+            with quiet_answers():  # short candidate lists: by design, this thread
                 ids, scores, _ = est._rank_context(matrix, row_keys, im, k=n_cand)
             norm = w * normalise(ids, scores, self.normalization)
             valid = ids >= 0
