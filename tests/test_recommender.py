@@ -15,12 +15,15 @@ from threadpoolctl import threadpool_limits
 
 from conftest import skals_pipeline
 from skals import (
+    BlendRecommender,
     ImplicitALSRecommender,
     InteractionMatrix,
     InteractionMatrixBuilder,
     PopularityRecommender,
     PseudoUserUnifier,
+    RepeatRecommender,
     SessionHoldoutSplit,
+    SessionKNNRecommender,
 )
 from skals.datasets import make_sessions
 from skals.metrics import make_session_scorer
@@ -505,6 +508,9 @@ def test_fallback_parameters_in_a_grid_with_the_default_fallback(log):
     model = ImplicitALSRecommender().set_params(fallback__by="cart")
     assert model.fallback.get_params()["by"] == "cart"
     assert ImplicitALSRecommender().fallback is None  # the default stays None
+    # the session models share the rule (they raised AttributeError)
+    for cls in (SessionKNNRecommender, RepeatRecommender):
+        assert cls().set_params(fallback__by="cart").fallback.by == "cart"
 
 
 @pytest.mark.parametrize(
@@ -525,6 +531,15 @@ def test_fallback_parameters_the_model_owns_are_rejected(fallback, matrix):
     model = ImplicitALSRecommender(**PARAMS, fallback=fallback)
     with pytest.raises(ValueError, match=f"fallback sets \\['{name}'\\]"):
         model.fit(matrix)
+    # one rule for every recommender with a fallback (the session models
+    # used to ignore the fallback's k and filters silently)
+    for other in (
+        SessionKNNRecommender(fallback=fallback, sample_size=None),
+        RepeatRecommender(fallback=fallback),
+        BlendRecommender([("pop", PopularityRecommender())], fallback=fallback),
+    ):
+        with pytest.raises(ValueError, match=f"fallback sets \\['{name}'\\]"):
+            other.fit(matrix)
     # the fallback's own parameters are fine
     ImplicitALSRecommender(**PARAMS, fallback=PopularityRecommender(by="users")).fit(
         matrix

@@ -23,17 +23,15 @@ from ..preprocessing._builder import InteractionMatrix
 from . import _calls
 from ._base import BaseRecommender, warn_answer
 from ._checkpoints import FactorCheckpoints, matrix_fingerprint
-from ._popularity import PopularityRecommender
+from ._popularity import FallbackMixin, PopularityRecommender
 from ._topk import topk, writeable
 
 __all__ = ["BaseFactorRecommender", "ImplicitALSRecommender"]
 
+
 #: Parameters of the fallback that the factor model sets itself: rows get the
 #: fallback with the factor model's ``k`` and filters, so values set on the
 #: fallback would be ignored; fit rejects them.
-_FALLBACK_OWNED = ("k", "filter_already_liked_items", "filter_items", "items")
-
-
 def _check_finite_factors(users: np.ndarray, items: np.ndarray) -> None:
     if not (np.isfinite(users).all() and np.isfinite(items).all()):
         raise ValueError(
@@ -43,7 +41,7 @@ def _check_finite_factors(users: np.ndarray, items: np.ndarray) -> None:
         )
 
 
-class BaseFactorRecommender(BaseRecommender):
+class BaseFactorRecommender(FallbackMixin, BaseRecommender):
     """What the ALS engines share: factors, fold-in, history, fallback.
 
     A subclass (one per training engine) implements two hooks:
@@ -79,53 +77,8 @@ class BaseFactorRecommender(BaseRecommender):
     #: Threads for scoring (``num_threads`` where an engine has it).
     _scoring_threads = 0
 
-    # ---------------------------------------------------------------- params
-    def set_params(self, **params):
-        """Set parameters; ``fallback__<p>`` also works with ``fallback=None``.
-
-        ``fallback=None`` means ``PopularityRecommender()``; setting one of
-        its parameters (as a grid over ``fallback__by`` does) makes that
-        default explicit first, so the grid works without naming the
-        fallback.
-
-        Parameters
-        ----------
-        **params : dict
-            Estimator parameters.
-
-        Returns
-        -------
-        self : estimator instance
-            This estimator.
-        """
-        nested = any(name.startswith("fallback__") for name in params)
-        if nested and params.get("fallback", self.fallback) is None:
-            # scikit-learn sets nested parameters after the top-level ones
-            params = {**params, "fallback": PopularityRecommender()}
-        return super().set_params(**params)
-
-    # ------------------------------------------------------------------ fit
-    def _check_fallback(self):
-        fallback = PopularityRecommender() if self.fallback is None else self.fallback
-        defaults = PopularityRecommender().get_params()
-        own = fallback.get_params(deep=False)
-        changed = [
-            p
-            for p in _FALLBACK_OWNED
-            if not (own[p] is None and defaults[p] is None)
-            and (own[p] is None or defaults[p] is None or own[p] != defaults[p])
-        ]
-        if changed:
-            raise ValueError(
-                f"{type(self).__name__}: fallback sets {changed!r}, which the "
-                "fallback takes from the model itself (rows answered by the "
-                f"fallback use {type(self).__name__}'s k and filters). Set "
-                f"them on {type(self).__name__} instead."
-            )
-        return fallback
-
     def _fit(self, X):
-        fallback = self._check_fallback()
+        fallback = self._check_fallback()  # before training: fail fast
         matrix, _ = self._fit_input(X)
         users, items = self._train(matrix, X)
         _check_finite_factors(users, items)

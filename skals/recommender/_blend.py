@@ -13,7 +13,7 @@ from sklearn_compat.base import _fit_context
 
 from .._sklearn import HasMethods, Interval, StrOptions
 from ._base import BaseRecommender, quiet_answers
-from ._popularity import PopularityRecommender
+from ._popularity import FallbackMixin, PopularityRecommender
 from ._repeat import eligible_columns, fill_ranked, row_mask, sparse_topk
 
 
@@ -44,7 +44,7 @@ def normalise(ids, scores, method: str) -> np.ndarray:
     return np.where(valid, out, 0.0)
 
 
-class BlendRecommender(BaseRecommender):
+class BlendRecommender(FallbackMixin, BaseRecommender):
     """Weighted sum of the normalised scores of several recommenders.
 
     Every component (for example :class:`ImplicitALSRecommender`,
@@ -299,8 +299,7 @@ class BlendRecommender(BaseRecommender):
             **{name: est for (name, _, _), est in zip(active, fitted, strict=True)}
         )
         self.weights_ = np.array([w for _, _, w in active])
-        fallback = PopularityRecommender() if self.fallback is None else self.fallback
-        self.fallback_ = clone(fallback).fit(X)
+        self._fit_fallback(X)
         return self
 
     # -------------------------------------------------------------- predict

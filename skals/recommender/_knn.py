@@ -8,7 +8,6 @@ from numbers import Integral, Real
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
-from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
 
@@ -17,7 +16,7 @@ from .._sklearn import Interval, StrOptions
 from ..preprocessing._builder import InteractionMatrix
 from ._base import BaseRecommender, warn_answer
 from ._calls import check_not_event_log
-from ._popularity import PopularityRecommender
+from ._popularity import FallbackMixin, PopularityRecommender
 
 #: Names of the position weightings (query items) and score decays.
 WEIGHTINGS = ("same", "linear", "div", "quadratic", "log")
@@ -175,7 +174,7 @@ def _drop_columns(m: sp.csr_matrix, mask: np.ndarray) -> sp.csr_matrix:
     return m
 
 
-class SessionKNNRecommender(BaseRecommender):
+class SessionKNNRecommender(FallbackMixin, BaseRecommender):
     """Session-based nearest neighbours: SKNN and V-SKNN as one estimator.
 
     Training rows are sessions (``ConfidenceEncoder(grain="session",
@@ -434,8 +433,7 @@ class SessionKNNRecommender(BaseRecommender):
             self.key_name_ = "user"
             self.item_name_ = "item"
             pop_input = matrix
-        fallback = PopularityRecommender() if self.fallback is None else self.fallback
-        self.fallback_ = clone(fallback).fit(pop_input)
+        self._fit_fallback(pop_input)
         return self
 
     # -------------------------------------------------------------- queries

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
 
@@ -267,3 +268,65 @@ class PopularityRecommender(BaseRecommender):
 
     def _answer_sources(self, matrix, row_keys, use_history=None):
         return np.full(len(row_keys), POPULARITY, dtype=object)
+
+
+#: Answer-time parameters a fallback takes from the model it serves.
+_FALLBACK_OWNED = ("k", "filter_already_liked_items", "filter_items", "items")
+
+
+class FallbackMixin:
+    """The ``fallback`` parameter of a recommender: one rule for all of them.
+
+    ``fallback=None`` means ``PopularityRecommender()``; ``fallback__<p>``
+    in a grid works with it; a fallback may not set the answer-time
+    parameters (``k`` and the filters) that it takes from the model.
+    """
+
+    def set_params(self, **params):
+        """Set parameters; ``fallback__<p>`` also works with ``fallback=None``.
+
+        ``fallback=None`` means ``PopularityRecommender()``; setting one of
+        its parameters (as a grid over ``fallback__by`` does) makes that
+        default explicit first, so the grid works without naming the
+        fallback.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters.
+
+        Returns
+        -------
+        self : estimator instance
+            This estimator.
+        """
+        nested = any(name.startswith("fallback__") for name in params)
+        if nested and params.get("fallback", self.fallback) is None:
+            # scikit-learn sets nested parameters after the top-level ones
+            params = {**params, "fallback": PopularityRecommender()}
+        return super().set_params(**params)
+
+    # ------------------------------------------------------------------ fit
+    def _check_fallback(self):
+        fallback = PopularityRecommender() if self.fallback is None else self.fallback
+        defaults = PopularityRecommender().get_params()
+        own = fallback.get_params(deep=False)
+        changed = [
+            p
+            for p in _FALLBACK_OWNED
+            if not (own[p] is None and defaults[p] is None)
+            and (own[p] is None or defaults[p] is None or own[p] != defaults[p])
+        ]
+        if changed:
+            raise ValueError(
+                f"{type(self).__name__}: fallback sets {changed!r}, which the "
+                "fallback takes from the model itself (rows answered by the "
+                f"fallback use {type(self).__name__}'s k and filters). Set "
+                f"them on {type(self).__name__} instead."
+            )
+        return fallback
+
+    def _fit_fallback(self, X):
+        """``self.fallback_``: a fitted clone of the checked fallback."""
+        self.fallback_ = clone(self._check_fallback()).fit(X)
+        return self.fallback_

@@ -6,12 +6,11 @@ from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import clone
 from sklearn_compat.base import _fit_context
 
 from .._sklearn import Interval
 from ._base import BaseRecommender
-from ._popularity import PopularityRecommender
+from ._popularity import FallbackMixin, PopularityRecommender
 
 
 def sparse_topk(S: sp.csr_matrix, k: int):
@@ -75,7 +74,7 @@ def eligible_columns(n_items, banned, allowed) -> np.ndarray:
     return keep
 
 
-class RepeatRecommender(BaseRecommender):
+class RepeatRecommender(FallbackMixin, BaseRecommender):
     """Recommend the row's own items again, most recent and most frequent first.
 
     The "reminders" of session-based recommendation: in e-commerce logs many
@@ -201,8 +200,7 @@ class RepeatRecommender(BaseRecommender):
             Fitted recommender.
         """
         self._fit_input(X)
-        fallback = PopularityRecommender() if self.fallback is None else self.fallback
-        self.fallback_ = clone(fallback).fit(X)
+        self._fit_fallback(X)
         return self
 
     def _own_scores(self, matrix, im) -> sp.csr_matrix:
