@@ -17,6 +17,9 @@ from ..preprocessing._builder import InteractionMatrix
 from ._base import BaseRecommender, warn_answer
 from ._calls import check_not_event_log
 from ._popularity import FallbackMixin, PopularityRecommender
+from ._topk import row_of as _row_of
+from ._topk import segment_topk as _segment_topk
+from ._topk import sparse_topk as _sparse_topk
 
 #: Names of the position weightings (query items) and score decays.
 WEIGHTINGS = ("same", "linear", "div", "quadratic", "log")
@@ -89,35 +92,6 @@ def _leading_step(code: np.ndarray) -> np.ndarray:
     return (1 - exp).astype(np.float64)
 
 
-def _segment_topk(row, pos, values, n_rows, k) -> np.ndarray:
-    """Indices of the ``k`` largest ``values`` per ``row`` (ties: smaller ``pos``).
-
-    ``row`` is sorted and ``pos`` numbers each row's entries ``0..n-1`` (in
-    any order). Returns indices into the inputs, sorted by row, then value
-    (desc), then ``pos``, at most ``k`` per row. Exact, without sorting every
-    entry: the ``k``-th largest of a subset of a row (its entries with
-    ``pos < max(4k, 64)``) is a lower bound of the row's ``k``-th largest,
-    so only entries at or above it are sorted.
-    """
-    starts = np.searchsorted(row, np.arange(n_rows + 1))
-    width = np.diff(starts)
-    bound = np.full(n_rows, -np.inf)
-    long_rows = width > k
-    if long_rows.any():
-        sub = max(4 * k, 64)
-        in_sub = (pos < sub) & long_rows[row]
-        code = np.cumsum(long_rows) - 1  # dense row number of the long rows
-        dense = np.full((int(long_rows.sum()), sub), -np.inf)
-        dense[code[row[in_sub]], pos[in_sub]] = values[in_sub]
-        kth = -np.partition(-dense, k - 1, axis=1)[:, k - 1]
-        bound[long_rows] = kth
-    idx = np.flatnonzero(values >= bound[row])
-    idx = idx[np.lexsort((pos[idx], -values[idx], row[idx]))]
-    r = row[idx]
-    first = np.searchsorted(r, r)  # start of each row in idx (r is sorted)
-    return idx[np.arange(idx.size) - first < k]
-
-
 def _row_min_max(m: sp.csr_matrix):
     """Per row: smallest and largest stored value, and number stored."""
     count = np.diff(m.indptr)
@@ -128,10 +102,6 @@ def _row_min_max(m: sp.csr_matrix):
         lo[has] = np.minimum.reduceat(m.data, m.indptr[:-1][has])
         hi[has] = np.maximum.reduceat(m.data, m.indptr[:-1][has])
     return lo, hi, count
-
-
-def _row_of(indptr: np.ndarray) -> np.ndarray:
-    return np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
 
 
 def _dense_rank_in_rows(m: sp.csr_matrix) -> np.ndarray:
@@ -148,22 +118,6 @@ def _dense_rank_in_rows(m: sp.csr_matrix) -> np.ndarray:
     out = np.empty(r.size, dtype=np.int64)
     out[order] = csum - start + 1
     return out
-
-
-def _sparse_topk(scores: sp.csr_matrix, k: int):
-    """Best ``k`` stored entries per row (score desc, then column asc)."""
-    n = scores.shape[0]
-    ids = np.full((n, k), -1, dtype=np.int64)
-    vals = np.full((n, k), -np.inf, dtype=np.float64)
-    scores.sort_indices()
-    rows = _row_of(scores.indptr)
-    pos = np.arange(rows.size) - scores.indptr[rows]
-    sel = _segment_topk(rows, pos, scores.data, n, k)
-    counts = np.minimum(np.diff(scores.indptr), k)
-    rank = np.arange(sel.size) - np.repeat(np.cumsum(counts) - counts, counts)
-    ids[rows[sel], rank] = scores.indices[sel]
-    vals[rows[sel], rank] = scores.data[sel]
-    return ids, vals, counts
 
 
 def _drop_columns(m: sp.csr_matrix, mask: np.ndarray) -> sp.csr_matrix:

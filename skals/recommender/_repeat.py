@@ -11,27 +11,19 @@ from sklearn_compat.base import _fit_context
 from .._sklearn import Interval
 from ._base import BaseRecommender
 from ._popularity import FallbackMixin, PopularityRecommender
+from ._topk import sparse_topk as _sparse_topk
 
 
 def sparse_topk(S: sp.csr_matrix, k: int):
-    """Best ``k`` stored entries per row of ``S`` (ties: lower column first).
+    """Best ``k`` nonzero entries per row of ``S`` (ties: lower column first).
 
-    Returns ``(ids, scores, counts)`` like the recommenders' ``_rank``: ids
-    ``-1`` and scores ``-inf`` where a row has fewer than ``k`` entries.
+    :func:`skals.recommender._topk.sparse_topk` on ``S`` without its stored
+    zeros, with float32 scores.
     """
-    S = sp.csr_matrix(S)
+    S = sp.csr_matrix(S, copy=True)
     S.eliminate_zeros()
-    n = S.shape[0]
-    nnz = np.diff(S.indptr)
-    rows = np.repeat(np.arange(n), nnz)
-    order = np.lexsort((S.indices, -S.data, rows))
-    pos = np.arange(S.nnz) - S.indptr[rows]
-    keep = pos < k
-    ids = np.full((n, k), -1, dtype=np.int64)
-    scores = np.full((n, k), -np.inf, dtype=np.float32)
-    ids[rows[keep], pos[keep]] = S.indices[order][keep]
-    scores[rows[keep], pos[keep]] = S.data[order][keep]
-    return ids, scores, np.minimum(nnz, k).astype(np.int64)
+    ids, scores, counts = _sparse_topk(S, k)
+    return ids, scores.astype(np.float32), counts.astype(np.int64)
 
 
 def fill_ranked(first, rest):

@@ -160,3 +160,59 @@ def topk(
         real = ids >= 0
         ids[real] = allowed[ids[real]]
     return ids, scores, (~padded).sum(axis=1).astype(np.int64)
+
+
+def row_of(indptr: np.ndarray) -> np.ndarray:
+    """The row of each stored entry of a CSR matrix, from its ``indptr``."""
+    return np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
+
+
+def segment_topk(row, pos, values, n_rows, k) -> np.ndarray:
+    """Indices of the ``k`` largest ``values`` per ``row`` (ties: smaller ``pos``).
+
+    ``row`` is sorted and ``pos`` numbers each row's entries ``0..n-1`` (in
+    any order). Returns indices into the inputs, sorted by row, then value
+    (desc), then ``pos``, at most ``k`` per row. Exact, without sorting every
+    entry: the ``k``-th largest of a subset of a row (its entries with
+    ``pos < max(4k, 64)``) is a lower bound of the row's ``k``-th largest,
+    so only entries at or above it are sorted.
+    """
+    starts = np.searchsorted(row, np.arange(n_rows + 1))
+    width = np.diff(starts)
+    bound = np.full(n_rows, -np.inf)
+    long_rows = width > k
+    if long_rows.any():
+        sub = max(4 * k, 64)
+        in_sub = (pos < sub) & long_rows[row]
+        code = np.cumsum(long_rows) - 1  # dense row number of the long rows
+        dense = np.full((int(long_rows.sum()), sub), -np.inf)
+        dense[code[row[in_sub]], pos[in_sub]] = values[in_sub]
+        kth = -np.partition(-dense, k - 1, axis=1)[:, k - 1]
+        bound[long_rows] = kth
+    idx = np.flatnonzero(values >= bound[row])
+    idx = idx[np.lexsort((pos[idx], -values[idx], row[idx]))]
+    r = row[idx]
+    first = np.searchsorted(r, r)  # start of each row in idx (r is sorted)
+    return idx[np.arange(idx.size) - first < k]
+
+
+def sparse_topk(scores: sp.csr_matrix, k: int):
+    """Best ``k`` stored entries per row (score desc, then column asc).
+
+    Returns ``(ids, scores, counts)`` like the recommenders' ranking: ids
+    ``-1`` and scores ``-inf`` where a row has fewer than ``k`` entries.
+    Exact, in linear time per row (:func:`segment_topk`); sorts the indices
+    of ``scores`` in place.
+    """
+    n = scores.shape[0]
+    ids = np.full((n, k), -1, dtype=np.int64)
+    vals = np.full((n, k), -np.inf, dtype=np.float64)
+    scores.sort_indices()
+    rows = row_of(scores.indptr)
+    pos = np.arange(rows.size) - scores.indptr[rows]
+    sel = segment_topk(rows, pos, scores.data, n, k)
+    counts = np.minimum(np.diff(scores.indptr), k)
+    rank = np.arange(sel.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    ids[rows[sel], rank] = scores.indices[sel]
+    vals[rows[sel], rank] = scores.data[sel]
+    return ids, vals, counts
