@@ -551,3 +551,27 @@ def test_plain_matrix_degrades_explicitly():
     # (row 3: items 0 and 2), the rest is popularity (item 1, then 0)
     last = SessionKNNRecommender(k=4, sample_size=1).fit(X)
     np.testing.assert_array_equal(last.predict(query), [[0, 2, 1, 3]])
+
+
+def test_recommend_keys_match_exactly():
+    # fitted on integer keys, the string "010" is not key 10 (it was cast to
+    # 10 with strict=False and answered from key 10's history)
+    enc = pl.DataFrame(
+        {
+            "unified_user_id": [10, 10, 20, 20, 30, 40, 50],
+            "partnumber": [1, 2, 2, 3, 5, 5, 5],  # item 5 is the most popular
+            "confidence": [2.0] * 7,
+        }
+    )
+    im = InteractionMatrixBuilder().fit_transform(enc)
+    model = SessionKNNRecommender(
+        k=2, sample_size=None, weighting="same", weighting_score="same"
+    ).fit(im)
+    known = model.recommend_keys([10])
+    with pytest.warns(UserWarning, match="1 of 1 keys were not seen"):
+        typed = model.recommend_keys(["010"])
+    with pytest.warns(UserWarning, match="not seen"):
+        unseen = model.recommend_keys([99])  # an unknown key of the right type
+    # "010" is answered like any unknown key (the fallback), not as key 10
+    assert typed["recommendations"].to_list() == unseen["recommendations"].to_list()
+    assert typed["recommendations"].to_list() != known["recommendations"].to_list()

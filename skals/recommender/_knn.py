@@ -120,6 +120,17 @@ def _dense_rank_in_rows(m: sp.csr_matrix) -> np.ndarray:
     return out
 
 
+def _exact_ids(values: pl.Series, dtype) -> pl.Series:
+    """``values`` as ``dtype`` for an exact match; null where none can match.
+
+    ``"010"`` is not id 10 (:func:`skals._frame.comparable_ids`).
+    """
+    found = comparable_ids(values, dtype)
+    if found is None:
+        return pl.Series(values.name, [None] * len(values), dtype=dtype)
+    return found
+
+
 def _drop_columns(m: sp.csr_matrix, mask: np.ndarray) -> sp.csr_matrix:
     """``m`` without the stored entries whose column is in ``mask``."""
     m = m.copy()
@@ -490,7 +501,7 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
     def _session_index(self, ids: pl.Series) -> np.ndarray:
         """Training row (time order) of each id, ``-1`` if none."""
         frame = pl.DataFrame({"id": self.session_ids_}).with_row_index("pos")
-        ids = ids.cast(self.session_ids_.dtype, strict=False)
+        ids = _exact_ids(ids, self.session_ids_.dtype)
         found = pl.DataFrame({"id": ids}).join(
             frame, on="id", how="left", maintain_order="left"
         )
@@ -498,7 +509,7 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
 
     def _history(self, row_keys: pl.Series) -> sp.csr_matrix:
         """Binary matrix of each row key's training items."""
-        row_keys = row_keys.cast(self.session_keys_.dtype, strict=False)
+        row_keys = _exact_ids(row_keys, self.session_keys_.dtype)
         keys = pl.DataFrame({"key": row_keys}).with_row_index("q")
         train = pl.DataFrame({"key": self.session_keys_}).with_row_index("s")
         pairs = keys.join(train, on="key", how="inner")
@@ -720,13 +731,9 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
         keys = pl.Series(self.key_name_, list(keys))
         if self.session_keys_ is not None and len(keys):
             # keys match exactly ("010" is not key 10): other types are unknown
-            found = comparable_ids(keys, self.session_keys_.dtype)
-            if found is None:
-                n_unknown = len(keys)
-            else:
-                keys = found
-                known = keys.is_in(self.session_keys_.implode()).fill_null(False)
-                n_unknown = int((~known).sum())
+            keys = _exact_ids(keys, self.session_keys_.dtype)
+            known = keys.is_in(self.session_keys_.implode()).fill_null(False)
+            n_unknown = int((~known).sum())
         else:
             n_unknown = len(keys)
         if n_unknown:
