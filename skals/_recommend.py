@@ -186,7 +186,7 @@ def _fold_in_requests(pre, model, events, keys, sessions, k):
     # the builder's rows are sorted by id: sessions at session grain
     by_session = im.id_name != im.row_keys.name
     wanted = pl.Series(sessions, strict=False) if by_session else keys
-    pos = index_of(wanted.cast(im.row_ids.dtype, strict=False), im.row_ids)
+    pos = index_of(wanted, im.row_ids)  # exact: "010" is not session 10
     found = pos.is_not_null().to_numpy()
     rows = pos.fill_null(0).to_numpy()
     pick = sp.csr_matrix(

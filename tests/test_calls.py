@@ -377,3 +377,22 @@ def test_to_long_of_predict_and_similar_items(pipe):
     sim = skals.to_long(pipe[-1].similar_items(["a", "b"], k=2), item_col="similar")
     assert sim.columns == ["partnumber", "rank", "similar", "score"]
     assert sim["partnumber"].to_list() == ["a", "a", "b", "b"]
+
+
+def test_recommend_session_ids_match_exactly(pipe):
+    # integer sessions: the string "060" is not session 60 (it was cast)
+    new = pl.DataFrame(
+        {
+            "session_id": [60, 60],
+            "user_id": [None, None],
+            "partnumber": ["d", "e"],
+            "add_to_cart": [0, 1],
+            "country": [2, 2],
+        }
+    )
+    assert skals.recommend(pipe, session_id=[60], events=new)["source"][0] == (
+        "fold_in"
+    )
+    with pytest.warns(UserWarning, match="session_id='060'"):
+        out = skals.recommend(pipe, session_id=["060"], events=new)
+    assert out["source"].to_list() == ["fallback"]
