@@ -354,9 +354,10 @@ class ImplicitALSRecommender(BaseFactorRecommender):
         ``c`` weighs ``alpha * c`` against the weight 1 of every unobserved
         cell. The default is 10, not implicit's 1: measured on every data set
         at hand (BENCHMARKS.md, ``benchmarks/session_quality.py``), 10 lifts
-        NDCG@5 on the challenge-shaped logs by a fifth or more, and a real
-        click log gave the same (HitRate@20 0.50 -> 0.65 at 128 factors);
-        only MovieLens ratings (not clicks) preferred 1. ``alpha`` and the
+        NDCG@5 on the synthetic challenge-shaped logs by a fifth or more
+        (a reviewer reported the same on a real click log, HitRate@20 0.50
+        -> 0.65 at 128 factors; not measured here); only MovieLens ratings
+        (not clicks) preferred 1. ``alpha`` and the
         encoder's weights play nearly the same role: tune one of them.
     iterations : int, default=15
         ALS sweeps.
