@@ -97,13 +97,27 @@ def pipeline(iterations: int, **als):
     )
 
 
+#: the sweeps of every fitted candidate, as the scorer sees them (n_jobs=1)
+SWEEPS: list = []
+
+
+def _recording(scorer):
+    """``scorer``, noting the sweeps (``n_iter_``) of each model it scores."""
+
+    def score(estimator, X, y=None):
+        SWEEPS.append(int(getattr(estimator, "n_iter_", 0) or 0))
+        return scorer(estimator, X, y)
+
+    return score
+
+
 def _common(n_splits):
     from skals.metrics import make_session_scorer
     from skals.model_selection import SessionHoldoutSplit
 
     return {
         "cv": SessionHoldoutSplit(n_splits=n_splits, test_size=TEST_SIZE),
-        "scoring": make_session_scorer("ndcg"),
+        "scoring": _recording(make_session_scorer("ndcg")),
         "refit": False,
         "error_score": "raise",
     }
@@ -168,11 +182,39 @@ def early_stopping(iterations, n_splits):
     return GridSearchCV(pipe, demo_grid(), **_common(n_splits))
 
 
+#: share of each fit's training sessions that early stopping holds out
+VALIDATION_FRACTION = 0.02
+
+
+def halving_early(iterations, n_splits, factor=3):
+    """The moonshot: session halving, each fit stopped early.
+
+    Every candidate's fit holds out 2% of its training sessions, scores
+    NDCG@5 on them after each sweep and keeps the best sweep (at most
+    ``iterations``, stopping after 2 sweeps without improvement); the
+    transformers' work is shared through the pipeline's ``FrameCache``.
+    """
+    from skals.model_selection import EarlyStoppingPipeline, SessionHalvingGridSearchCV
+
+    plain = pipeline(iterations)
+    pipe = EarlyStoppingPipeline(
+        plain.steps,
+        validation_fraction=VALIDATION_FRACTION,
+        n_iter_no_change=2,
+        random_state=SEED,
+        memory=plain.memory,
+    )
+    return SessionHalvingGridSearchCV(
+        pipe, demo_grid(), factor=factor, random_state=SEED, **_common(n_splits)
+    )
+
+
 VARIANTS = {
     "exhaustive": exhaustive,
     "halving": halving,
     "halving_iterations": halving_iterations,
     "early_stopping": early_stopping,
+    "halving_early": halving_early,
 }
 
 
@@ -232,6 +274,7 @@ def worker(variant, scale, iterations, n_splits):
         "n_resources": getattr(search, "n_resources_", None),
         "n_candidates": getattr(search, "n_candidates_", None),
         "rows": rows,
+        "sweeps": SWEEPS,
         "rss_loaded": rss_loaded,
     }
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import check_is_fitted
 
 from skals import (
     ConfidenceEncoder,
@@ -59,8 +61,65 @@ def test_stops_after_n_iter_no_change_stalled_stages(events):
         steps(10), tol=1.0, n_iter_no_change=2, random_state=0
     ).fit(events)
     np.testing.assert_array_equal(pipe.validation_iterations_, [1, 2, 3])
-    assert pipe.n_iter_ == 3 and pipe[-1].n_iter_ == 3
+    best = int(pipe.validation_scores_.argmax()) + 1
+    assert pipe.n_iter_ == best and pipe[-1].n_iter_ == best
     assert len(pipe.validation_scores_) == 3
+
+
+class Scripted:
+    """A scorer that returns the given scores in turn (and counts its calls)."""
+
+    def __init__(self, scores):
+        self.scores = list(scores)
+        self.calls = 0
+
+    def __call__(self, pipeline, events):
+        self.calls += 1
+        return self.scores[self.calls - 1]
+
+
+def test_the_best_stage_is_kept_not_the_last(events):
+    # best after 2 sweeps; 3 and 4 do not improve: stop at 4, keep 2
+    scorer = Scripted([0.1, 0.3, 0.2, 0.25, 0.9])
+    pipe = EarlyStoppingPipeline(
+        steps(10), scoring=scorer, n_iter_no_change=2, random_state=0
+    ).fit(events)
+    np.testing.assert_array_equal(pipe.validation_iterations_, [1, 2, 3, 4])
+    np.testing.assert_array_equal(pipe.validation_scores_, [0.1, 0.3, 0.2, 0.25])
+    assert pipe.best_validation_score_ == 0.3
+    assert pipe.n_iter_ == 2 and pipe[-1].n_iter_ == 2
+    train, _ = pipe._split_sessions(events)
+    cold = Pipeline(steps(2)).fit(train)
+    np.testing.assert_array_equal(pipe[-1].user_factors_, cold[-1].user_factors_)
+    np.testing.assert_array_equal(pipe[-1].item_factors_, cold[-1].item_factors_)
+    # the parameters are the user's again, and the kept model answers as cold
+    assert pipe[-1].iterations == 10 and pipe[-1].warm_start is False
+    assert pipe.predict(events).equals(cold.predict(events))
+
+
+def test_memory_caches_the_training_sessions_preprocessing(events):
+    from skals import FrameCache
+
+    memory = FrameCache()
+    given = steps(3)
+    builder = given[2][1]
+    first = EarlyStoppingPipeline(
+        given, memory=memory, tol=-np.inf, random_state=0
+    ).fit(events)
+    assert (memory.misses, memory.hits) == (3, 0)
+    other = EarlyStoppingPipeline(
+        steps(3), memory=memory, tol=-np.inf, random_state=0
+    ).set_params(als__factors=6)
+    other.fit(events)
+    assert (memory.misses, memory.hits) == (3, 3)
+    plain = EarlyStoppingPipeline(steps(3), tol=-np.inf, random_state=0).fit(events)
+    np.testing.assert_array_equal(first[-1].user_factors_, plain[-1].user_factors_)
+    np.testing.assert_array_equal(first.validation_scores_, plain.validation_scores_)
+    # as in scikit-learn's Pipeline with memory, clones are fitted
+    assert first.steps[2][1] is not builder
+    check_is_fitted(first.steps[2][1])
+    with pytest.raises(NotFittedError):
+        check_is_fitted(builder)
 
 
 def test_parameters_are_left_as_given(events):

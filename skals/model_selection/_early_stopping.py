@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_memory
 
 from .._frame import to_polars
 from ._halving import _session_codes
@@ -26,9 +29,10 @@ class EarlyStoppingPipeline(Pipeline):
     ``make_session_scorer("ndcg")``: first 3 events revealed, NDCG@5 on
     carts). It stops when the score has not improved by at least ``tol`` for
     ``n_iter_no_change`` stages in a row, or at the recommender's
-    ``iterations``. The model keeps the factors of the last stage and is
-    trained without the validation sessions, as scikit-learn's estimators
-    with ``early_stopping`` are.
+    ``iterations``. The model keeps the factors of the stage that scored
+    best (as :class:`~sklearn.neural_network.MLPClassifier` keeps its best
+    weights), and is trained without the validation sessions, as
+    scikit-learn's estimators with ``early_stopping`` are.
 
     The names are scikit-learn's (``HistGradientBoostingClassifier``,
     ``MLPClassifier``). Early stopping lives on the pipeline, not on the
@@ -63,15 +67,21 @@ class EarlyStoppingPipeline(Pipeline):
     random_state : int, RandomState instance or None, default=None
         Which sessions are held out.
     transform_input, memory, verbose
-        As for :class:`~sklearn.pipeline.Pipeline` (with ``early_stopping=True``
-        the transformers are fitted directly: ``memory`` is not used).
+        As for :class:`~sklearn.pipeline.Pipeline`. With ``memory`` (for
+        example :class:`~skals.FrameCache`), the transformers' work on the
+        training sessions is cached as the plain pipeline caches it, so
+        candidates of a search that differ only in the recommender's
+        parameters preprocess each fold once.
 
     Attributes
     ----------
     n_iter_ : int
-        ALS sweeps of the fitted recommender.
+        ALS sweeps of the kept recommender (the best stage's).
+    best_validation_score_ : float
+        Its score on the validation sessions.
     validation_scores_ : ndarray of shape (n_stages,)
-        Score on the validation sessions after each stage.
+        Score on the validation sessions after each stage (including the
+        stages after the best one, which are not kept).
     validation_iterations_ : ndarray of shape (n_stages,)
         Sweeps done at each of those scorings.
 
@@ -90,7 +100,8 @@ class EarlyStoppingPipeline(Pipeline):
     ... ).fit(events)
     >>> pipe.validation_iterations_
     array([2, 4, 6])
-    >>> pipe.n_iter_ == pipe[-1].n_iter_ == 6
+    >>> best = pipe.validation_scores_.argmax()
+    >>> bool(pipe.n_iter_ == pipe[-1].n_iter_ == pipe.validation_iterations_[best])
     True
     """
 
@@ -208,16 +219,13 @@ class EarlyStoppingPipeline(Pipeline):
             scorer = self.scoring
         events = to_polars(X, allow_lazy=False)
         train, validation = self._split_sessions(events)
-        Xt = train
-        for _, step in self.steps[:-1]:
-            if step is not None and step != "passthrough":
-                Xt = step.fit_transform(Xt)
+        Xt = self._fit_transformers(train)
         final = self._final_estimator
         total, warm = final.iterations, final.warm_start
         stages = list(range(self.validation_interval, total, self.validation_interval))
         stages.append(total)
         scores, done = [], []
-        best, stalled = -np.inf, 0
+        best, stalled, kept = -np.inf, 0, None
         try:
             for i, k in enumerate(stages):
                 # the first stage starts from scratch, the others continue
@@ -227,13 +235,41 @@ class EarlyStoppingPipeline(Pipeline):
                 scores.append(score)
                 done.append(k)
                 stalled = stalled + 1 if score < best + self.tol else 0
-                best = max(best, score)
+                if score > best:
+                    best = score
+                    # the best stage's fitted state (factors, fallback, ...)
+                    kept = None if k == stages[-1] else copy.deepcopy(vars(final))
+                    kept_k = k
                 if stalled >= self.n_iter_no_change:
                     break
+            if kept_k != done[-1]:
+                vars(final).clear()
+                vars(final).update(kept)
         finally:
             # the user's parameters as they were; the fitted state keeps k
             final.set_params(iterations=total, warm_start=warm)
-        self.n_iter_ = done[-1]
+        self.n_iter_ = kept_k
+        self.best_validation_score_ = best
         self.validation_scores_ = np.array(scores)
         self.validation_iterations_ = np.array(done)
         return self
+
+    def _fit_transformers(self, X):
+        """Fit the transformers on ``X`` (through ``memory``), return the output."""
+        memory = check_memory(self.memory)
+        cached = memory.cache(_fit_transform_one)
+        for i, (name, step) in enumerate(self.steps[:-1]):
+            if step is None or step == "passthrough":
+                continue
+            if self.memory is None:
+                X = step.fit_transform(X)
+            else:
+                # as scikit-learn's Pipeline: a clone is fitted (or fetched)
+                X, fitted = cached(clone(step), X)
+                self.steps[i] = (name, fitted)
+        return X
+
+
+def _fit_transform_one(transformer, X):
+    """``transformer.fit_transform(X)`` and the fitted transformer (cacheable)."""
+    return transformer.fit_transform(X), transformer
