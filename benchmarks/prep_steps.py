@@ -1,0 +1,181 @@
+"""Where preprocessing's time and memory go, step by step (issue 15).
+
+Usage::
+
+    python benchmarks/prep_steps.py --scale full [--rounds 2]
+
+Runs skals' three steps one at a time (``PseudoUserUnifier.fit_transform``,
+``ConfidenceEncoder.fit_transform``, ``InteractionMatrixBuilder.fit`` and
+``.transform``) and the hand-written polars baseline of ``_tasks.py`` cut at
+the same places (the key column, the group-by, the vocabularies and joins,
+the CSR), each variant in its own subprocess, alternating round by round. For
+every stage it prints the median seconds and the stage's peak resident
+memory above the resident size when the stage started (sampled every 5 ms),
+so the preprocessing ratio and the memory beyond the loaded frame can be
+read stage by stage. Both variants must build the same CSR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE)]
+from _data import ensure  # noqa: E402
+from _tasks import csr_digest, rss_now  # noqa: E402
+
+GB = 1024**3
+
+
+class Stages:
+    """Seconds and peak resident memory above the start, per named stage."""
+
+    def __init__(self):
+        self.out = {}
+
+    def run(self, name, fn):
+        start = rss_now()
+        peak = [start]
+        done = threading.Event()
+
+        def sample():
+            while not done.wait(0.005):
+                peak[0] = max(peak[0], rss_now())
+
+        thread = threading.Thread(target=sample, daemon=True)
+        thread.start()
+        t0 = time.perf_counter()
+        result = fn()
+        seconds = time.perf_counter() - t0
+        done.set()
+        thread.join()
+        peak[0] = max(peak[0], rss_now())
+        self.out[name] = {"s": seconds, "peak_above_start": peak[0] - start}
+        return result
+
+
+def skals_stages(frame, st: Stages):
+    from skals import ConfidenceEncoder, InteractionMatrixBuilder, PseudoUserUnifier
+
+    keyed = st.run("1 key column", lambda: PseudoUserUnifier().fit_transform(frame))
+    pairs = st.run("2 group-by", lambda: ConfidenceEncoder().fit_transform(keyed))
+    del keyed
+    builder = InteractionMatrixBuilder()
+    st.run("3a vocabularies (builder fit)", lambda: builder.fit(pairs))
+    im = st.run("3b rows, joins, CSR (builder transform)", lambda: builder.transform(pairs))
+    return im.matrix
+
+
+def baseline_stages(frame, st: Stages):
+    def key():
+        return frame.with_columns(
+            pl.when(pl.col("user_id").is_not_null())
+            .then(pl.lit("u_") + pl.col("user_id").cast(pl.String))
+            .otherwise(pl.lit("s_") + pl.col("session_id").cast(pl.String))
+            .alias("unified_user_id")
+        )
+
+    keyed = st.run("1 key column", key)
+
+    def group():
+        return (
+            keyed.lazy()
+            .group_by(["unified_user_id", "partnumber"])
+            .agg(
+                pl.len().alias("view_count"),
+                pl.col("add_to_cart").sum().alias("cart_count"),
+            )
+            .with_columns(
+                (1 + pl.col("view_count") + 10 * pl.col("cart_count")).alias(
+                    "confidence"
+                )
+            )
+            .collect()
+        )
+
+    inter = st.run("2 group-by", group)
+    del keyed
+
+    def vocab():
+        users = inter.select("unified_user_id").unique().sort("unified_user_id")
+        items = inter.select("partnumber").unique().sort("partnumber")
+        return users.with_row_index("user_id"), items.with_row_index("item_id")
+
+    users, items = st.run("3a vocabularies (builder fit)", vocab)
+
+    def rows():
+        joined = inter.join(users, on="unified_user_id").join(items, on="partnumber")
+        return sp.csr_matrix(
+            (
+                joined["confidence"].to_numpy().astype(np.float32),
+                (joined["user_id"].to_numpy(), joined["item_id"].to_numpy()),
+            ),
+            shape=(users.height, items.height),
+            dtype=np.float32,
+        )
+
+    return st.run("3b rows, joins, CSR (builder transform)", rows)
+
+
+def worker(variant, scale):
+    frame = pl.read_parquet(ensure(scale)[0])
+    st = Stages()
+    t0 = time.perf_counter()
+    fn = skals_stages if variant == "skals" else baseline_stages
+    matrix = fn(frame, st)
+    total = time.perf_counter() - t0
+    return {"stages": st.out, "total": total, "digest": csr_digest(matrix)}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--scale", default="small")
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        print("RESULT " + json.dumps(worker(args.worker, args.scale)), flush=True)
+        return
+    ensure(args.scale)
+    runs = {"skals": [], "polars": []}
+    for _ in range(args.rounds):
+        for v in runs:
+            cmd = [sys.executable, __file__, "--worker", v, "--scale", args.scale]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")][-1]
+            runs[v].append(json.loads(line[len("RESULT ") :]))
+    digests = {r["digest"] for rs in runs.values() for r in rs}
+    print(f"same CSR in every run: {len(digests) == 1}")
+    print(
+        "| stage | skals s | polars s | ratio | skals peak above start GB "
+        "| polars peak above start GB |"
+    )
+    print("|---|---|---|---|---|---|")
+    for name in runs["skals"][0]["stages"]:
+
+        def med(v, key, name=name):
+            return float(np.median([r["stages"][name][key] for r in runs[v]]))
+
+        s, b = med("skals", "s"), med("polars", "s")
+        print(
+            f"| {name} | {s:.2f} | {b:.2f} | {s / b:.2f}x | "
+            f"{med('skals', 'peak_above_start') / GB:.2f} | "
+            f"{med('polars', 'peak_above_start') / GB:.2f} |"
+        )
+    s = float(np.median([r["total"] for r in runs["skals"]]))
+    b = float(np.median([r["total"] for r in runs["polars"]]))
+    print(f"| total | {s:.2f} | {b:.2f} | {s / b:.2f}x | | |")
+
+
+if __name__ == "__main__":
+    main()
