@@ -43,7 +43,7 @@ class Stages:
     def __init__(self):
         self.out = {}
 
-    def run(self, name, fn):
+    def run(self, name, fn, *args):
         start = rss_now()
         peak = [start]
         done = threading.Event()
@@ -55,7 +55,7 @@ class Stages:
         thread = threading.Thread(target=sample, daemon=True)
         thread.start()
         t0 = time.perf_counter()
-        result = fn()
+        result = fn(*args)
         seconds = time.perf_counter() - t0
         done.set()
         thread.join()
@@ -67,12 +67,13 @@ class Stages:
 def skals_stages(frame, st: Stages):
     from skals import ConfidenceEncoder, InteractionMatrixBuilder, PseudoUserUnifier
 
-    keyed = st.run("1 key column", lambda: PseudoUserUnifier().fit_transform(frame))
-    pairs = st.run("2 group-by", lambda: ConfidenceEncoder().fit_transform(keyed))
+    keyed = st.run("1 key column", PseudoUserUnifier().fit_transform, frame)
+    # the keyed frame is dropped once encoded, as in the baseline
+    pairs = st.run("2 group-by", ConfidenceEncoder().fit_transform, keyed)
     del keyed
     builder = InteractionMatrixBuilder()
-    st.run("3a vocabularies (builder fit)", lambda: builder.fit(pairs))
-    im = st.run("3b rows, joins, CSR (builder transform)", lambda: builder.transform(pairs))
+    st.run("3a vocabularies (builder fit)", builder.fit, pairs)
+    im = st.run("3b rows, joins, CSR (builder transform)", builder.transform, pairs)
     return im.matrix
 
 
@@ -87,7 +88,7 @@ def baseline_stages(frame, st: Stages):
 
     keyed = st.run("1 key column", key)
 
-    def group():
+    def group(keyed):
         return (
             keyed.lazy()
             .group_by(["unified_user_id", "partnumber"])
@@ -103,7 +104,7 @@ def baseline_stages(frame, st: Stages):
             .collect()
         )
 
-    inter = st.run("2 group-by", group)
+    inter = st.run("2 group-by", group, keyed)
     del keyed
 
     def vocab():

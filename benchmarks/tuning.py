@@ -168,22 +168,28 @@ def halving_iterations(iterations, n_splits, factor=3):
 
 
 def early_stopping(iterations, n_splits):
-    """Exhaustive, each candidate stopped early on 7,300 held-out sessions."""
+    """Exhaustive, each candidate stopped early (as in ``halving_early``)."""
     from sklearn.model_selection import GridSearchCV
 
-    from skals.model_selection import EarlyStoppingPipeline
-
-    pipe = EarlyStoppingPipeline(
-        pipeline(iterations).steps,
-        validation_fraction=TEST_SIZE,
-        n_iter_no_change=2,
-        random_state=SEED,
-    )
-    return GridSearchCV(pipe, demo_grid(), **_common(n_splits))
+    return GridSearchCV(_early(iterations), demo_grid(), **_common(n_splits))
 
 
 #: share of each fit's training sessions that early stopping holds out
 VALIDATION_FRACTION = 0.02
+
+
+def _early(iterations):
+    """The pipeline, each fit stopped early (2% of its sessions held out)."""
+    from skals.model_selection import EarlyStoppingPipeline
+
+    plain = pipeline(iterations)
+    return EarlyStoppingPipeline(
+        plain.steps,
+        validation_fraction=VALIDATION_FRACTION,
+        n_iter_no_change=2,
+        random_state=SEED,
+        memory=plain.memory,
+    )
 
 
 def halving_early(iterations, n_splits, factor=3):
@@ -194,16 +200,9 @@ def halving_early(iterations, n_splits, factor=3):
     ``iterations``, stopping after 2 sweeps without improvement); the
     transformers' work is shared through the pipeline's ``FrameCache``.
     """
-    from skals.model_selection import EarlyStoppingPipeline, SessionHalvingGridSearchCV
+    from skals.model_selection import SessionHalvingGridSearchCV
 
-    plain = pipeline(iterations)
-    pipe = EarlyStoppingPipeline(
-        plain.steps,
-        validation_fraction=VALIDATION_FRACTION,
-        n_iter_no_change=2,
-        random_state=SEED,
-        memory=plain.memory,
-    )
+    pipe = _early(iterations)
     return SessionHalvingGridSearchCV(
         pipe, demo_grid(), factor=factor, random_state=SEED, **_common(n_splits)
     )
