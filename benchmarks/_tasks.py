@@ -27,6 +27,8 @@ from _data import CACHE, N_TEST, ensure  # noqa: E402
 
 FACTORS = 64
 REGULARIZATION = 0.05
+#: skals' default confidence scale, passed to implicit too (its default is 1)
+ALPHA = 10.0
 SEED = 0
 N_KNOWN_USERS = 100_000  # or every user, if fewer
 
@@ -198,6 +200,7 @@ def fit(scale, variant, iterations=3):
         model = ImplicitALSRecommender(
             factors=FACTORS,
             regularization=REGULARIZATION,
+            alpha=ALPHA,
             iterations=iterations,
             random_state=SEED,
         )
@@ -210,6 +213,7 @@ def fit(scale, variant, iterations=3):
             model = AlternatingLeastSquares(
                 factors=FACTORS,
                 regularization=REGULARIZATION,
+                alpha=ALPHA,
                 iterations=iterations,
                 random_state=SEED,
                 dtype=np.float32,
