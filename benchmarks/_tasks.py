@@ -252,7 +252,10 @@ def _implicit_model(model):
 
     with threadpool_limits(1, "blas"):  # construction only: no warning
         imp = AlternatingLeastSquares(
-            factors=FACTORS, regularization=REGULARIZATION, dtype=np.float32
+            factors=FACTORS,
+            regularization=REGULARIZATION,
+            alpha=ALPHA,
+            dtype=np.float32,
         )
     imp.user_factors = model.user_factors_
     imp.item_factors = model.item_factors_
