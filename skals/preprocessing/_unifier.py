@@ -247,8 +247,9 @@ class PseudoUserUnifier(FrameTransformerMixin, TransformerMixin, BaseEstimator):
     def _warn_counts(self, df: pl.DataFrame, user: pl.Expr) -> None:
         """Warn about coded-missing user ids and sessions of several users."""
         n_coded = df.select(
-            coded_missing(self.user_col, df.schema[self.user_col], self.missing_values)
-            .sum()
+            coded_missing(
+                self.user_col, df.schema[self.user_col], self.missing_values
+            ).sum()
         ).item()
         # one group-by over the sessions: half the cost of a window over rows
         n_multi = (
