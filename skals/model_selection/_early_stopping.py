@@ -30,7 +30,7 @@ class EarlyStoppingPipeline(Pipeline):
     carts). It stops when the score has not improved by at least ``tol`` for
     ``n_iter_no_change`` stages in a row, or at the recommender's
     ``iterations``. The model keeps the factors of the stage that scored
-    best (as :class:`~sklearn.neural_network.MLPClassifier` keeps its best
+    best (as scikit-learn's ``MLPClassifier`` keeps its best
     weights), and is trained without the validation sessions, as
     scikit-learn's estimators with ``early_stopping`` are.
 
