@@ -97,6 +97,17 @@ def test_the_best_stage_is_kept_not_the_last(events):
     assert pipe.predict(events).equals(cold.predict(events))
 
 
+def test_stages_without_a_score_keep_the_last_stage(events):
+    # a validation set that scores NaN throughout (no cart adds, say): no
+    # stage is better than another, the last one is kept, as before
+    pipe = EarlyStoppingPipeline(
+        steps(3), scoring=Scripted([np.nan] * 3), random_state=0
+    ).fit(events)
+    np.testing.assert_array_equal(pipe.validation_iterations_, [1, 2, 3])
+    assert pipe.n_iter_ == 3 and pipe[-1].n_iter_ == 3
+    assert np.isnan(pipe.best_validation_score_)
+
+
 def test_memory_caches_the_training_sessions_preprocessing(events):
     from skals import FrameCache
 

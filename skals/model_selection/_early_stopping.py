@@ -78,7 +78,8 @@ class EarlyStoppingPipeline(Pipeline):
     n_iter_ : int
         ALS sweeps of the kept recommender (the best stage's).
     best_validation_score_ : float
-        Its score on the validation sessions.
+        Its score on the validation sessions (NaN when no stage had a
+        score: then the last stage is kept).
     validation_scores_ : ndarray of shape (n_stages,)
         Score on the validation sessions after each stage (including the
         stages after the best one, which are not kept).
@@ -225,7 +226,7 @@ class EarlyStoppingPipeline(Pipeline):
         stages = list(range(self.validation_interval, total, self.validation_interval))
         stages.append(total)
         scores, done = [], []
-        best, stalled, kept = -np.inf, 0, None
+        best, stalled, kept, kept_k = -np.inf, 0, None, None
         try:
             for i, k in enumerate(stages):
                 # the first stage starts from scratch, the others continue
@@ -242,7 +243,10 @@ class EarlyStoppingPipeline(Pipeline):
                     kept_k = k
                 if stalled >= self.n_iter_no_change:
                     break
-            if kept_k != done[-1]:
+            if kept_k is None:
+                # no stage scored (NaN throughout): the last one stays
+                kept_k, best = done[-1], np.nan
+            elif kept_k != done[-1]:
                 vars(final).clear()
                 vars(final).update(kept)
         finally:
