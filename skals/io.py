@@ -1,42 +1,192 @@
 """Model files and the challenge's answers: save, load, recommend for sessions.
 
-A model file is a joblib dump of a dict holding the fitted estimator, a
-format marker, the layout version, the skals version that wrote it and the
-column names the estimator reads. The command line writes and reads the same
-files, so a pipeline tuned in Python is predicted with ``skals predict`` and
-a ``skals fit`` model is loaded in Python. Like any pickle, load only files
-you trust.
+A model file is a `skops <https://skops.readthedocs.io>`_ file (a zip of
+JSON and ``.npy`` arrays, no pickle) holding the fitted estimator, plus a
+``skals.json`` member with the format marker, the layout version, the skals
+version that wrote it, the column names the estimator reads and the
+metadata (JSON data only). Loading one never runs code from the file: every
+type the file names is checked against the types skals trusts (its own
+estimators and the numpy, scipy, scikit-learn and polars types they hold)
+before anything is built, and a file naming any other type is refused with
+the list of those types (:doc:`/persistence`). The command line writes and
+reads the same files. Files are written atomically (:mod:`skals._atomic`).
 """
 
 from __future__ import annotations
 
+import importlib
+import io as _io
 import json
 import os
 import warnings
+import zipfile
 
 import polars as pl
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from ._atomic import atomic_write
 from ._frame import to_polars
 from ._utils import answering_pipeline
 from ._version import __version__
 from .preprocessing._unifier import _render_id
 
 __all__ = [
+    "UntrustedModelError",
     "load",
     "recommend_sessions",
     "save",
+    "trusted_types",
     "write_challenge_json",
 ]
 
-#: Marker and layout version of the dict that model files hold.
-MODEL_FORMAT, MODEL_FORMAT_VERSION = "skals-model", 1
+#: Marker and layout version of a model file's ``skals.json`` member.
+#: Version 1 was the joblib pickle of skals 0.1.x; version 2 is skops + JSON.
+MODEL_FORMAT, MODEL_FORMAT_VERSION = "skals-model", 2
 
-#: Keys of a model file's dict that are not free metadata.
+#: The zip member holding the marker, versions, columns and metadata.
+HEADER_MEMBER = "skals.json"
+
+#: Keys of the header that are not free metadata.
 _RESERVED = ("format", "format_version", "skals_version", "columns", "pipeline")
 
+#: Public skals modules whose ``__all__`` classes are trusted in model files
+#: (an estimator added to one of them is covered without an edit here).
+_TRUSTED_MODULES = (
+    "skals.recommender",
+    "skals.preprocessing",
+    "skals.model_selection",
+    "skals.metrics",
+    "skals.schema",
+)
 
+#: Private value types that fitted skals estimators hold.
+_TRUSTED_INTERNAL = ("skals._frame.FrameKind",)
+
+_PICKLE_HINT = (
+    "skals.load(path, allow_pickle=True) (command line: --allow-pickle), then "
+    "skals.save it again to get a file that loads without running code"
+)
+
+
+class UntrustedModelError(ValueError):
+    """A model file names types that skals does not trust (nothing was built).
+
+    Attributes
+    ----------
+    types : list of str
+        The untrusted types, fully qualified.
+
+    Examples
+    --------
+    >>> from skals.io import UntrustedModelError
+    >>> issubclass(UntrustedModelError, ValueError)
+    True
+    """
+
+    def __init__(self, message, types):
+        super().__init__(message)
+        self.types = list(types)
+
+
+def _type_name(cls) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def trusted_types() -> list[str]:
+    """The types skals trusts in a model file, fully qualified.
+
+    Every class exported by skals' public modules (``skals.recommender``,
+    ``skals.preprocessing``, ``skals.model_selection``, ``skals.metrics``,
+    ``skals.schema``), the private value types their fitted state holds, and
+    the scipy sparse matrices and scikit-learn ``Bunch`` they hold. numpy
+    arrays and scikit-learn's own estimators are trusted by skops itself;
+    polars Series are stored as Arrow IPC bytes (data, no code) by a skops
+    node of skals'.
+
+    Returns
+    -------
+    names : list of str
+        Sorted, e.g. ``"skals.recommender._als.ImplicitALSRecommender"``.
+
+    Examples
+    --------
+    >>> from skals.io import trusted_types
+    >>> "skals.recommender._als.ImplicitALSRecommender" in trusted_types()
+    True
+    """
+    import scipy.sparse as sp
+
+    names = set(_TRUSTED_INTERNAL)
+    for module_name in _TRUSTED_MODULES:
+        module = importlib.import_module(module_name)
+        for name in getattr(module, "__all__", ()):
+            obj = getattr(module, name, None)
+            if isinstance(obj, type) and obj.__module__.startswith("skals"):
+                names.add(_type_name(obj))
+    for cls in (
+        sp.csr_matrix,
+        sp.csc_matrix,
+        sp.coo_matrix,
+        sp.csr_array,
+        sp.csc_array,
+        sp.coo_array,
+    ):
+        names.add(_type_name(cls))
+    names.add("sklearn.utils._bunch.Bunch")
+    return sorted(names)
+
+
+# ------------------------------------------------------- skops: polars Series
+_SERIES_LOADER = "SkalsPolarsSeriesNode"
+_registered = False
+
+
+def _register_skops() -> None:
+    """Teach skops to store a polars Series as Arrow IPC bytes (once).
+
+    skops has no public extension point for a new type; this uses its
+    dispatch (``skops.io._utils._get_state``) and node registry
+    (``skops.io._audit.NODE_TYPE_MAPPING``), tested against the pinned skops.
+    The IPC bytes are read back with ``polars.read_ipc``, which reads data
+    only (polars' own ``Series.__setstate__`` is not used).
+    """
+    global _registered
+    if _registered:
+        return
+    from skops.io._audit import NODE_TYPE_MAPPING, Node, get_tree
+    from skops.io._protocol import PROTOCOL
+    from skops.io._utils import _get_state, get_state
+
+    def series_get_state(obj, save_context):
+        buffer = _io.BytesIO()
+        obj.to_frame().write_ipc(buffer, compression="uncompressed")
+        return {
+            "__class__": "Series",
+            "__module__": "polars.series.series",
+            "__loader__": _SERIES_LOADER,
+            "content": get_state(buffer.getvalue(), save_context),
+        }
+
+    class SeriesNode(Node):
+        def __init__(self, state, load_context, trusted=None):
+            super().__init__(state, load_context, trusted)
+            self.trusted = self._get_trusted(trusted, ["polars.series.series.Series"])
+            self.content = get_tree(state["content"], load_context, trusted=trusted)
+            self.children = {"content": self.content}
+
+        def _construct(self):
+            data = self.content.construct()
+            if not isinstance(data, bytes):
+                raise TypeError("a polars Series node must hold bytes")
+            return pl.read_ipc(_io.BytesIO(data)).to_series()
+
+    _get_state.register(pl.Series)(series_get_state)
+    NODE_TYPE_MAPPING[(_SERIES_LOADER, PROTOCOL)] = SeriesNode
+    _registered = True
+
+
+# ------------------------------------------------------------------ save
 def _model_columns(model) -> dict:
     """``{role: column name or None}``: the columns the model's steps read."""
     from .schema import named_columns
@@ -44,12 +194,30 @@ def _model_columns(model) -> dict:
     return named_columns(model)
 
 
+def _check_metadata(metadata: dict) -> None:
+    clash = sorted(set(metadata) & set(_RESERVED))
+    if clash:
+        raise ValueError(f"save: metadata keys {clash!r} are reserved.")
+    for key, value in metadata.items():
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"save: metadata {key!r} is not JSON data ({exc}); model files "
+                "hold metadata as JSON only (str, int, float, bool, None, and "
+                "lists and dicts of them)."
+            ) from None
+
+
 def save(model, path, **metadata) -> None:
     """Save a fitted skals estimator or pipeline to a model file.
 
-    The file records the estimator, the format marker, the skals version
-    and the column names the estimator reads (from its steps' ``*_col``
-    parameters); :func:`load` and ``skals predict`` read it.
+    The file records the estimator (as a skops file: arrays, sparse
+    matrices, parameters, id vocabularies; no pickle), the format marker,
+    the skals version and the column names the estimator reads (from its
+    steps' ``*_col`` parameters); :func:`load` and ``skals predict`` read
+    it. The file is written atomically: a crash leaves the previous file or
+    the complete new one.
 
     Parameters
     ----------
@@ -58,14 +226,20 @@ def save(model, path, **metadata) -> None:
         InteractionMatrixBuilder(), ImplicitALSRecommender())`` after
         ``fit``, or a search's ``best_estimator_``.
     path : str or path-like
-        File to write (overwritten if it exists).
+        File to write (replaced if it exists).
     **metadata
         Extra entries stored with the model (e.g. ``best_params``), read
-        back with ``load(path, return_metadata=True)``.
+        back with ``load(path, return_metadata=True)``; JSON data only.
 
     Returns
     -------
     None
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not an estimator, or a metadata value is not JSON
+        data.
 
     Examples
     --------
@@ -78,12 +252,12 @@ def save(model, path, **metadata) -> None:
     ...     skals.ImplicitALSRecommender(factors=4, iterations=2, random_state=0),
     ... ).fit(events)
     >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.joblib"
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.skals"
     >>> skals.save(pipe, path, note="tuned in Python")
     >>> skals.load(path).predict(events.head(3)).columns
     ['session_id', 'recommendations', 'scores', 'source']
     """
-    import joblib
+    import skops.io as sio
 
     if not hasattr(model, "get_params"):
         raise TypeError(
@@ -91,72 +265,43 @@ def save(model, path, **metadata) -> None:
             f"{type(model).__name__}."
         )
     check_is_fitted(model)
-    clash = sorted(set(metadata) & set(_RESERVED))
-    if clash:
-        raise ValueError(f"save: metadata keys {clash!r} are reserved.")
-    record = {
+    _check_metadata(metadata)
+    header = {
         "format": MODEL_FORMAT,
         "format_version": MODEL_FORMAT_VERSION,
         "skals_version": __version__,
         "columns": _model_columns(model),
-        "pipeline": model,
-        **metadata,
+        "metadata": metadata,
     }
-    joblib.dump(record, path)
+    _register_skops()
+    buffer = _io.BytesIO()
+    sio.dump(model, buffer)
+    with zipfile.ZipFile(buffer, "a") as zf:
+        zf.writestr(HEADER_MEMBER, json.dumps(header, indent=1))
+    with atomic_write(path, "wb") as fh:
+        fh.write(buffer.getbuffer())
 
 
-def load(path, *, return_metadata=False, mmap_mode=None):
-    """Load a model file written by :func:`save` or the command line.
+# ------------------------------------------------------------------ load
+def _damaged(path, why) -> ValueError:
+    return ValueError(
+        f"model file {str(path)!r} is damaged ({why}); it cannot be read. "
+        "Write it again with skals.save or `skals fit`."
+    )
 
-    Parameters
-    ----------
-    path : str or path-like
-        A file written by :func:`save`, ``skals fit`` or ``skals tune``.
-        Load only files you trust: model files are pickles.
-    return_metadata : bool, default=False
-        Also return the file's other entries: ``skals_version``,
-        ``columns`` (``{role: name}``), ``format_version`` and any metadata
-        given to :func:`save`.
-    mmap_mode : {None, "r"}, default=None
-        ``"r"`` maps the large arrays (the factors) read-only instead of
-        reading them, as ``joblib.load`` does (:doc:`/persistence`).
 
-    Returns
-    -------
-    model : estimator or Pipeline
-        The fitted estimator, as saved.
-    metadata : dict
-        Only when ``return_metadata=True``.
-
-    Raises
-    ------
-    FileNotFoundError
-        If ``path`` does not exist.
-    ValueError
-        If the file is not a skals model file, or of a layout this skals
-        does not read.
-
-    Warns
-    -----
-    UserWarning
-        If the file was written by another skals version.
-
-    Examples
-    --------
-    >>> import pathlib, tempfile, skals
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
-    >>> _ = path.write_text("not a model")
-    >>> skals.load(path)
-    Traceback (most recent call last):
-    ...
-    ValueError: ... is not a skals model (it cannot be unpickled: ...)...
-    """
+def _load_pickle(path, mmap_mode):
+    """A skals 0.1.x model file (a joblib pickle), only when allowed."""
     import joblib
 
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"model file {str(path)!r} is a directory.")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"model file {str(path)!r} does not exist.")
+    warnings.warn(
+        f"loading {str(path)!r} as a pickle (allow_pickle=True): unpickling runs "
+        "whatever code the file holds, so do this only for a file you trust; "
+        "save it again with skals.save to get a file that loads without running "
+        "code.",
+        UserWarning,
+        stacklevel=3,
+    )
     hint = "write one with skals.save(model, path) or `skals fit`."
     try:
         record = joblib.load(path, mmap_mode=mmap_mode)
@@ -169,24 +314,188 @@ def load(path, *, return_metadata=False, mmap_mode=None):
         raise ValueError(
             f"{str(path)!r} is not a skals model (no skals model marker); {hint}"
         )
-    if record.get("format_version") != MODEL_FORMAT_VERSION:
+    if record.get("format_version") != 1:
         raise ValueError(
             f"{str(path)!r} has model format {record.get('format_version')!r}; "
+            f"this skals reads formats 1 (pickle) and {MODEL_FORMAT_VERSION}. "
+            "Refit it."
+        )
+    header = {k: v for k, v in record.items() if k not in ("format", "pipeline")}
+    return record["pipeline"], header
+
+
+def _read_header(path, zf) -> dict:
+    names = set(zf.namelist())
+    if HEADER_MEMBER not in names:
+        what = "a skops file" if "schema.json" in names else "a zip file"
+        raise ValueError(
+            f"{str(path)!r} is not a skals model ({what} without the skals "
+            f"header {HEADER_MEMBER}); write one with skals.save(model, path) "
+            "or `skals fit`."
+        )
+    try:
+        header = json.loads(zf.read(HEADER_MEMBER).decode("utf-8"))
+    except (zipfile.BadZipFile, UnicodeDecodeError, ValueError, OSError) as exc:
+        raise _damaged(path, f"unreadable {HEADER_MEMBER}: {exc}") from exc
+    if not (isinstance(header, dict) and header.get("format") == MODEL_FORMAT):
+        raise ValueError(
+            f"{str(path)!r} is not a skals model (no skals model marker in "
+            f"{HEADER_MEMBER})."
+        )
+    if header.get("format_version") != MODEL_FORMAT_VERSION:
+        raise ValueError(
+            f"{str(path)!r} has model format {header.get('format_version')!r}; "
             f"this skals reads format {MODEL_FORMAT_VERSION}. Refit it."
         )
-    if record.get("skals_version") != __version__:
+    return header
+
+
+def _load_skops(path, trusted):
+    import skops.io as sio
+    from skops.io.exceptions import UntrustedTypesFoundException
+
+    _register_skops()
+    allowed = trusted_types() + list(trusted or ())
+    try:
+        with zipfile.ZipFile(path) as zf:
+            header = _read_header(path, zf)
+            bad = zf.testzip()
+            if bad is not None:
+                raise _damaged(path, f"member {bad!r} fails its checksum")
+    except zipfile.BadZipFile as exc:
+        raise _damaged(path, f"not a complete zip file: {exc}") from exc
+    try:
+        model = sio.load(path, trusted=allowed)
+    except UntrustedTypesFoundException:
+        untrusted = sorted(set(sio.get_untrusted_types(file=path)) - set(allowed))
+        raise UntrustedModelError(
+            f"model file {str(path)!r} names types that skals does not trust, "
+            f"so nothing was loaded: {untrusted}. Building them could run code. "
+            "If you trust the file, name them: skals.load(path, trusted=["
+            + ", ".join(repr(t) for t in untrusted[:3])
+            + (", ..." if len(untrusted) > 3 else "")
+            + "]) (command line: --trust TYPE for each).",
+            untrusted,
+        ) from None
+    except (KeyError, zipfile.BadZipFile, json.JSONDecodeError, EOFError) as exc:
+        raise _damaged(path, f"{type(exc).__name__}: {exc}") from exc
+    meta = {k: v for k, v in header.items() if k not in ("format", "metadata")}
+    meta.update(header.get("metadata") or {})
+    return model, meta
+
+
+def load(
+    path,
+    *,
+    return_metadata=False,
+    trusted=None,
+    allow_pickle=False,
+    mmap_mode=None,
+):
+    """Load a model file written by :func:`save` or the command line.
+
+    Loading runs no code from the file: the types it names are checked
+    against :func:`trusted_types` (and ``trusted``) before anything is
+    built.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by :func:`save`, ``skals fit`` or ``skals tune``.
+    return_metadata : bool, default=False
+        Also return the file's other entries: ``skals_version``,
+        ``columns`` (``{role: name}``), ``format_version`` and any metadata
+        given to :func:`save`.
+    trusted : list of str, optional
+        Further types to trust, fully qualified (as the error for an
+        untrusted file lists them). Name only types you have reviewed.
+    allow_pickle : bool, default=False
+        Read a skals 0.1.x model file (a joblib pickle). Unpickling runs
+        code from the file: allow it only for a file you trust. Warns.
+    mmap_mode : {None, "r"}, default=None
+        Memory-map the large arrays of a 0.1.x pickle (with
+        ``allow_pickle=True``). Model files of the current format are read
+        into memory: skops reads arrays from the zip, it cannot map them
+        (:doc:`/persistence`); ``"r"`` then warns and is ignored.
+
+    Returns
+    -------
+    model : estimator or Pipeline
+        The fitted estimator, as saved.
+    metadata : dict
+        Only when ``return_metadata=True``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    UntrustedModelError
+        If the file names types that are not trusted (a ``ValueError``).
+    ValueError
+        If the file is not a skals model file, is damaged, is a pickle and
+        ``allow_pickle`` is False, or is of a layout this skals does not
+        read.
+
+    Warns
+    -----
+    UserWarning
+        If the file was written by another skals version, or is loaded as a
+        pickle.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile, skals
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
+    >>> _ = path.write_text("not a model")
+    >>> skals.load(path)
+    Traceback (most recent call last):
+    ...
+    ValueError: ... is not a skals model (not a zip file of skals' format)...
+    """
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"model file {str(path)!r} is a directory.")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"model file {str(path)!r} does not exist.")
+    if mmap_mode not in (None, "r"):
+        raise ValueError(f"load: mmap_mode must be None or 'r', got {mmap_mode!r}.")
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head == b"PK\x03\x04":
+        if mmap_mode is not None:
+            warnings.warn(
+                f"mmap_mode={mmap_mode!r} is ignored for {str(path)!r}: model "
+                "files of this format are read into memory (skops cannot map "
+                "arrays).",
+                UserWarning,
+                stacklevel=2,
+            )
+        model, header = _load_skops(path, trusted)
+    elif allow_pickle:
+        model, header = _load_pickle(path, mmap_mode)
+    elif head[:1] == b"\x80":
+        raise ValueError(
+            f"{str(path)!r} is a pickle (skals 0.1.x wrote model files as joblib "
+            "pickles); loading a pickle can run code from the file, so skals does "
+            f"not by default. If you trust the file: {_PICKLE_HINT}."
+        )
+    elif not head:
+        raise _damaged(path, "the file is empty")
+    else:
+        raise ValueError(
+            f"{str(path)!r} is not a skals model (not a zip file of skals' "
+            "format); write one with skals.save(model, path) or `skals fit`."
+        )
+    if header.get("skals_version") != __version__:
         warnings.warn(
             f"model file {str(path)!r} was saved by skals "
-            f"{record.get('skals_version')}; this is skals {__version__}. "
+            f"{header.get('skals_version')}; this is skals {__version__}. "
             "Predictions may differ; refit it to be sure.",
             UserWarning,
             stacklevel=2,
         )
-    model = record["pipeline"]
     if not return_metadata:
         return model
-    metadata = {k: v for k, v in record.items() if k not in ("format", "pipeline")}
-    return model, metadata
+    return model, header
 
 
 def recommend_sessions(model, events, *, k=5) -> dict:
@@ -274,7 +583,7 @@ def write_challenge_json(answers, path) -> None:
     answers : dict of str to list
         As returned by :func:`recommend_sessions`.
     path : str or path-like
-        File to write (overwritten if it exists).
+        File to write (replaced atomically if it exists).
 
     Returns
     -------
@@ -289,5 +598,5 @@ def write_challenge_json(answers, path) -> None:
     >>> json.loads(path.read_text())
     {'target': {'17': [3, 1, 2]}}
     """
-    with open(path, "w", encoding="utf-8") as fh:
+    with atomic_write(path, "w") as fh:
         json.dump({"target": answers}, fh)

@@ -3,6 +3,7 @@
 import json
 import pickle
 import warnings
+import zipfile
 
 import joblib
 import numpy as np
@@ -59,12 +60,29 @@ def test_save_load_round_trip_predicts_the_same(data, fitted, tmp_path):
     _same_answers(loaded.predict(data[1]), fitted.predict(data[1]))
 
 
+def _header(path):
+    with zipfile.ZipFile(path) as zf:
+        return json.loads(zf.read("skals.json"))
+
+
+def _rewrite_header(path, **changes):
+    """Rewrite the skals.json member of a model file (a valid zip again)."""
+    with zipfile.ZipFile(path) as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    header = json.loads(members["skals.json"])
+    header.update(changes)
+    members["skals.json"] = json.dumps(header).encode()
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+
+
 def test_file_layout_and_metadata(fitted, tmp_path):
     path = tmp_path / "m.joblib"
     skals.save(fitted, path, best_params={"factors": 4}, command="python")
-    record = joblib.load(path)
+    record = _header(path)
     assert record["format"] == "skals-model"
-    assert record["format_version"] == 1
+    assert record["format_version"] == 2
     assert record["skals_version"] == skals.__version__
     assert record["columns"] == {
         "session": "session_id",
@@ -74,10 +92,11 @@ def test_file_layout_and_metadata(fitted, tmp_path):
         "time": None,
         "segment": None,
     }
+    assert record["metadata"] == {"best_params": {"factors": 4}, "command": "python"}
     model, meta = skals.load(path, return_metadata=True)
     assert model.get_params()["implicitalsrecommender__factors"] == 4
     assert meta == {
-        "format_version": 1,
+        "format_version": 2,
         "skals_version": skals.__version__,
         "columns": record["columns"],
         "best_params": {"factors": 4},
@@ -99,9 +118,7 @@ def test_columns_are_read_from_the_steps(data, tmp_path):
 def test_another_skals_version_warns_once_and_still_loads(fitted, tmp_path):
     path = tmp_path / "old.joblib"
     skals.save(fitted, path)
-    record = joblib.load(path)
-    record["skals_version"] = "0.0.1"
-    joblib.dump(record, path)
+    _rewrite_header(path, skals_version="0.0.1")
     with pytest.warns(UserWarning, match="saved by skals 0.0.1; this is skals") as w:
         model = skals.load(path)
     assert len([x for x in w if "saved by skals" in str(x.message)]) == 1
@@ -115,29 +132,47 @@ def test_same_version_does_not_warn(fitted, tmp_path):
         skals.load(tmp_path / "m.joblib")
 
 
-@pytest.mark.parametrize("kind", ["text", "pickled dict", "bare pipeline", "parquet"])
+@pytest.mark.parametrize("kind", ["text", "parquet", "zip", "skops"])
 def test_not_a_skals_model_is_one_clear_error(kind, fitted, data, tmp_path):
     path = tmp_path / "file"
     if kind == "text":
         path.write_text("not a model")
-    elif kind == "pickled dict":
-        with open(path, "wb") as fh:
-            pickle.dump({"weights": [1, 2, 3]}, fh)
-    elif kind == "bare pipeline":  # joblib.dump(pipe) instead of skals.save
-        joblib.dump(fitted, path)
+    elif kind == "zip":
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("a.txt", "a")
+    elif kind == "skops":  # skops.io.dump(pipe) instead of skals.save
+        import skops.io
+
+        skops.io.dump({"a": 1}, path)
     else:
         data[1].write_parquet(path)
     with pytest.raises(ValueError, match=r"'.*file' is not a skals model"):
         skals.load(path)
 
 
+@pytest.mark.parametrize("kind", ["pickled dict", "bare pipeline"])
+def test_a_pickle_is_refused_naming_allow_pickle(kind, fitted, tmp_path):
+    path = tmp_path / "file"
+    if kind == "pickled dict":
+        with open(path, "wb") as fh:
+            pickle.dump({"weights": [1, 2, 3]}, fh)
+    else:  # joblib.dump(pipe) instead of skals.save
+        joblib.dump(fitted, path)
+    with pytest.raises(ValueError, match=r"is a pickle .* allow_pickle=True"):
+        skals.load(path)
+    # allowed, it is still not a skals model
+    with (
+        pytest.warns(UserWarning, match="runs whatever code the file holds"),
+        pytest.raises(ValueError, match=r"'.*file' is not a skals model"),
+    ):
+        skals.load(path, allow_pickle=True)
+
+
 def test_unknown_format_version_is_refused(fitted, tmp_path):
     path = tmp_path / "m.joblib"
     skals.save(fitted, path)
-    record = joblib.load(path)
-    record["format_version"] = 2
-    joblib.dump(record, path)
-    with pytest.raises(ValueError, match="model format 2; this skals reads format 1"):
+    _rewrite_header(path, format_version=3)
+    with pytest.raises(ValueError, match="model format 3; this skals reads format 2"):
         skals.load(path)
 
 
@@ -158,11 +193,23 @@ def test_save_refuses_unfitted_foreign_and_reserved(fitted, tmp_path):
     assert not (tmp_path / "m.joblib").exists()
 
 
-def test_memory_mapped_load_predicts_the_same(data, fitted, tmp_path):
-    skals.save(fitted, tmp_path / "m.joblib")
-    loaded = skals.load(tmp_path / "m.joblib", mmap_mode="r")
+def test_memory_mapped_load_of_a_legacy_pickle_predicts_the_same(
+    data, fitted, tmp_path
+):
+    path = tmp_path / "m.joblib"
+    record = {"format": "skals-model", "format_version": 1, "pipeline": fitted}
+    joblib.dump({**record, "skals_version": skals.__version__}, path)
+    with pytest.warns(UserWarning, match="as a pickle"):
+        loaded = skals.load(path, mmap_mode="r", allow_pickle=True)
     factors = loaded[-1].item_factors_
     assert isinstance(factors, np.memmap) and not factors.flags.writeable
+    _same_answers(loaded.predict(data[1]), fitted.predict(data[1]))
+
+
+def test_mmap_mode_on_the_current_format_warns_and_reads(data, fitted, tmp_path):
+    skals.save(fitted, tmp_path / "m.skals")
+    with pytest.warns(UserWarning, match="mmap_mode='r' is ignored"):
+        loaded = skals.load(tmp_path / "m.skals", mmap_mode="r")
     _same_answers(loaded.predict(data[1]), fitted.predict(data[1]))
 
 
