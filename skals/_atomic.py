@@ -16,7 +16,7 @@ import contextlib
 import os
 import tempfile
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_path", "atomic_write"]
 
 #: Prefix of the temporary files (``.<name>.<random>.tmp`` next to the target).
 _TMP_SUFFIX = ".tmp"
@@ -90,6 +90,56 @@ def atomic_write(path, mode: str = "wb", *, encoding: str | None = None):
         with fh:
             yield fh
             fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_directory(directory)
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """A temporary path (same directory and suffix) that replaces ``path``.
+
+    For writers that take a file name rather than a file object (e.g.
+    matplotlib's ``savefig``, which picks the format from the suffix).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to write.
+
+    Yields
+    ------
+    tmp : str
+        Write the complete file here; it is fsynced and renamed over
+        ``path`` when the block succeeds, removed when it raises.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from skals._atomic import atomic_path
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "plot.txt"
+    >>> with atomic_path(path) as tmp:
+    ...     _ = pathlib.Path(tmp).write_text("drawn")
+    >>> path.read_text()
+    'drawn'
+    """
+    target = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(target))
+    suffix = os.path.splitext(target)[1]
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{os.path.basename(target)}.",
+        suffix=f"{_TMP_SUFFIX}{suffix}",
+        dir=directory,
+    )
+    os.close(fd)
+    try:
+        os.chmod(tmp, _mode_for(target))
+        yield tmp
+        with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:

@@ -325,7 +325,12 @@ def _load_pickle(path, mmap_mode):
 
 
 def _read_header(path, zf) -> dict:
-    names = set(zf.namelist())
+    infos = zf.infolist()
+    if infos and min(i.header_offset for i in infos) != 0:
+        # the central directory found is not the file's own (e.g. that of an
+        # .npz member of a truncated file): the end of the file is missing
+        raise _damaged(path, "truncated: the zip directory at its end is missing")
+    names = {i.filename for i in infos}
     if HEADER_MEMBER not in names:
         what = "a skops file" if "schema.json" in names else "a zip file"
         raise ValueError(

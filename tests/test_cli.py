@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import joblib
@@ -48,6 +49,14 @@ def model(files):
     path = files["dir"] / "model.joblib"
     assert main(["fit", str(files["train"]), "--model", str(path), "-q", *FAST]) == 0
     return path
+
+
+def _saved(path):
+    """A model file's content: its header's entries and the pipeline."""
+    with zipfile.ZipFile(path) as zf:
+        header = json.loads(zf.read("skals.json"))
+    model, meta = skals.load(path, return_metadata=True)
+    return {"format": header["format"], **meta, "pipeline": model}
 
 
 @pytest.fixture(autouse=True)
@@ -174,7 +183,7 @@ def test_fit_hyperparameters_reach_the_saved_pipeline(files, tmp_path):
         "--filter-already-liked-items",
     ]
     assert main(args) == 0
-    saved = joblib.load(path)
+    saved = _saved(path)
     assert saved["format"] == "skals-model" and saved["skals_version"] == __version__
     params = saved["pipeline"].get_params()
     assert params["implicitalsrecommender__factors"] == 8
@@ -247,7 +256,7 @@ def test_tune_prints_best_params_and_saves_the_refit_model(files, tmp_path, caps
     assert "best: " in captured.out and "cart_weight=" in captured.out
     # one progress line per candidate x block when stderr is not a terminal
     assert captured.err.count("grid search ") == 4
-    saved = joblib.load(model)
+    saved = _saved(model)
     best = saved["best_params"]
     params = saved["pipeline"].get_params()
     assert (
@@ -325,7 +334,7 @@ def test_demo_writes_its_files_and_prints_the_table(
     target = json.loads((out / "predictions.json").read_text())["target"]
     assert len(target) == 150
     assert all(len(set(v)) == 5 for v in target.values())
-    assert joblib.load(out / "model.joblib")["format"] == "skals-model"
+    assert _saved(out / "model.joblib")["format"] == "skals-model"
     png = out / "grid_scores.png"
     if with_matplotlib:
         assert png.read_bytes()[:4] == b"\x89PNG"
@@ -490,14 +499,22 @@ def test_model_that_is_not_a_skals_model(files, tmp_path, capsys):
             ]
         )
         assert code == 1
-        assert "is not a skals model" in _error_line(capsys)
+        line = _error_line(capsys)
+        if path == pickled:
+            assert "is a pickle" in line and "--allow-pickle" in line
+        else:
+            assert "is not a skals model" in line
 
 
 def test_model_of_another_version_warns(files, model, tmp_path, capsys):
-    saved = joblib.load(model)
-    saved["skals_version"] = "0.0.1"
     old = tmp_path / "old.joblib"
-    joblib.dump(saved, old)
+    with zipfile.ZipFile(model) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    header = json.loads(members["skals.json"])
+    members["skals.json"] = json.dumps({**header, "skals_version": "0.0.1"}).encode()
+    with zipfile.ZipFile(old, "w") as zf:
+        for n, data in members.items():
+            zf.writestr(n, data)
     out = tmp_path / "pred.json"
     assert (
         main(["predict", str(old), str(files["test"]), "--output", str(out), "-q"]) == 0
@@ -621,7 +638,7 @@ def test_tune_n_jobs_gives_the_same_search(files, tmp_path, capsys):
         args = ["tune", str(files["train"]), "--model", str(model), "--grid"]
         args += [str(grid), "--iterations", "2", "--num-threads", "1"]
         assert main([*args, "--n-jobs", jobs, "--random-state", "0", "-q"]) == 0
-        saved[jobs] = joblib.load(model)
+        saved[jobs] = _saved(model)
         out = capsys.readouterr().out
         assert out.count("\n") > 4  # the cv table
     assert saved["1"]["best_params"] == saved["2"]["best_params"]
@@ -688,3 +705,105 @@ def test_lazy_top_level_names_are_the_modules_objects():
         assert getattr(skals, name) is not None
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         skals.nope  # noqa: B018
+
+
+# ---------------------------------------------- outputs that are inputs (19)
+@pytest.mark.parametrize("link", [False, True])
+def test_output_that_is_an_input_is_refused_before_any_work(
+    files, model, tmp_path, capsys, link
+):
+    train = tmp_path / "train.parquet"
+    train.write_bytes(files["train"].read_bytes())
+    before = train.read_bytes()
+    same = tmp_path / "alias.parquet"
+    if link:
+        same.symlink_to(train)
+    else:
+        same = train
+    assert main(["fit", str(train), "--model", str(same), "-q", *FAST]) == 1
+    assert "is the same file as TRAIN" in _error_line(capsys)
+    assert main(["tune", str(train), "--model", str(same), "-q", *FAST]) == 1
+    assert "is the same file as TRAIN" in _error_line(capsys)
+    grid = tmp_path / "grid.json"
+    grid.write_text('{"factors": [4]}')
+    code = main(["tune", str(train), "--model", str(grid), "--grid", str(grid), "-q"])
+    assert code == 1 and "is the same file as grid" in _error_line(capsys)
+    assert train.read_bytes() == before and grid.read_text() == '{"factors": [4]}'
+
+    mod = tmp_path / "m.joblib"
+    mod.write_bytes(model.read_bytes())
+    alias = tmp_path / "m-alias"
+    if link:
+        alias.symlink_to(mod)
+    else:
+        alias = mod
+    for output, what in ((alias, "MODEL"), (train, "EVENTS")):
+        code = main(["predict", str(mod), str(train), "--output", str(output), "-q"])
+        assert code == 1 and f"is the same file as {what}" in _error_line(capsys)
+    assert mod.read_bytes() == model.read_bytes() and train.read_bytes() == before
+
+
+def test_replacing_another_existing_file_is_said_in_one_line(
+    files, model, tmp_path, capsys
+):
+    out = tmp_path / "p.json"
+    out.write_text("old")
+    args = ["predict", str(model), str(files["test"]), "--output", str(out)]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert err.count("exists: it will be replaced") == 1
+    _check_target(out, files["sessions"], k=5)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+# ----------------------------------------------------- ids read exactly (19)
+def test_csv_ids_with_leading_zeros_come_back_as_written(tmp_path, capsys):
+    events = make_sessions(400, n_items=40, random_state=2)
+    as_text = events.with_columns(
+        pl.format("00{}", pl.col("session_id")).alias("session_id"),
+        pl.format("0{}", pl.col("partnumber")).alias("partnumber"),
+        pl.when(pl.col("user_id").is_not_null())
+        .then(pl.format("000{}", pl.col("user_id").cast(pl.Int64)))
+        .alias("user_id"),
+    )
+    train_idx, test_idx = next(SessionHoldoutSplit(1, test_size=0.2).split(as_text))
+    train, test = as_text[train_idx], as_text[test_idx].drop("add_to_cart")
+    train.write_csv(tmp_path / "train.csv")
+    test.write_csv(tmp_path / "test.csv")
+    model, out = tmp_path / "m.skals", tmp_path / "p.json"
+    assert main(["fit", str(tmp_path / "train.csv"), "--model", str(model), "-q"]) == 0
+    args = ["predict", str(model), str(tmp_path / "test.csv"), "--output", str(out)]
+    assert main([*args, "-q"]) == 0
+    target = json.loads(out.read_text())["target"]
+    assert set(target) == set(test["session_id"].to_list())
+    items = set(train["partnumber"].to_list())
+    assert all(isinstance(i, str) and i in items for v in target.values() for i in v)
+    # the fitted vocabulary holds the ids as written
+    fitted = skals.load(model)
+    assert fitted.steps[-1][1].item_ids_.dtype == pl.String
+
+
+def test_predict_reads_a_01x_pickle_only_with_allow_pickle(
+    files, model, tmp_path, capsys
+):
+    old = tmp_path / "old.joblib"
+    saved = _saved(model)
+    joblib.dump(
+        {
+            "format": "skals-model",
+            "format_version": 1,
+            "skals_version": __version__,
+            "columns": saved["columns"],
+            "pipeline": saved["pipeline"],
+        },
+        old,
+    )
+    out = tmp_path / "p.json"
+    args = ["predict", str(old), str(files["test"]), "--output", str(out), "-q"]
+    assert main(args) == 1
+    line = _error_line(capsys)
+    assert "is a pickle" in line and "--allow-pickle" in line
+    assert not out.exists()
+    assert main([*args, "--allow-pickle"]) == 0
+    assert "unpickling runs whatever code" in capsys.readouterr().err
+    _check_target(out, files["sessions"], k=5)

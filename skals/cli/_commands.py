@@ -10,6 +10,7 @@ the user's files, building the pipeline from the options, and printing.
 from __future__ import annotations
 
 import json
+import os
 import time
 import warnings
 from pathlib import Path
@@ -18,6 +19,7 @@ import polars as pl
 from sklearn.model_selection import GridSearchCV, ParameterGrid
 
 from .. import _plot, io
+from .._atomic import atomic_path
 from ..datasets import make_sessions
 from ..metrics import make_session_scorer
 from ..model_selection import SessionHoldoutSplit, reveal_first_n
@@ -33,8 +35,11 @@ from . import _report
 from ._options import ROLES, Columns
 from ._report import CLIError, log, one_line
 
-
 # ------------------------------------------------------------------ input
+#: Roles whose columns hold ids: read from CSV as strings, never guessed.
+ID_ROLES = ("session", "user", "item")
+
+
 def check_output(path, what: str) -> None:
     """Fail before the work, not after it, if ``path`` cannot be written."""
     p = Path(path)
@@ -46,6 +51,36 @@ def check_output(path, what: str) -> None:
         )
 
 
+def check_not_inputs(outputs, inputs) -> None:
+    """Refuse an output that is the same file as an input (before any work).
+
+    ``outputs`` and ``inputs`` are ``(path or None, what)`` pairs. Symlinks
+    and other names of one file are caught by :func:`os.path.samefile`. An
+    output that is another existing file is replaced, and said in one line.
+    """
+
+    def same(a, b) -> bool:
+        if os.path.exists(a) and os.path.exists(b):
+            return os.path.samefile(a, b)
+        return os.path.realpath(a) == os.path.realpath(b)
+
+    seen = []
+    for path, what in outputs:
+        if path is None:
+            continue
+        for other, other_what in [*inputs, *seen]:
+            if other is not None and same(path, other):
+                raise CLIError(
+                    f"{what} {str(path)!r} is the same file as {other_what} "
+                    f"{str(other)!r}; writing it would destroy the "
+                    f"{other_what}. Give another path."
+                )
+        seen.append((path, what))
+    for path, what in outputs:
+        if path is not None and os.path.isfile(path):
+            log.info("%s %s exists: it will be replaced", what, path)
+
+
 def _existing_file(path: str, what: str) -> Path:
     p = Path(path)
     if not p.exists():
@@ -55,8 +90,12 @@ def _existing_file(path: str, what: str) -> Path:
     return p
 
 
-def _scan(path: str, what: str) -> pl.LazyFrame:
-    """A lazy scan of a parquet file (by its magic bytes) or a CSV file."""
+def _scan(path: str, what: str, ids=()) -> pl.LazyFrame:
+    """A lazy scan of a parquet file (by its magic bytes) or a CSV file.
+
+    The CSV columns named in ``ids`` are read as strings, as written: a
+    guess would read ``000123`` as the integer 123.
+    """
     p = _existing_file(path, what)
     try:
         with p.open("rb") as fh:
@@ -72,7 +111,12 @@ def _scan(path: str, what: str) -> pl.LazyFrame:
             f"{what} file {path!r} looks like JSON, not a table; give a parquet "
             "or CSV event log."
         )
-    return pl.scan_csv(p, try_parse_dates=True, infer_schema_length=None)
+    return pl.scan_csv(
+        p,
+        try_parse_dates=True,
+        infer_schema_length=None,
+        schema_overrides=dict.fromkeys(ids, pl.String),
+    )
 
 
 def _names(names: list[str], limit: int = 8, width: int = 32) -> str:
@@ -90,7 +134,12 @@ def read_events(
     ``required`` and ``optional`` are roles of :class:`Columns`; ``rename``
     maps names in the file to the names the model expects.
     """
-    lf = _scan(path, what)
+    # the id columns by their names in the file (before ``rename``)
+    back = {model: given for given, model in (rename or {}).items()}
+    ids = [
+        back.get(name, name) for r in ID_ROLES if (name := getattr(cols, r)) is not None
+    ]
+    lf = _scan(path, what, ids)
     try:
         if rename:
             lf = lf.rename(rename, strict=False)
@@ -288,6 +337,7 @@ def grid_search(
 def cmd_fit(args, mode: str) -> int:
     cols = _columns(args)
     check_output(args.model, "MODEL")
+    check_not_inputs([(args.model, "MODEL")], [(args.train, "TRAIN")])
     final = recommender(args.recommender)
     required = ("session", "user", "item", "cart", "segment")
     if needs_event_order(final):
@@ -316,7 +366,15 @@ def cmd_predict(args, mode: str) -> int:
     check_output(args.output, "output")
     if not Path(args.model).is_file():
         _existing_file(args.model, "MODEL")
-    pipe, info = io.load(args.model, return_metadata=True)
+    check_not_inputs(
+        [(args.output, "output")], [(args.model, "MODEL"), (args.events, "EVENTS")]
+    )
+    pipe, info = io.load(
+        args.model,
+        return_metadata=True,
+        trusted=args.trust,
+        allow_pickle=args.allow_pickle,
+    )
     cols = Columns(**{r: info["columns"].get(r) for r in ROLES})
     rename = {
         given: getattr(cols, r)
@@ -355,6 +413,10 @@ def cmd_tune(args, mode: str) -> int:
     for path, what in ((args.model, "MODEL"), (args.report, "report")):
         if path is not None:
             check_output(path, what)
+    check_not_inputs(
+        [(args.model, "MODEL"), (args.report, "report")],
+        [(args.train, "TRAIN"), (args.grid, "grid")],
+    )
     grid = read_grid(args.grid) if args.grid else DEFAULT_GRIDS[args.recommender]
     required = ("session", "user", "item", "cart", "time", "segment")
     events = read_events(args.train, "TRAIN", cols, required)
@@ -386,7 +448,8 @@ def cmd_tune(args, mode: str) -> int:
     )
     print(f"wrote {args.model}")
     if args.report:
-        _report.plot_search(search, args.report)
+        with atomic_path(args.report) as tmp:
+            _report.plot_search(search, tmp)
         print(f"wrote {args.report}")
     return 0
 
@@ -399,6 +462,11 @@ def cmd_demo(args, mode: str) -> int:
     # here, and not worth a warning per scored fit
     warnings.filterwarnings("ignore", "InteractionMatrixBuilder: dropped", UserWarning)
     out = Path(args.out)
+    outputs = ("predictions.json", "model.joblib", "grid_scores.png")
+    if out.is_dir():
+        check_not_inputs(
+            [(out / name, name) for name in outputs], [(args.grid, "grid")]
+        )
     out.mkdir(parents=True, exist_ok=True)
     cols, k, n_revealed, rs = Columns(), 5, 3, args.random_state
     events = make_sessions(args.n_sessions, random_state=rs)
@@ -465,7 +533,8 @@ def cmd_demo(args, mode: str) -> int:
     print(f"wrote {out / 'model.joblib'}: the tuned pipeline (skals predict reads it)")
     why = _plot.missing_matplotlib()
     if why is None:
-        _report.plot_search(search, out / "grid_scores.png")
+        with atomic_path(out / "grid_scores.png") as tmp:
+            _report.plot_search(search, tmp)
         print(f"wrote {out / 'grid_scores.png'}: the grid-search scores")
     else:
         print(f"no plot written: {why}")

@@ -146,6 +146,20 @@ def _add_predict(predict) -> None:
         default=5,
         help="items per session (default: %(default)s)",
     )
+    predict.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="read a skals 0.1.x model file (a pickle: loading it runs code from "
+        "the file; only for a file you trust)",
+    )
+    predict.add_argument(
+        "--trust",
+        metavar="TYPE",
+        action="append",
+        default=None,
+        help="trust this type in MODEL (as the error for an untrusted file names "
+        "it); repeat for several",
+    )
     _add_columns(predict, from_model=True)
 
 
