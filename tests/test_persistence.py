@@ -367,3 +367,43 @@ def test_pickle_module_payload_is_refused_too(tmp_path):
     with pytest.raises(ValueError, match="is a pickle"):
         skals.load(path)
     assert not marker.exists()
+
+
+# ------------------------------------------------------ blend memory keys
+class _CountingPopularity(skals.PopularityRecommender):
+    fits = 0
+
+    def fit(self, X, y=None):
+        type(self).fits += 1
+        return super().fit(X, y)
+
+
+def test_blend_memory_is_keyed_by_versions(tmp_path, monkeypatch):
+    """An upgrade of skals or implicit never serves a fit of the old code."""
+    import importlib.metadata
+
+    import skals._version
+
+    X = sp.csr_matrix(np.kron(np.eye(3), np.ones((4, 5))))
+
+    def fits():
+        _CountingPopularity.fits = 0
+        blend = skals.BlendRecommender(
+            [("a", _CountingPopularity()), ("b", skals.RepeatRecommender())],
+            memory=str(tmp_path),
+        )
+        blend.fit(X)
+        return _CountingPopularity.fits
+
+    assert fits() == 1
+    assert fits() == 0  # served from the cache
+    monkeypatch.setattr(skals._version, "__version__", "99.0")
+    assert fits() == 1
+    assert fits() == 0
+    real = importlib.metadata.version
+    monkeypatch.setattr(
+        importlib.metadata,
+        "version",
+        lambda name: "9.9.9" if name == "implicit" else real(name),
+    )
+    assert fits() == 1

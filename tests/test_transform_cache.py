@@ -318,3 +318,28 @@ def test_grid_search_results_equal_with_and_without_cache(events):
     # per cart weight one encoder and one builder, were computed
     assert (memory.misses, memory.hits) == (2 * (1 + 2 + 2), 24 - 10)
     np.testing.assert_array_equal(with_cache, without)
+
+
+def test_object_ids_as_ints_and_as_strs_are_different_keys(events):
+    """The same ids as Python ints and as strs in object columns (issue 19)."""
+    memory = FrameCache()
+    as_int = events.to_pandas()
+    as_int["partnumber"] = as_int["partnumber"].astype(object)
+    as_str = as_int.copy()
+    as_str["partnumber"] = as_str["partnumber"].map(str).astype(object)
+    assert as_int["partnumber"].dtype == as_str["partnumber"].dtype == object
+    # the hash pandas gives both is the same: only the value types differ
+    assert pd.util.hash_pandas_object(as_int).equals(pd.util.hash_pandas_object(as_str))
+    first = preprocessing(memory).fit_transform(as_int)
+    second = preprocessing(memory).fit_transform(as_str)
+    assert memory.hits == 0
+    assert first.item_ids.dtype == pl.Int64
+    assert second.item_ids.dtype == pl.String
+    # a mixed column is neither (it may be refused; it must not be a hit)
+    mixed = as_int.copy()
+    mixed.loc[0, "partnumber"] = str(mixed.loc[0, "partnumber"])
+    with pytest.raises((TypeError, ValueError, pl.exceptions.PolarsError)):
+        preprocessing(memory).fit_transform(mixed)
+    assert memory.hits == 0
+    preprocessing(memory).fit_transform(as_str.copy())
+    assert memory.hits == 3

@@ -230,3 +230,39 @@ def test_iteration_halving_search_with_checkpoints(sweeps):
     )
     assert n_cold == 2 * (9 * 1 + 3 * 3 + 1 * 9)
     assert sum(sweeps) == 2 * (9 * 1 + 3 * 2 + 1 * 6)
+
+
+def test_checkpoints_are_thread_safe():
+    """Four threads hammering put/get/nbytes: no error, the budget holds."""
+    import sys
+    import threading
+
+    factors = np.ones((50, 4), dtype=np.float32)  # 800 bytes each
+    store = FactorCheckpoints(max_bytes=20 * 2 * factors.nbytes)
+    errors = []
+
+    def hammer(seed):
+        rng = np.random.default_rng(seed)
+        try:
+            for _ in range(3_000):
+                key = int(rng.integers(60))
+                store.put(key, int(rng.integers(1, 5)), factors, factors)
+                entry = store.get(key, 10)
+                assert entry is None or entry[0] <= 10
+                assert store.nbytes <= store.max_bytes
+                len(store)
+        except Exception as exc:  # pragma: no cover - the failure reported
+            errors.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=hammer, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    assert 0 < len(store) <= 20

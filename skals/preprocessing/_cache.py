@@ -49,7 +49,18 @@ def _pandas_fingerprint(X, h) -> None:
 
     h.update(repr(("pandas", X.shape, list(map(str, X.columns)))).encode())
     h.update(repr([str(t) for t in X.dtypes]).encode())
+    # hash_pandas_object hashes an object column by the values' string
+    # forms: the integer 7 and the string "7" share a hash. The inferred
+    # type of each object column tells them apart, and in a mixed column
+    # the type of every value does.
     try:
+        for name in X.columns[[str(t) == "object" for t in X.dtypes]]:
+            col = X[name]
+            kind = pd.api.types.infer_dtype(col, skipna=False)
+            h.update(repr((str(name), kind)).encode())
+            if kind.startswith("mixed"):
+                types = col.map(lambda v: type(v).__qualname__)
+                h.update(pd.util.hash_pandas_object(types, index=False).to_numpy())
         rows = pd.util.hash_pandas_object(X, index=True)
     except Exception as exc:  # e.g. unhashable objects in a column
         raise _Uncacheable(str(exc)) from exc

@@ -17,9 +17,26 @@ from ._popularity import FallbackMixin, PopularityRecommender
 from ._repeat import eligible_columns, fill_ranked, row_mask, sparse_topk
 
 
-def _fit_component(estimator, X):
-    """Fit one (already cloned) component; what ``memory`` caches."""
+def _fit_component(estimator, X, versions):
+    """Fit one (already cloned) component; what ``memory`` caches.
+
+    ``versions`` (skals, implicit, the component's class) is part of the
+    cache key only: an upgrade or another class never serves an old fit.
+    """
     return estimator.fit(X)
+
+
+def _cache_versions(estimator) -> tuple:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .._version import __version__
+
+    try:
+        implicit = version("implicit")
+    except PackageNotFoundError:  # pragma: no cover - a dependency
+        implicit = None
+    cls = type(estimator)
+    return (__version__, implicit, f"{cls.__module__}.{cls.__qualname__}")
 
 
 def normalise(ids, scores, method: str) -> np.ndarray:
@@ -94,6 +111,8 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         Candidates asked of each component per row.
     memory : str, joblib.Memory or None, default=None
         Cache of the components' fits (see above). ``None``: no caching.
+        Its entries are pickles (joblib's): like ``Pipeline(memory=)``'s, the
+        directory must be private to you.
     k : int, default=5
         Items per answer.
     filter_already_liked_items : bool, default=False
@@ -293,7 +312,7 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         active = self._active()
         self._fit_input(X)
         fit_one = check_memory(self.memory).cache(_fit_component)
-        fitted = [fit_one(clone(est), X) for _, est, _ in active]
+        fitted = [fit_one(clone(est), X, _cache_versions(est)) for _, est, _ in active]
         self.estimators_ = fitted
         self.named_estimators_ = Bunch(
             **{name: est for (name, _, _), est in zip(active, fitted, strict=True)}

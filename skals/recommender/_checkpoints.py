@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from numbers import Integral
 
@@ -71,6 +72,8 @@ class FactorCheckpoints:
             raise ValueError(f"max_bytes must be an integer, got {max_bytes!r}.")
         self.max_bytes = int(max_bytes)
         self._entries: OrderedDict = OrderedDict()
+        # a search with threads (n_jobs and the threading backend) shares it
+        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         return f"FactorCheckpoints(max_bytes={self.max_bytes})"
@@ -82,30 +85,35 @@ class FactorCheckpoints:
         return (type(self), (self.max_bytes,))  # arrives empty in workers
 
     def __len__(self) -> int:
-        return len(self._entries)
+        with self._lock:
+            return len(self._entries)
 
     @property
     def nbytes(self) -> int:
-        return sum(u.nbytes + i.nbytes for _, u, i in self._entries.values())
+        with self._lock:
+            return sum(u.nbytes + i.nbytes for _, u, i in self._entries.values())
 
     def get(self, key, max_iter: int):
         """``(n_iter, user_factors, item_factors)`` with ``n_iter <= max_iter``."""
-        entry = self._entries.get(key)
-        if entry is None or entry[0] > max_iter:
-            return None
-        self._entries.move_to_end(key)
-        return entry
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] > max_iter:
+                return None
+            self._entries.move_to_end(key)
+            return entry
 
     def put(self, key, n_iter: int, user_factors, item_factors) -> None:
         """Keep the factors after ``n_iter`` sweeps (unless more are kept)."""
-        old = self._entries.get(key)
-        if old is not None and old[0] >= n_iter:
-            return
-        self._entries[key] = (n_iter, user_factors, item_factors)
-        self._entries.move_to_end(key)
-        while self._entries and self.nbytes > self.max_bytes:
-            self._entries.popitem(last=False)
+        with self._lock:
+            old = self._entries.get(key)
+            if old is not None and old[0] >= n_iter:
+                return
+            self._entries[key] = (n_iter, user_factors, item_factors)
+            self._entries.move_to_end(key)
+            while self._entries and self.nbytes > self.max_bytes:
+                self._entries.popitem(last=False)
 
     def clear(self) -> None:
         """Drop every checkpoint."""
-        self._entries.clear()
+        with self._lock:
+            self._entries.clear()
