@@ -229,6 +229,19 @@ def _warn_unknown(model, unknown, users, sessions, unifier) -> None:
     )
 
 
+def _item_col(item_col, schema) -> str:
+    """The item column name of :func:`to_long`'s result."""
+    if item_col is not None:
+        return item_col
+    if schema is None:
+        return "item"
+    from .schema import Schema, schema_of
+
+    if not isinstance(schema, Schema):
+        schema = schema_of(schema)
+    return schema.item
+
+
 def _fold_in_requests(pre, model, events, keys, sessions, k):
     """Answers for the requests, from their rows of ``events`` (if any)."""
     if pre is None:
@@ -256,13 +269,16 @@ def _fold_in_requests(pre, model, events, keys, sessions, k):
         segments = pl.select(
             pl.when(pl.lit(pl.Series(found))).then(pl.lit(seg))
         ).to_series()
+    matrix = sp.csr_matrix(pick @ im.matrix, dtype=np.float32)
+    matrix.sort_indices()
     recency = row_times = None
     if im.recency is not None:  # the order of events (session models)
         recency = sp.csr_matrix(pick @ im.recency, dtype=np.float32)
+        recency.sort_indices()
     if im.row_times is not None:
         row_times = np.where(found, np.asarray(im.row_times)[rows], np.nan)
     request = InteractionMatrix(
-        matrix=sp.csr_matrix(pick @ im.matrix, dtype=np.float32),
+        matrix=matrix,
         row_ids=keys,
         row_keys=keys,
         item_ids=model.item_ids_,
@@ -276,7 +292,7 @@ def _fold_in_requests(pre, model, events, keys, sessions, k):
     return model._predict(request, k), im.kind
 
 
-def to_long(answers, *, item_col="item"):
+def to_long(answers, *, item_col=None, schema=None):
     """Answers (or similar items) in long format: one row per recommended item.
 
     Parameters
@@ -285,9 +301,15 @@ def to_long(answers, *, item_col="item"):
         What ``predict``, :func:`recommend`, ``recommend_keys`` or
         ``similar_items`` return: id columns, a list column of item ids
         (``recommendations`` or ``similar_items``) and ``scores``.
-    item_col : str, default="item"
+    item_col : str or None, default=None
         Name of the item column of the result (e.g. the catalogue's
-        ``"partnumber"``, to join product metadata on).
+        ``"partnumber"``, to join product metadata on). ``None``: the item
+        column of ``schema`` (``"item"`` without one); for similar items,
+        whose frame already has that column (the queried item), the result's
+        column is ``"similar_<name>"``.
+    schema : Schema, Pipeline or None, default=None
+        The event log's columns (:class:`~skals.Schema`), or the fitted
+        pipeline they are read from (:func:`skals.schema.schema_of`).
 
     Returns
     -------
@@ -305,7 +327,10 @@ def to_long(answers, *, item_col="item"):
     ...                         "scores": [[0.9, 0.5], [0.7]]})
     >>> skals.to_long(answers, item_col="partnumber").rows()
     [(7, 1, 3, 0.9), (7, 2, 1, 0.5), (8, 1, 2, 0.7)]
+    >>> skals.to_long(answers, schema=skals.Schema(item="sku")).columns
+    ['session_id', 'rank', 'sku', 'score']
     """
+    item_col, defaulted = _item_col(item_col, schema), item_col is None
     library = "polars"
     if type(answers).__module__.startswith("pandas"):
         library = "pandas"
@@ -323,6 +348,8 @@ def to_long(answers, *, item_col="item"):
             f"'scores'; got list columns {lists!r}."
         )
     (items_col,) = items
+    if defaulted and item_col in answers.columns and item_col != items_col:
+        item_col = f"similar_{item_col}"  # the queried item holds the name
     if item_col in answers.columns and item_col != items_col:
         raise ValueError(
             f"to_long: the answers already have a column {item_col!r}; "

@@ -18,7 +18,7 @@ from .._sklearn import Interval, validate_parameter_constraints
 from .._warnings import warn
 from ..preprocessing._builder import InteractionMatrix
 from ..preprocessing._confidence import CART_COUNT, VIEW_COUNT
-from ._calls import MODEL, SOURCE, check_not_event_log, supports, unsupported
+from ._calls import MODEL, SOURCE, check_not_event_log
 
 #: Column names of the answers frame.
 RECOMMENDATIONS, SCORES = "recommendations", "scores"
@@ -107,6 +107,51 @@ def to_key_grain(im: InteractionMatrix) -> tuple[sp.csr_matrix, pl.Series]:
     )
     matrix.sum_duplicates()
     return matrix, vocab
+
+
+#: Why a model may lack a call, for :func:`unsupported`.
+_WHY = {
+    "similar_items": "it has no item-item similarity",
+    "explain": "its scores do not split into contributions",
+}
+
+
+def supports(cls, call: str) -> bool:
+    """Whether the recommender class ``cls`` defines ``call`` itself.
+
+    ``similar_items`` is defined by a ``_similar_ranked`` of its own,
+    ``explain`` by an ``explain`` of its own (the base's raise).
+    """
+    attr = "_similar_ranked" if call == "similar_items" else call
+    return getattr(cls, attr) is not getattr(BaseRecommender, attr)
+
+
+def public_recommenders() -> list:
+    """The skals recommender classes loaded so far (public names only)."""
+    found, stack = set(), list(BaseRecommender.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if cls.__module__.startswith("skals.") and not cls.__name__.startswith(
+            ("Base", "_")
+        ):
+            found.add(cls)
+    return sorted(found, key=lambda c: c.__name__)
+
+
+def unsupported(model, call: str) -> str:
+    """The message of the ``NotImplementedError`` of an undefined call."""
+    name = type(model).__name__
+    having = [c.__name__ for c in public_recommenders() if supports(c, call)]
+    having = [
+        f"{n} (when one of its components has it)" if n == "BlendRecommender" else n
+        for n in having
+    ]
+    return (
+        f"{name} does not define {call}: {_WHY[call]}. {call} is defined for "
+        f"{', '.join(having) or 'no loaded model'} (see the table in the docs' "
+        "recommendation_calls page)."
+    )
 
 
 class BaseRecommender(BaseEstimator):

@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_memory
 from sklearn_compat.base import _fit_context
 
 from .._sklearn import HasMethods, Interval, StrOptions
-from ._base import BaseRecommender, quiet_answers
+from ._base import BaseRecommender, quiet_answers, unsupported
 from ._calls import BLEND, FALLBACK
 from ._popularity import FallbackMixin, PopularityRecommender
 from ._repeat import eligible_columns, fill_ranked, row_mask, sparse_topk
@@ -358,15 +358,20 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
 
     def _sum_normalised(self, ranked, n: int) -> sp.csr_matrix:
         """``sum_c w_c * normalise(ranked_c)`` as a sparse rows x items matrix."""
-        total = sp.csr_matrix((n, self.n_features_in_), dtype=np.float64)
+        rows, cols, vals = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [[]]
         for w, (ids, scores, _) in ranked:
             norm = w * normalise(ids, scores, self.normalization)
             valid = ids >= 0
-            rows = np.broadcast_to(np.arange(n)[:, None], ids.shape)[valid]
-            total = total + sp.csr_matrix(
-                (norm[valid], (rows, ids[valid])), shape=(n, self.n_features_in_)
-            )
-        return sp.csr_matrix(total)
+            rows.append(np.broadcast_to(np.arange(n)[:, None], ids.shape)[valid])
+            cols.append(ids[valid])
+            vals.append(norm[valid])
+        # one COO sum: a candidate normalised to 0 stays a stored entry
+        total = sp.coo_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(n, self.n_features_in_),
+        ).tocsr()
+        total.sum_duplicates()
+        return total
 
     def _training_keys(self):
         return self.user_ids_
@@ -428,8 +433,6 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         """The components' similar items, normalised and weighted."""
         having = [(e, w) for e, w in self._weighted() if e._supports("similar_items")]
         if not having:
-            from ._calls import unsupported
-
             raise NotImplementedError(unsupported(self, "similar_items"))
         n_cand = min(self.n_candidates, self.n_features_in_)
         with quiet_answers():

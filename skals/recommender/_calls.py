@@ -23,54 +23,6 @@ NEIGHBORS, REPEAT, BLEND, MODEL = "neighbors", "repeat", "blend", "model"
 #: Column names of :func:`similar_items` and :func:`explain`.
 SIMILAR, CONFIDENCE, CONTRIBUTION = "similar_items", "confidence", "contribution"
 
-#: Why a model may lack a call, for :func:`unsupported`.
-_WHY = {
-    "similar_items": "it has no item-item similarity",
-    "explain": "its scores do not split into contributions",
-}
-
-
-def supports(cls, call: str) -> bool:
-    """Whether the recommender class ``cls`` defines ``call`` itself.
-
-    ``similar_items`` is defined by a ``_similar_ranked`` of its own,
-    ``explain`` by an ``explain`` of its own (the base's raise).
-    """
-    from ._base import BaseRecommender
-
-    attr = "_similar_ranked" if call == "similar_items" else call
-    return getattr(cls, attr) is not getattr(BaseRecommender, attr)
-
-
-def public_recommenders() -> list:
-    """The skals recommender classes loaded so far (public names only)."""
-    from ._base import BaseRecommender
-
-    found, stack = set(), list(BaseRecommender.__subclasses__())
-    while stack:
-        cls = stack.pop()
-        stack.extend(cls.__subclasses__())
-        if cls.__module__.startswith("skals.") and not cls.__name__.startswith(
-            ("Base", "_")
-        ):
-            found.add(cls)
-    return sorted(found, key=lambda c: c.__name__)
-
-
-def unsupported(model, call: str) -> str:
-    """The message of the ``NotImplementedError`` of an undefined call."""
-    name = type(model).__name__
-    having = [c.__name__ for c in public_recommenders() if supports(c, call)]
-    having = [
-        f"{n} (when one of its components has it)" if n == "BlendRecommender" else n
-        for n in having
-    ]
-    return (
-        f"{name} does not define {call}: {_WHY[call]}. {call} is defined for "
-        f"{', '.join(having) or 'no loaded model'} (see the table in the docs' "
-        "recommendation_calls page)."
-    )
-
 
 def frame_kind_of(model) -> FrameKind:
     """The dataframe library of the model's training input (polars if unknown)."""
