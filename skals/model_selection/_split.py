@@ -188,6 +188,12 @@ class TemporalSplit(_EventLogSplit):
     schema : Schema or None, default=None
         The event log's column names (:class:`~skals.schema.Schema`), the
         same object the pipeline was built with.
+        A splitter must be given it: scikit-learn's searches call
+        ``cv.split(X, y, groups)`` with the data alone, never with the
+        estimator, so a splitter cannot read the pipeline's columns. The
+        scorers can (a search calls ``scorer(estimator, X)`` with the fitted
+        pipeline) and need no schema; ``EarlyStoppingPipeline`` sees its own
+        steps.
 
     See Also
     --------
@@ -297,6 +303,12 @@ class SessionHoldoutSplit(_EventLogSplit):
         The event log's column names (:class:`~skals.schema.Schema`), the
         same object the pipeline was built with
         (:func:`~skals.schema.make_recommender_pipeline`).
+        A splitter must be given it: scikit-learn's searches call
+        ``cv.split(X, y, groups)`` with the data alone, never with the
+        estimator, so a splitter cannot read the pipeline's columns. The
+        scorers can (a search calls ``scorer(estimator, X)`` with the fitted
+        pipeline) and need no schema; ``EarlyStoppingPipeline`` sees its own
+        steps.
 
     See Also
     --------
