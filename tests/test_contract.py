@@ -307,6 +307,20 @@ def test_knn_explain_names_the_neighbours(events):
     assert scores["a"] == pytest.approx(why["contribution"].sum())
     with pytest.raises(ValueError, match="key='u_999' was not seen"):
         model.explain("a", ["d"], key="u_999")
+    # a key alone: its training sessions' items, as recommend_keys answers it
+    keys = model.recommend_keys(["u_7"], k=5)
+    scores = dict(zip(keys["recommendations"][0], keys["scores"][0], strict=True))
+    why = model.explain("e", key="u_7")
+    assert why["contribution"].sum() == pytest.approx(scores["e"])
+    # the sessions holding e, each similarity 1/2 (one of {a, d}): a tie, the
+    # more recent first
+    assert why["sid"].to_list() == [5, 4]
+    np.testing.assert_allclose(why["contribution"].to_list(), [0.5, 0.5])
+    # with a one-row InteractionMatrix and a key, both join the query
+    both = model.explain("e", im, key="u_7")
+    assert both["contribution"].sum() > 0
+    with pytest.raises(ValueError, match="give a context, a key or both"):
+        model.explain("e")
 
 
 def test_blend_sources_and_similar_items(events):

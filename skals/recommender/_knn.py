@@ -939,7 +939,8 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
                     f"context: an InteractionMatrix with one row is needed, got "
                     f"{context.matrix.shape[0]}; select the row first."
                 )
-            return context.matrix, keys or context.row_keys, context, use_history
+            row_keys = keys if keys is not None else context.row_keys
+            return context.matrix, row_keys, context, use_history
         if context is None:
             if key is None:
                 raise ValueError("explain: give a context, a key or both.")
