@@ -25,14 +25,27 @@ def check_unique_names(names, where="input") -> None:
         raise ValueError(f"Duplicate column names in the {where}: {dup!r}.")
 
 
-def check_required(names, required, where: str) -> None:
-    """Raise a ``ValueError`` naming the required columns that are missing."""
+def check_required(names, required, where: str, fields=None) -> None:
+    """Raise a ``ValueError`` naming the required columns that are missing.
+
+    ``fields`` maps a column to the :class:`~skals.schema.Schema` field it
+    came from, when the caller was given a schema: the hint then names the
+    schema's field, the user's vocabulary, not the step's parameter.
+    """
     names = set(names)
     missing = [c for c in required if c not in names]
     if missing:
+        if fields:
+            given = ", ".join(f"{fields[c]}={c!r}" for c in missing if c in fields)
+            hint = (
+                f"The column names come from the Schema ({given}): build it "
+                "with the log's own names, e.g. Schema(session=..., time=...)."
+            )
+        else:
+            hint = f"Column names are parameters of {where}."
         raise ValueError(
             f"{where}: missing required column(s) {missing!r}; the input has "
-            f"{sorted(names)!r}. Column names are parameters of {where}."
+            f"{sorted(names)!r}. {hint}"
         )
 
 

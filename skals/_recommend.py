@@ -134,15 +134,16 @@ def recommend(pipeline, *, user_id=None, session_id=None, events=None, k=None):
                 f"recommend: request {i} has neither a user nor a session id."
             )
         keys.append(u_prefix + u if u is not None else s_prefix + s)
-    key_series = pl.Series(model.key_name_, keys, dtype=pl.String)
-    if model.user_ids_ is not None and model.user_ids_.dtype != pl.String:
-        key_series = key_series.cast(model.user_ids_.dtype, strict=False)
-
     if model.item_ids_ is None:
         raise ValueError(
             "recommend: the model was fitted on a plain matrix, which has no "
             "ids; fit it on the InteractionMatrix of InteractionMatrixBuilder."
         )
+    key_series = pl.Series(model.key_name_, keys, dtype=pl.String)
+    train = model._training_keys()
+    if train is not None and train.dtype != pl.String:
+        key_series = key_series.cast(train.dtype, strict=False)
+    key_series = _logged_in_sessions(model, key_series, users, sessions)
     k = model.k if k is None else k
     if events is None:
         with quiet_answers():  # unknown ids are counted below (this thread)
@@ -152,25 +153,93 @@ def recommend(pipeline, *, user_id=None, session_id=None, events=None, k=None):
         answers, kind = _fold_in_requests(pre, model, events, key_series, sessions, k)
     if SOURCE in answers.columns:
         unknown = (answers[SOURCE] == FALLBACK).to_numpy()
+        unknown &= ~model._known_keys(key_series)
         if unknown.any():
-            shown = [
-                f"{user_col}={u!r}" if u is not None else f"{session_col}={s!r}"
-                for u, s, bad in zip(users, sessions, unknown, strict=True)
-                if bad
-            ]
-            warn(
-                f"recommend: {int(unknown.sum())} of {n} requests have neither a "
-                f"history in the model nor a known event: {', '.join(shown[:5])}"
-                f"{' ...' if len(shown) > 5 else ''}; they are answered by the "
-                "fallback (source='fallback'). Give the ids as in the event "
-                "log, without the key prefix.",
-                UserWarning,
-            )
+            _warn_unknown(model, unknown, users, sessions, unifier)
     first = pl.DataFrame(
         [_id_column(user_col, users), _id_column(session_col, sessions)]
     )
     out = pl.concat([first, answers], how="horizontal")
     return to_native(out, kind)
+
+
+def _logged_in_sessions(model, keys, users, sessions):
+    """Session requests of training sessions keyed by their user.
+
+    The unifier keys a logged-in user's session by the user (``u_243``),
+    so its ``s_`` key is unknown; a model that keeps its training
+    sessions (session grain) knows the session's key.
+    """
+    pairs = zip(users, sessions, strict=True)
+    only_session = [u is None and s is not None for u, s in pairs]
+    if not any(only_session):
+        return keys
+    session_keys = model._session_keys(_id_column("session", sessions))
+    if session_keys is None:
+        return keys
+    found = session_keys.is_not_null() & pl.Series(only_session)
+    if not found.any():
+        return keys
+    resolved = session_keys.cast(keys.dtype, strict=False)
+    return (
+        pl.select(pl.when(pl.lit(found)).then(pl.lit(resolved)).otherwise(pl.lit(keys)))
+        .to_series()
+        .rename(keys.name)
+    )
+
+
+def _warn_unknown(model, unknown, users, sessions, unifier) -> None:
+    """Warn about requests answered by the fallback, with the likely cause."""
+    user_col = unifier.user_col if unifier is not None else "user_id"
+    session_col = unifier.session_col if unifier is not None else "session_id"
+    prefixes = (
+        (unifier.user_prefix, unifier.session_prefix) if unifier is not None else ()
+    )
+    bad = [(u, s) for u, s, b in zip(users, sessions, unknown, strict=True) if b]
+    shown = [
+        f"{user_col}={u!r}" if u is not None else f"{session_col}={s!r}" for u, s in bad
+    ]
+    hints = []
+    if model._key_answer == "fallback":
+        hints.append(
+            f"{type(model).__name__} keeps no training history and answers "
+            "from a request's own events: pass them as events=."
+        )
+    if any(
+        isinstance(v, str) and p and v.startswith(p)
+        for u, s in bad
+        for v in (u, s)
+        for p in prefixes
+    ):
+        hints.append("Give the ids as in the event log, without the key prefix.")
+    if model._key_answer == "history" and any(u is None for u, _ in bad):
+        grain = model._session_keys(pl.Series([], dtype=pl.Int64)) is not None
+        hints.append(
+            "These session ids are not training sessions of the model."
+            if grain
+            else "A logged-in user's session is keyed by its user: ask for it "
+            f"with {user_col}=, or fit at session grain to ask by {session_col}."
+        )
+    warn(
+        f"recommend: {int(unknown.sum())} of {unknown.size} requests have neither "
+        f"a history in the model nor a known event: {', '.join(shown[:5])}"
+        f"{' ...' if len(shown) > 5 else ''}; they are answered by the "
+        f"fallback (source='fallback'). {' '.join(hints)}".rstrip(),
+        UserWarning,
+    )
+
+
+def _item_col(item_col, schema) -> str:
+    """The item column name of :func:`to_long`'s result."""
+    if item_col is not None:
+        return item_col
+    if schema is None:
+        return "item"
+    from .schema import Schema, schema_of
+
+    if not isinstance(schema, Schema):
+        schema = schema_of(schema)
+    return schema.item
 
 
 def _fold_in_requests(pre, model, events, keys, sessions, k):
@@ -200,8 +269,16 @@ def _fold_in_requests(pre, model, events, keys, sessions, k):
         segments = pl.select(
             pl.when(pl.lit(pl.Series(found))).then(pl.lit(seg))
         ).to_series()
+    matrix = sp.csr_matrix(pick @ im.matrix, dtype=np.float32)
+    matrix.sort_indices()
+    recency = row_times = None
+    if im.recency is not None:  # the order of events (session models)
+        recency = sp.csr_matrix(pick @ im.recency, dtype=np.float32)
+        recency.sort_indices()
+    if im.row_times is not None:
+        row_times = np.where(found, np.asarray(im.row_times)[rows], np.nan)
     request = InteractionMatrix(
-        matrix=sp.csr_matrix(pick @ im.matrix, dtype=np.float32),
+        matrix=matrix,
         row_ids=keys,
         row_keys=keys,
         item_ids=model.item_ids_,
@@ -209,11 +286,13 @@ def _fold_in_requests(pre, model, events, keys, sessions, k):
         item_name=model.item_name_,
         row_segments=segments,
         kind=FrameKind("polars"),
+        row_times=row_times,
+        recency=recency,
     )
     return model._predict(request, k), im.kind
 
 
-def to_long(answers, *, item_col="item"):
+def to_long(answers, *, item_col=None, schema=None):
     """Answers (or similar items) in long format: one row per recommended item.
 
     Parameters
@@ -222,9 +301,15 @@ def to_long(answers, *, item_col="item"):
         What ``predict``, :func:`recommend`, ``recommend_keys`` or
         ``similar_items`` return: id columns, a list column of item ids
         (``recommendations`` or ``similar_items``) and ``scores``.
-    item_col : str, default="item"
+    item_col : str or None, default=None
         Name of the item column of the result (e.g. the catalogue's
-        ``"partnumber"``, to join product metadata on).
+        ``"partnumber"``, to join product metadata on). ``None``: the item
+        column of ``schema`` (``"item"`` without one); for similar items,
+        whose frame already has that column (the queried item), the result's
+        column is ``"similar_<name>"``.
+    schema : Schema, Pipeline or None, default=None
+        The event log's columns (:class:`~skals.Schema`), or the fitted
+        pipeline they are read from (:func:`skals.schema.schema_of`).
 
     Returns
     -------
@@ -242,7 +327,10 @@ def to_long(answers, *, item_col="item"):
     ...                         "scores": [[0.9, 0.5], [0.7]]})
     >>> skals.to_long(answers, item_col="partnumber").rows()
     [(7, 1, 3, 0.9), (7, 2, 1, 0.5), (8, 1, 2, 0.7)]
+    >>> skals.to_long(answers, schema=skals.Schema(item="sku")).columns
+    ['session_id', 'rank', 'sku', 'score']
     """
+    item_col, defaulted = _item_col(item_col, schema), item_col is None
     library = "polars"
     if type(answers).__module__.startswith("pandas"):
         library = "pandas"
@@ -260,6 +348,8 @@ def to_long(answers, *, item_col="item"):
             f"'scores'; got list columns {lists!r}."
         )
     (items_col,) = items
+    if defaulted and item_col in answers.columns and item_col != items_col:
+        item_col = f"similar_{item_col}"  # the queried item holds the name
     if item_col in answers.columns and item_col != items_col:
         raise ValueError(
             f"to_long: the answers already have a column {item_col!r}; "

@@ -242,7 +242,7 @@ def naive_knn(train, test, params, k, cart_weight=10.0, history_weight=0.0):
 
 def _knn_answers(model, im_test):
     pred = model.predict(im_test)
-    return {sid: recs for sid, recs, _ in pred.iter_rows()}
+    return {sid: recs for sid, recs, _, _ in pred.iter_rows()}
 
 
 CASES = [
@@ -291,7 +291,7 @@ def _tiny():
 
 
 def _answers(model, im):
-    return {s: (r, sc) for s, r, sc in model.predict(im).iter_rows()}
+    return {s: (r, sc) for s, r, sc, _ in model.predict(im).iter_rows()}
 
 
 def test_hand_computed_scores():

@@ -235,3 +235,75 @@ def test_existing_per_step_parameters_still_work(renamed):
     assert schema_of(by_hand) == schema_of(factory)
     # and to a frame of the schema's names
     assert pl.DataFrame(schema_of(by_hand).as_dict()).width == 6
+
+
+# ---------------------------------- one schema for everything (issue 20, 4)
+def test_splitter_hint_names_the_schema_field(renamed):
+    # was: "Column names are parameters of SessionHoldoutSplit", though the
+    # user gave a Schema and no parameter
+    split = SessionHoldoutSplit(schema=SCHEMA.replace(session="visit"))
+    with pytest.raises(ValueError, match=r"come from the Schema \(session='visit'\)"):
+        list(split.split(renamed))
+    with pytest.raises(ValueError, match="parameters of SessionHoldoutSplit"):
+        list(SessionHoldoutSplit(session_col="visit", time_col="ts").split(renamed))
+
+
+def test_string_time_hint_in_the_users_library(renamed):
+    text = renamed.head(50).with_columns(pl.col("ts").dt.to_string())
+    split = SessionHoldoutSplit(schema=SCHEMA)
+    # was: the polars expression for a pandas frame too
+    with pytest.raises(TypeError, match=r"pd\.to_datetime\(events\['ts'\]\)"):
+        list(split.split(text.to_pandas()))
+    with pytest.raises(TypeError, match=r"pl\.col\('ts'\)\.str\.to_datetime"):
+        list(split.split(text))
+
+
+def test_factory_builds_the_early_stopping_pipeline_with_the_schema(renamed):
+    from skals.model_selection import (
+        EarlyStoppingPipeline,
+        make_early_stopping_pipeline,
+    )
+
+    pipe = make_early_stopping_pipeline(
+        als().set_params(iterations=4),
+        schema=SCHEMA,
+        validation_fraction=0.2,
+        random_state=0,
+    )
+    assert isinstance(pipe, EarlyStoppingPipeline)
+    assert pipe.schema is SCHEMA and pipe.validation_fraction == 0.2
+    assert pipe[0].session_col == "session"
+    # was: an error on 'session_id' (its own session_col default)
+    pipe.fit(renamed)
+    assert pipe.validation_iterations_[0] == 1 and 1 <= pipe.n_iter_ <= 4
+    assert np.isfinite(pipe.validation_scores_).all()
+    assert clone(pipe).get_params()["schema"] == SCHEMA
+
+
+def test_early_stopping_reads_the_session_column_from_its_steps(renamed):
+    from skals.model_selection import EarlyStoppingPipeline
+
+    steps = make_recommender_pipeline(als(), schema=SCHEMA).steps
+    pipe = EarlyStoppingPipeline(steps, validation_fraction=0.2, random_state=0)
+    assert pipe._session_col() == "session"
+    with pytest.raises(ValueError, match="disagrees"):
+        EarlyStoppingPipeline(steps, session_col="visit", schema=SCHEMA)._session_col()
+
+
+def test_to_long_uses_the_schemas_item_column():
+    answers = pl.DataFrame(
+        {"session": [7], "recommendations": [["x", "y"]], "scores": [[0.9, 0.5]]}
+    )
+    out = skals.to_long(answers, schema=SCHEMA)
+    assert out.rows() == [(7, 1, "x", 0.9), (7, 2, "y", 0.5)]
+    assert out.columns == ["session", "rank", "item_id", "score"]
+    similar = pl.DataFrame(
+        {"item_id": ["x"], "similar_items": [["y"]], "scores": [[0.3]]}
+    )
+    assert skals.to_long(similar, schema=SCHEMA).columns == [
+        "item_id",
+        "rank",
+        "similar_item_id",
+        "score",
+    ]
+    assert skals.to_long(answers).columns[2] == "item"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from .._frame import to_polars
-from ..model_selection._split import check_time_column
+from ..model_selection._split import check_time_column, library_of
 from ._scorer import _check_k, _Parts
 
 #: Metrics of the next-item protocol.
@@ -52,7 +52,7 @@ class NextItemScorer:
                 f"Next-item scorer: held-out events lack {missing!r}; name the "
                 "columns in the schema (make_next_item_scorer(schema=...))."
             )
-        check_time_column(df, time_col, where="Next-item scorer")
+        check_time_column(df, time_col, where="Next-item scorer", library=library_of(X))
         df = (
             df.with_row_index("__row")
             .sort([s, time_col, "__row"])

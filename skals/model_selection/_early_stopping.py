@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_memory
 from .._frame import to_polars
 from ._halving import _session_codes
 
-__all__ = ["EarlyStoppingPipeline"]
+__all__ = ["EarlyStoppingPipeline", "make_early_stopping_pipeline"]
 
 
 class EarlyStoppingPipeline(Pipeline):
@@ -60,10 +60,17 @@ class EarlyStoppingPipeline(Pipeline):
         ALS sweeps per stage (between two scorings).
     scoring : callable or None, default=None
         ``scorer(pipeline, events) -> float``, higher is better; ``None``
-        means ``make_session_scorer("ndcg")`` (pass one built with your
-        column names if they differ).
-    session_col : str, default="session_id"
-        Column holding the session id.
+        means ``make_session_scorer("ndcg", schema=schema)`` (the scorer
+        reads the other columns from the pipeline's steps).
+    session_col : str or None, default=None
+        Column holding the session id. ``None``: the ``schema``'s
+        ``session``, else the one the pipeline's steps name
+        (:func:`~skals.schema.schema_of`).
+    schema : Schema or None, default=None
+        The event log's column names (:class:`~skals.schema.Schema`), as
+        given to :func:`~skals.schema.make_recommender_pipeline` (which
+        passes it with ``early_stopping=``): the held-out sessions and the
+        default scorer use it.
     random_state : int, RandomState instance or None, default=None
         Which sessions are held out.
     transform_input, memory, verbose
@@ -116,7 +123,8 @@ class EarlyStoppingPipeline(Pipeline):
         tol=1e-4,
         validation_interval=1,
         scoring=None,
-        session_col="session_id",
+        session_col=None,
+        schema=None,
         random_state=None,
         transform_input=None,
         memory=None,
@@ -132,7 +140,29 @@ class EarlyStoppingPipeline(Pipeline):
         self.validation_interval = validation_interval
         self.scoring = scoring
         self.session_col = session_col
+        self.schema = schema
         self.random_state = random_state
+
+    def _session_col(self) -> str:
+        """``session_col``, else the schema's, else the steps' session column."""
+        from ..schema import Schema, schema_of
+
+        if self.schema is not None and not isinstance(self.schema, Schema):
+            raise TypeError(
+                "EarlyStoppingPipeline(schema=...) takes a skals Schema, got "
+                f"{type(self.schema).__name__}."
+            )
+        if self.session_col is not None:
+            if self.schema is not None and self.session_col != self.schema.session:
+                raise ValueError(
+                    f"EarlyStoppingPipeline: session_col={self.session_col!r} "
+                    f"disagrees with the schema's session={self.schema.session!r}; "
+                    "give it once."
+                )
+            return self.session_col
+        if self.schema is not None:
+            return self.schema.session
+        return schema_of(self).session
 
     def _check_early_stopping(self):
         def positive_int(name):
@@ -167,7 +197,7 @@ class EarlyStoppingPipeline(Pipeline):
 
     def _split_sessions(self, events):
         """(training events, validation events): whole sessions on each side."""
-        code = _session_codes(events, self.session_col, type(self).__name__)
+        code = _session_codes(events, self._session_col(), type(self).__name__)
         n = int(code.max()) + 1 if code.size else 0
         f = self.validation_fraction
         n_val = int(f) if isinstance(f, Integral) else int(np.ceil(f * n))
@@ -215,7 +245,7 @@ class EarlyStoppingPipeline(Pipeline):
         if self.scoring is None:
             from ..metrics import make_session_scorer
 
-            scorer = make_session_scorer("ndcg")
+            scorer = make_session_scorer("ndcg", schema=self.schema)
         else:
             scorer = self.scoring
         events = to_polars(X, allow_lazy=False)
@@ -277,3 +307,73 @@ class EarlyStoppingPipeline(Pipeline):
 def _fit_transform_one(transformer, X):
     """``transformer.fit_transform(X)`` and the fitted transformer (cacheable)."""
     return transformer.fit_transform(X), transformer
+
+
+def make_early_stopping_pipeline(
+    recommender=None,
+    *,
+    schema=None,
+    grain="session",
+    validation_fraction=0.1,
+    n_iter_no_change=2,
+    tol=1e-4,
+    validation_interval=1,
+    scoring=None,
+    random_state=None,
+    memory=None,
+    verbose=False,
+    **encoder_params,
+):
+    """:func:`~skals.schema.make_recommender_pipeline`, stopping ALS early.
+
+    The same four steps, every column name from ``schema``, in an
+    :class:`EarlyStoppingPipeline` given that ``schema`` too: the held-out
+    sessions and the default scorer use it, so the schema is named once.
+
+    Parameters
+    ----------
+    recommender : estimator or None, default=None
+        The final step, with ``iterations`` and ``warm_start``; ``None``
+        means ``ImplicitALSRecommender()``.
+    schema : Schema or None, default=None
+        The event log's column names; ``None`` means ``Schema()``.
+    grain : {"session", "key"}, default="session"
+        The encoder's grain.
+    validation_fraction, n_iter_no_change, tol, validation_interval, \
+            scoring, random_state
+        As for :class:`EarlyStoppingPipeline`.
+    memory, verbose
+        As for :class:`sklearn.pipeline.Pipeline`.
+    **encoder_params
+        Other :class:`~skals.ConfidenceEncoder` parameters.
+
+    Returns
+    -------
+    pipeline : EarlyStoppingPipeline
+
+    Examples
+    --------
+    >>> from skals import ImplicitALSRecommender, Schema
+    >>> from skals.model_selection import make_early_stopping_pipeline
+    >>> pipe = make_early_stopping_pipeline(
+    ...     ImplicitALSRecommender(), schema=Schema(session="visit"))
+    >>> pipe.schema.session, pipe[0].session_col
+    ('visit', 'visit')
+    """
+    from ..schema import make_recommender_pipeline
+
+    pipe = make_recommender_pipeline(
+        recommender, schema=schema, grain=grain, **encoder_params
+    )
+    return EarlyStoppingPipeline(
+        pipe.steps,
+        validation_fraction=validation_fraction,
+        n_iter_no_change=n_iter_no_change,
+        tol=tol,
+        validation_interval=validation_interval,
+        scoring=scoring,
+        schema=schema,
+        random_state=random_state,
+        memory=memory,
+        verbose=verbose,
+    )

@@ -7,7 +7,7 @@ from numbers import Integral
 import polars as pl
 
 from .._frame import check_columns, reject_lazy, to_polars
-from ._split import check_time_column
+from ._split import check_time_column, library_of
 
 __all__ = ["reveal_first_n"]
 
@@ -106,7 +106,7 @@ def reveal_first_n(
     # anonymous without a word: name it, or pass None for no user column
     needed += [user_col] if user_col is not None else []
     check_columns(df, needed, where=where)
-    check_time_column(df, time_col, where=where)
+    check_time_column(df, time_col, where=where, library=library_of(X))
     s = session_col
     df = (
         df.with_row_index("__row")

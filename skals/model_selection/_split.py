@@ -16,26 +16,41 @@ import numpy as np
 import polars as pl
 from sklearn.model_selection import BaseCrossValidator
 
-from .._frame import check_columns, check_no_nulls, reject_lazy, to_polars
+from .._checks import check_required
+from .._frame import check_no_nulls, reject_lazy, to_polars
 from .._sklearn import event_subsampling_fraction
 
 __all__ = ["SessionHoldoutSplit", "TemporalSplit"]
 
 
-def check_time_column(df: pl.DataFrame, time_col: str, *, where: str) -> None:
+def check_time_column(
+    df: pl.DataFrame, time_col: str, *, where: str, library: str = "polars"
+) -> None:
     """Raise ``TypeError`` unless ``time_col`` orders events by time.
 
     A datetime, date or number orders events; strings would be sorted as
     text (``"10:00" < "9:00"``), so they are refused. Shared by the
-    splitters and the session scorers, so their message is one.
+    splitters and the session scorers, so their message is one. The hint
+    is written in the syntax of the user's ``library`` (``"pandas"``: the
+    input came from pandas).
     """
     dtype = df.schema[time_col]
     if not (dtype.is_numeric() or dtype.is_temporal()):
+        if library == "pandas":
+            parse = f"events[{time_col!r}] = pd.to_datetime(events[{time_col!r}])"
+        else:
+            parse = (
+                f"events = events.with_columns(pl.col({time_col!r}).str.to_datetime())"
+            )
         raise TypeError(
             f"{where}: the time column {time_col!r} must be a datetime, "
-            f"date or number, got {dtype}. Parse strings first, e.g. "
-            f"pl.col({time_col!r}).str.to_datetime()."
+            f"date or number, got {dtype}. Parse strings first, e.g. {parse}."
         )
+
+
+def library_of(X) -> str:
+    """``"pandas"`` for a pandas frame, else ``"polars"`` (for hints)."""
+    return "pandas" if type(X).__module__.startswith("pandas") else "polars"
 
 
 def _check_int(value, name, minimum):
@@ -114,10 +129,13 @@ class _EventLogSplit(BaseCrossValidator):
         where = type(self).__name__
         reject_lazy(X, what=f"{where}.split")
         df = to_polars(X, allow_lazy=False)
-        check_columns(df, columns, where=where)
+        fields = None
+        if self.schema is not None:  # the hint names the schema's fields
+            fields = {getattr(self.schema, f): f for f in self.schema.as_dict()}
+        check_required(df.columns, columns, where, fields)
         df = df.select(columns)
         check_no_nulls(df, columns, where=where)
-        check_time_column(df, self._col("time"), where=where)
+        check_time_column(df, self._col("time"), where=where, library=library_of(X))
         return df
 
     def _test_starts(self, n_units, gap=0):
@@ -170,6 +188,12 @@ class TemporalSplit(_EventLogSplit):
     schema : Schema or None, default=None
         The event log's column names (:class:`~skals.schema.Schema`), the
         same object the pipeline was built with.
+        A splitter must be given it: scikit-learn's searches call
+        ``cv.split(X, y, groups)`` with the data alone, never with the
+        estimator, so a splitter cannot read the pipeline's columns. The
+        scorers can (a search calls ``scorer(estimator, X)`` with the fitted
+        pipeline) and need no schema; ``EarlyStoppingPipeline`` sees its own
+        steps.
 
     See Also
     --------
@@ -279,6 +303,12 @@ class SessionHoldoutSplit(_EventLogSplit):
         The event log's column names (:class:`~skals.schema.Schema`), the
         same object the pipeline was built with
         (:func:`~skals.schema.make_recommender_pipeline`).
+        A splitter must be given it: scikit-learn's searches call
+        ``cv.split(X, y, groups)`` with the data alone, never with the
+        estimator, so a splitter cannot read the pipeline's columns. The
+        scorers can (a search calls ``scorer(estimator, X)`` with the fitted
+        pipeline) and need no schema; ``EarlyStoppingPipeline`` sees its own
+        steps.
 
     See Also
     --------

@@ -6,7 +6,6 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-import polars as pl
 import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
 from implicit.recommender_base import ModelFitError
@@ -15,13 +14,13 @@ from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
 from threadpoolctl import threadpool_limits
 
-from .._frame import FrameKind, index_of
+from .._frame import index_of
 from .._sklearn import Interval, StrOptions
 from .._utils import implicit_seed
 from .._warnings import warn
 from ..preprocessing._builder import InteractionMatrix
 from . import _calls
-from ._base import BaseRecommender, warn_answer
+from ._base import BaseRecommender
 from ._checkpoints import FactorCheckpoints, matrix_fingerprint
 from ._popularity import FallbackMixin, PopularityRecommender
 from ._topk import topk, writeable
@@ -178,47 +177,14 @@ class BaseFactorRecommender(FallbackMixin, BaseRecommender):
         )
 
     # --------------------------------------------------------------- public
-    def recommend_keys(self, keys, *, k=None):
-        """Answer known keys from their training history alone.
-
-        Keys unknown to the model get the fallback (global popularity), with a
-        warning that counts them.
-
-        Parameters
-        ----------
-        keys : array-like of str
-            User keys (as built by :class:`~skals.PseudoUserUnifier`).
-        k : int or None, default=None
-            Items per answer; ``None`` uses the ``k`` parameter.
-
-        Returns
-        -------
-        recommendations : polars.DataFrame
-            One row per key: the key, ``recommendations`` and ``scores``.
-        """
-        check_is_fitted(self)
-        k = self._check_predict_params(k)
-        keys = pl.Series(self.key_name_, list(keys))
-        # keys match exactly (index_of): "10" is not key 10, nor is 243 "u_243"
-        n_unknown = int((self._history_index(keys) < 0).sum())
-        if n_unknown:
-            warn_answer(
-                f"{type(self).__name__}: {n_unknown} of {len(keys)} keys were not "
-                "seen in fit; they get the fallback (source 'fallback'). Keys "
-                "carry the unifier's prefix (u_243); skals.recommend(pipeline, "
-                "user_id=243) builds them from the user's own id.",
-                stacklevel=2,
-            )
+    def _rank_keys(self, keys, k):
         empty = sp.csr_matrix((len(keys), self.n_features_in_), dtype=np.float32)
-        ids, scores, counts = self._rank_context(
-            empty, keys, None, k=k, use_history=True
-        )
-        source = self._answer_sources(empty, keys, use_history=True)
-        return self._answers_frame(
-            keys, ids, scores, counts, FrameKind("polars"), source
-        )
+        return self._rank_context(empty, keys, None, k=k, use_history=True)
 
-    def _answer_sources(self, matrix, row_keys, use_history=None):
+    def _similar_ranked(self, queries, k):
+        return _calls.factor_similar(self, queries, k)
+
+    def _answer_sources(self, matrix, row_keys, use_history=None, im=None):
         return _calls.als_sources(self, matrix, row_keys, use_history=use_history)
 
     def similar_items(self, item_ids, k=10):

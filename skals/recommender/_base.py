@@ -18,7 +18,7 @@ from .._sklearn import Interval, validate_parameter_constraints
 from .._warnings import warn
 from ..preprocessing._builder import InteractionMatrix
 from ..preprocessing._confidence import CART_COUNT, VIEW_COUNT
-from ._calls import SOURCE, check_not_event_log
+from ._calls import MODEL, SOURCE, check_not_event_log
 
 #: Column names of the answers frame.
 RECOMMENDATIONS, SCORES = "recommendations", "scores"
@@ -107,6 +107,51 @@ def to_key_grain(im: InteractionMatrix) -> tuple[sp.csr_matrix, pl.Series]:
     )
     matrix.sum_duplicates()
     return matrix, vocab
+
+
+#: Why a model may lack a call, for :func:`unsupported`.
+_WHY = {
+    "similar_items": "it has no item-item similarity",
+    "explain": "its scores do not split into contributions",
+}
+
+
+def supports(cls, call: str) -> bool:
+    """Whether the recommender class ``cls`` defines ``call`` itself.
+
+    ``similar_items`` is defined by a ``_similar_ranked`` of its own,
+    ``explain`` by an ``explain`` of its own (the base's raise).
+    """
+    attr = "_similar_ranked" if call == "similar_items" else call
+    return getattr(cls, attr) is not getattr(BaseRecommender, attr)
+
+
+def public_recommenders() -> list:
+    """The skals recommender classes loaded so far (public names only)."""
+    found, stack = set(), list(BaseRecommender.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if cls.__module__.startswith("skals.") and not cls.__name__.startswith(
+            ("Base", "_")
+        ):
+            found.add(cls)
+    return sorted(found, key=lambda c: c.__name__)
+
+
+def unsupported(model, call: str) -> str:
+    """The message of the ``NotImplementedError`` of an undefined call."""
+    name = type(model).__name__
+    having = [c.__name__ for c in public_recommenders() if supports(c, call)]
+    having = [
+        f"{n} (when one of its components has it)" if n == "BlendRecommender" else n
+        for n in having
+    ]
+    return (
+        f"{name} does not define {call}: {_WHY[call]}. {call} is defined for "
+        f"{', '.join(having) or 'no loaded model'} (see the table in the docs' "
+        "recommendation_calls page)."
+    )
 
 
 class BaseRecommender(BaseEstimator):
@@ -284,7 +329,7 @@ class BaseRecommender(BaseEstimator):
             self._check_items_match(X)
             matrix = sp.csr_matrix(X.matrix, dtype=np.float32)
             ids, scores, counts = self._rank_context(matrix, X.row_keys, X, k=k)
-            source = self._answer_sources(matrix, X.row_keys)
+            source = self._answer_sources(matrix, X.row_keys, im=X)
             return self._answers_frame(X.row_ids, ids, scores, counts, X.kind, source)
         X = self._check_predict_matrix(X)
         ids, _, counts = self._rank_context(X, None, None, k=k)
@@ -342,9 +387,165 @@ class BaseRecommender(BaseEstimator):
                 stacklevel=4,
             )
 
-    def _answer_sources(self, matrix, row_keys, use_history=None):
-        """Which model answered each row (``None``: no ``source`` column)."""
+    def _answer_sources(self, matrix, row_keys, use_history=None, im=None):
+        """Which model answered each row: the ``source`` column.
+
+        The default, for a model that does not tell its rows apart, labels
+        every row ``"model"``; the skals models say more (see
+        :doc:`/recommendation_calls`).
+        """
+        return np.full(matrix.shape[0], MODEL, dtype=object)
+
+    # ------------------------------------------------- the common contract
+    #: What ``recommend_keys`` answers a key from: ``"history"`` (its
+    #: training rows; unknown keys get the fallback, with a warning),
+    #: ``"popularity"`` (every key alike, no warning) or ``"fallback"`` (the
+    #: model keeps no history: every key gets the fallback, with a warning).
+    _key_answer = "history"
+
+    def _training_keys(self) -> pl.Series | None:
+        """Keys whose training history the model answers from (or None)."""
+        return getattr(self, "user_ids_", None)
+
+    def _known_keys(self, keys: pl.Series) -> np.ndarray:
+        """Whether each key has a training history the model answers from."""
+        train = self._training_keys()
+        if self._key_answer != "history" or train is None or not len(keys):
+            return np.zeros(len(keys), dtype=bool)
+        train = train.unique().sort()
+        return index_of(keys, train).is_not_null().to_numpy()
+
+    def _session_keys(self, session_ids: pl.Series) -> pl.Series | None:
+        """The training key of each training session id (null if unknown).
+
+        ``None`` when the model keeps no training sessions (it was fitted
+        at key grain, or does not keep them): a logged-in user's session is
+        then only reachable through its user's key.
+        """
         return None
+
+    def _rank_keys(self, keys: pl.Series, k: int):
+        """``(ids, scores, counts)`` for keys, from their history alone."""
+        empty = sp.csr_matrix((len(keys), self.n_features_in_), dtype=np.float32)
+        return self._rank_context(empty, keys, None, k=k)
+
+    def recommend_keys(self, keys, *, k=None):
+        """Answer keys from what the model keeps of their training history.
+
+        What a key's answer is made of depends on the model (its ``source``
+        column says it): ImplicitALSRecommender uses the key's trained
+        factor, SessionKNNRecommender the items of the key's training
+        sessions as one query, PopularityRecommender the global ranking;
+        RepeatRecommender keeps no history, so every key gets its fallback.
+        Keys unknown to a model with a history get the fallback (source
+        ``"fallback"``), with a warning that counts them.
+
+        Parameters
+        ----------
+        keys : array-like of str
+            User keys, as built by :class:`~skals.PseudoUserUnifier`
+            (``"u_243"``); :func:`skals.recommend` builds them from the
+            user's own ids.
+        k : int or None, default=None
+            Items per answer; ``None`` uses the ``k`` parameter.
+
+        Returns
+        -------
+        recommendations : polars.DataFrame
+            One row per key: the key, ``recommendations``, ``scores`` and
+            ``source`` (see :doc:`/recommendation_calls`).
+        """
+        check_is_fitted(self)
+        k = self._check_predict_params(k)
+        keys = pl.Series(getattr(self, "key_name_", "user"), list(keys))
+        name = type(self).__name__
+        if self._key_answer == "history":
+            n_unknown = int((~self._known_keys(keys)).sum())
+            if n_unknown:
+                warn_answer(
+                    f"{name}: {n_unknown} of {len(keys)} keys were not seen in "
+                    "fit; they get the fallback (source 'fallback'). Keys carry "
+                    "the unifier's prefix (u_243); skals.recommend(pipeline, "
+                    "user_id=243) builds them from the user's own id.",
+                    stacklevel=2,
+                )
+        elif self._key_answer == "fallback" and len(keys):
+            warn_answer(
+                f"{name} keeps no training history: the {len(keys)} keys get "
+                "the fallback (source 'fallback'). It answers from a row's own "
+                "events: predict, or skals.recommend(pipeline, ..., events=...).",
+                stacklevel=2,
+            )
+        ids, scores, counts = self._rank_keys(keys, k)
+        empty = sp.csr_matrix((len(keys), self.n_features_in_), dtype=np.float32)
+        source = self._answer_sources(empty, keys, use_history=True)
+        return self._answers_frame(
+            keys, ids, scores, counts, FrameKind("polars"), source
+        )
+
+    def _supports(self, call: str) -> bool:
+        """Whether this model defines ``call`` (``"similar_items"``, ``"explain"``)."""
+        return supports(type(self), call)
+
+    def _similar_ranked(self, queries: np.ndarray, k: int):
+        """``(ids, scores, counts)`` of the items most similar to each query."""
+        raise NotImplementedError(unsupported(self, "similar_items"))
+
+    def similar_items(self, item_ids, k=10):
+        """Items most similar to each given item, where the model defines it.
+
+        ImplicitALSRecommender: cosine of the item factors;
+        SessionKNNRecommender: cosine of the items' co-occurrence over the
+        training sessions; BlendRecommender: its components' similarities,
+        normalised and weighted as its answers. Other models raise
+        ``NotImplementedError`` naming the models that have it.
+
+        Parameters
+        ----------
+        item_ids : item id or array-like of item ids
+            Ids as in the training data (column indices for a model fitted
+            on a plain matrix). An unknown id raises ``ValueError``.
+        k : int, default=10
+            Similar items per item (clipped, with a warning, to those with a
+            similarity).
+
+        Returns
+        -------
+        similar : polars or pandas DataFrame
+            One row per given item: the item id, ``similar_items`` (list of
+            ids, best first) and ``scores``.
+        """
+        if not self._supports("similar_items"):
+            raise NotImplementedError(unsupported(self, "similar_items"))
+        from ._calls import similar_items
+
+        return similar_items(self, item_ids, k=k)
+
+    def explain(self, item_id, context=None, *, key=None, k=None):
+        """What made ``item_id``'s score, where the model defines it.
+
+        ImplicitALSRecommender: one term per context item (Hu et al. 2008);
+        SessionKNNRecommender: the neighbour sessions that contributed, with
+        the items they share with the context. Other models raise
+        ``NotImplementedError`` naming the models that have it.
+
+        Parameters
+        ----------
+        item_id : item id
+            The recommended item to explain.
+        context : object, default=None
+            The row's events (see the model's own ``explain``).
+        key : str or None, default=None
+            A training key whose history joins the context.
+        k : int or None, default=None
+            Keep the ``k`` largest contributions; ``None`` keeps all.
+
+        Returns
+        -------
+        contributions : polars or pandas DataFrame
+            See the model's own ``explain``.
+        """
+        raise NotImplementedError(unsupported(self, "explain"))
 
     def _answers_frame(
         self, row_ids, ids, scores, counts, kind: FrameKind, source=None

@@ -12,7 +12,8 @@ from sklearn.utils.validation import check_memory
 from sklearn_compat.base import _fit_context
 
 from .._sklearn import HasMethods, Interval, StrOptions
-from ._base import BaseRecommender, quiet_answers
+from ._base import BaseRecommender, quiet_answers, unsupported
+from ._calls import BLEND, FALLBACK
 from ._popularity import FallbackMixin, PopularityRecommender
 from ._repeat import eligible_columns, fill_ranked, row_mask, sparse_topk
 
@@ -364,3 +365,122 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         return self._finish_answers(
             ids, scores, counts, filtered=False, rerank=lambda rows: None
         )
+
+    # ------------------------------------------ the common calls (contract)
+    def _weighted(self):
+        """(estimator, weight) of the fitted components with weight > 0."""
+        return [
+            (est, w)
+            for est, w in zip(self.estimators_, self.weights_, strict=True)
+            if w != 0
+        ]
+
+    def _sum_normalised(self, ranked, n: int) -> sp.csr_matrix:
+        """``sum_c w_c * normalise(ranked_c)`` as a sparse rows x items matrix."""
+        rows, cols, vals = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [[]]
+        for w, (ids, scores, _) in ranked:
+            norm = w * normalise(ids, scores, self.normalization)
+            valid = ids >= 0
+            rows.append(np.broadcast_to(np.arange(n)[:, None], ids.shape)[valid])
+            cols.append(ids[valid])
+            vals.append(norm[valid])
+        # one COO sum: a candidate normalised to 0 stays a stored entry
+        total = sp.coo_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(n, self.n_features_in_),
+        ).tocsr()
+        total.sum_duplicates()
+        return total
+
+    def _training_keys(self):
+        return self.user_ids_
+
+    def _known_keys(self, keys):
+        known = np.zeros(len(keys), dtype=bool)
+        for est, _ in self._weighted():
+            known |= est._known_keys(keys)
+        return known
+
+    def _session_keys(self, session_ids):
+        for est, _ in self._weighted():
+            found = est._session_keys(session_ids)
+            if found is not None:
+                return found
+        return None
+
+    def _rank_keys(self, keys, k):
+        """The components' answers for keys, blended as in :meth:`predict`."""
+        n = len(keys)
+        n_cand = min(self.n_candidates, self.n_features_in_)
+        with quiet_answers():  # unknown keys are counted by recommend_keys
+            ranked = [(w, est._rank_keys(keys, n_cand)) for est, w in self._weighted()]
+        banned, allowed = self._filters()
+        S = self._sum_normalised(ranked, n)
+        S = row_mask(S, eligible_columns(self.n_features_in_, banned, allowed))
+        S.data = S.data + 1e-12  # a candidate scored 0 is still a candidate
+        first = sparse_topk(S, k)
+        exclude = sp.csr_matrix(S, dtype=np.float32)
+        exclude.data[:] = 1.0
+        codes = self.fallback_._segment_codes(None, n)
+        ids2, sc2, n2 = self.fallback_._rank_rows(codes, exclude, banned, allowed, k)
+        sc2 = np.where(ids2 >= 0, -1.0 / (1.0 + np.arange(k))[None, :], -np.inf)
+        ids, scores, counts = fill_ranked(first, (ids2, sc2, n2))
+        return self._finish_answers(
+            ids, scores, counts, filtered=False, rerank=lambda rows: None
+        )
+
+    def _answer_sources(self, matrix, row_keys, use_history=None, im=None):
+        """``"blend"`` where a component answered from its own model.
+
+        A row is ``"fallback"`` when every weighted component gave it its
+        fallback (a popularity component counts as answering).
+        """
+        own = np.zeros(matrix.shape[0], dtype=bool)
+        for est, _ in self._weighted():
+            src = est._answer_sources(matrix, row_keys, use_history=use_history, im=im)
+            own |= np.asarray(src) != FALLBACK
+        return np.where(own, BLEND, FALLBACK).astype(object)
+
+    def _supports(self, call):
+        if call != "similar_items":
+            return super()._supports(call)
+        if not hasattr(self, "estimators_"):  # unfitted: ask the parameters
+            return any(est._supports(call) for _, est, w in self._active() if w)
+        return any(est._supports(call) for est, _ in self._weighted())
+
+    def _similar_ranked(self, queries, k):
+        """The components' similar items, normalised and weighted."""
+        having = [(e, w) for e, w in self._weighted() if e._supports("similar_items")]
+        if not having:
+            raise NotImplementedError(unsupported(self, "similar_items"))
+        n_cand = min(self.n_candidates, self.n_features_in_)
+        with quiet_answers():
+            ranked = [(w, e._similar_ranked(queries, n_cand)) for e, w in having]
+        S = self._sum_normalised(ranked, queries.size)
+        S.data = S.data + 1e-12
+        return sparse_topk(S, k)
+
+    def similar_items(self, item_ids, k=10):
+        """Items most similar to each given item, by the blended components.
+
+        Each component with weight > 0 that has ``similar_items``
+        (ImplicitALSRecommender, SessionKNNRecommender, ...) ranks its
+        ``n_candidates`` most similar items; their scores are normalised
+        per item (``normalization``) and summed with the blend's weights,
+        as :meth:`predict` blends answers. Raises ``NotImplementedError``
+        when no weighted component has it.
+
+        Parameters
+        ----------
+        item_ids : item id or array-like of item ids
+            Ids as in the training data. An unknown id raises ``ValueError``.
+        k : int, default=10
+            Similar items per item.
+
+        Returns
+        -------
+        similar : polars or pandas DataFrame
+            One row per given item: the item id, ``similar_items`` (list of
+            ids, best first) and ``scores`` (blended, normalised).
+        """
+        return super().similar_items(item_ids, k=k)

@@ -18,6 +18,8 @@ from ._topk import topk
 SOURCE = "source"
 #: Values of :data:`SOURCE` for ImplicitALSRecommender and PopularityRecommender.
 HISTORY, FOLD_IN, FALLBACK, POPULARITY = "history", "fold_in", "fallback", "popularity"
+#: Values of :data:`SOURCE` for the session models and the default.
+NEIGHBORS, REPEAT, BLEND, MODEL = "neighbors", "repeat", "blend", "model"
 #: Column names of :func:`similar_items` and :func:`explain`.
 SIMILAR, CONFIDENCE, CONTRIBUTION = "similar_items", "confidence", "contribution"
 
@@ -60,13 +62,29 @@ def _item_series(model, name: str, positions: np.ndarray) -> pl.Series:
 
 
 def similar_items(model, item_ids, k: int = 10):
-    """Items most similar to each of ``item_ids`` by cosine of item factors.
+    """Items most similar to each of ``item_ids``, by the model's similarity.
 
-    See :meth:`skals.recommender.ImplicitALSRecommender.similar_items`.
+    ``model._similar_ranked(queries, k)`` ranks; this maps the ids and
+    builds the frame. See
+    :meth:`skals.recommender.ImplicitALSRecommender.similar_items`.
     """
     check_is_fitted(model)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"similar_items: k must be an int >= 1, got {k!r}.")
     scalar = np.ndim(item_ids) == 0
     queries = item_positions(model, [item_ids] if scalar else item_ids, "item_ids")
+    ids, scores, counts = model._similar_ranked(queries, int(k))
+    model._warn_short(counts, k)
+    name = model.item_name_
+    frame = model._answers_frame(
+        _item_series(model, name, queries), ids, scores, counts, FrameKind("polars")
+    )
+    frame = frame.rename({frame.columns[1]: SIMILAR})
+    return to_native(frame, frame_kind_of(model))
+
+
+def factor_similar(model, queries: np.ndarray, k: int):
+    """Cosine of the item factors: ``(ids, scores, counts)`` per query."""
     factors = np.asarray(model.item_factors_, dtype=np.float32)
     # implicit's rule: a zero factor gets a tiny norm instead of 0
     norms = np.linalg.norm(factors, axis=1)
@@ -77,14 +95,30 @@ def similar_items(model, item_ids, k: int = 10):
         (np.ones(n, dtype=np.float32), (np.arange(n), queries)),
         shape=(n, factors.shape[0]),
     )
-    ids, scores, counts = topk(unit[queries], unit, k, exclude=itself)
-    model._warn_short(counts, k)
-    name = model.item_name_
-    frame = model._answers_frame(
-        _item_series(model, name, queries), ids, scores, counts, FrameKind("polars")
-    )
-    frame = frame.rename({frame.columns[1]: SIMILAR})
-    return to_native(frame, frame_kind_of(model))
+    return topk(unit[queries], unit, k, exclude=itself)
+
+
+def cooccurrence_similar(sessions: sp.csr_matrix, queries: np.ndarray, k: int):
+    """Cosine of the items' session sets: ``(ids, scores, counts)`` per query.
+
+    With ``B`` the binary sessions x items matrix, items ``i`` and ``j``
+    score ``|S_i n S_j| / sqrt(|S_i| |S_j|)`` (``S_i``: the sessions holding
+    ``i``); items that never share a session are not similar (score 0, left
+    out), nor is the item itself. Ties: the lower column first.
+    """
+    from ._topk import sparse_topk
+
+    B = sp.csr_matrix(sessions, dtype=np.float64, copy=True)
+    B.eliminate_zeros()
+    B.data[:] = 1.0
+    n_with = np.asarray(B.sum(axis=0)).ravel()
+    co = sp.csr_matrix(B[:, queries].T @ B)
+    rows = np.repeat(np.arange(co.shape[0]), np.diff(co.indptr))
+    denom = np.sqrt(n_with[queries][rows] * n_with[co.indices])
+    co.data = np.where(co.indices == queries[rows], 0.0, co.data / denom)
+    co.eliminate_zeros()
+    ids, scores, counts = sparse_topk(co, k)
+    return ids, scores.astype(np.float32), counts.astype(np.int64)
 
 
 def _context_row(model, context, key) -> sp.csr_matrix:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 from sklearn.base import clone
-from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
 
-from .._frame import FrameKind, index_of
+from .._frame import index_of
 from .._sklearn import StrOptions
 from ..preprocessing._confidence import CART_COUNT, CONFIDENCE, VIEW_COUNT
 from ._base import BaseRecommender
@@ -106,6 +105,9 @@ class PopularityRecommender(BaseRecommender):
     >>> PopularityRecommender(k=2).fit(X).predict(X[:1])
     array([[2, 0]])
     """
+
+    #: Every key gets the global ranking (no warning: nothing is unknown).
+    _key_answer = "popularity"
 
     _parameter_constraints: dict = {
         **BaseRecommender._parameter_constraints,
@@ -239,35 +241,8 @@ class PopularityRecommender(BaseRecommender):
             rerank=lambda rows: self._rank_rows(codes[rows], None, banned, allowed, k),
         )
 
-    def recommend_keys(self, keys, *, k=None):
-        """Most popular items (global ranking) for the given keys.
-
-        Parameters
-        ----------
-        keys : array-like of str
-            User keys.
-        k : int or None, default=None
-            Items per answer; ``None`` uses the ``k`` parameter.
-
-        Returns
-        -------
-        recommendations : polars.DataFrame
-            One row per key: key, ``recommendations`` and ``scores``.
-        """
-        check_is_fitted(self)
-        k = self._check_predict_params(k)
-        keys = pl.Series(getattr(self, "key_name_", "key"), list(keys))
-        banned, allowed = self._filters()
-        codes = np.full(len(keys), -1, dtype=np.int64)
-        ids, scores, counts = self._rank_rows(codes, None, banned, allowed, k)
-
-        source = self._answer_sources(None, keys)
-        return self._answers_frame(
-            keys, ids, scores, counts, FrameKind("polars"), source
-        )
-
-    def _answer_sources(self, matrix, row_keys, use_history=None):
-        return np.full(len(row_keys), POPULARITY, dtype=object)
+    def _answer_sources(self, matrix, row_keys, use_history=None, im=None):
+        return np.full(matrix.shape[0], POPULARITY, dtype=object)
 
 
 #: Answer-time parameters a fallback takes from the model it serves.

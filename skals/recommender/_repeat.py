@@ -10,6 +10,7 @@ from sklearn_compat.base import _fit_context
 
 from .._sklearn import Interval
 from ._base import BaseRecommender
+from ._calls import FALLBACK, REPEAT
 from ._popularity import FallbackMixin, PopularityRecommender
 from ._topk import sparse_topk as _sparse_topk
 
@@ -148,6 +149,9 @@ class RepeatRecommender(FallbackMixin, BaseRecommender):
     #: the schema's time column.
     _requires_order = True
 
+    #: It keeps no training history: a key alone gets the fallback.
+    _key_answer = "fallback"
+
     _parameter_constraints: dict = {
         **BaseRecommender._parameter_constraints,
         "recency_decay": [Interval(Real, 0, 1, closed="right")],
@@ -239,3 +243,14 @@ class RepeatRecommender(FallbackMixin, BaseRecommender):
         return self._finish_answers(
             ids, scores, counts, filtered=False, rerank=lambda rows: None
         )
+
+    def _answer_sources(self, matrix, row_keys, use_history=None, im=None):
+        """``"repeat"`` where the row's own eligible items lead, else fallback."""
+        banned, allowed = self._filters()
+        own = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+        own.eliminate_zeros()
+        own = row_mask(own, eligible_columns(self.n_features_in_, banned, allowed))
+        has_own = np.diff(own.indptr) > 0
+        if self.filter_already_liked_items:
+            has_own[:] = False
+        return np.where(has_own, REPEAT, FALLBACK).astype(object)
