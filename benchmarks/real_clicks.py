@@ -14,9 +14,10 @@ overrides ``~/.cache/skals-bench``), and the peers' results are cached there
 as JSON (``--no-cache`` recomputes them).
 
 Data: ``data/rsc15/prepared/yoochoose-clicks-100k_{train_full,test}.txt``,
-loaded by session-rec's own ``evaluation.loader.load_data``: test events
-whose item is not in the training log are dropped, then test sessions left
-with one event.
+loaded by session-rec's own ``evaluation.loader.load_data_session`` (what its
+``run_config.py`` uses): test sessions of one event are dropped. The
+prepared test file already holds only items of the training file (session-rec's
+preprocessing filtered it), so no test event is unknown to the models.
 
 Protocols, on that test log:
 
@@ -42,7 +43,9 @@ stack, none of which touches a model's arithmetic: ``time.clock`` (removed
 in Python 3.8) is ``time.perf_counter``; ``numpy.in1d`` (removed in numpy
 2.4) is ``numpy.isin(...).ravel()``; ``pympler`` (imported by some
 algorithms only for memory reports) is replaced by an empty stub when it is
-not installed.
+not installed;
+``Pop.predict_next`` takes no ``timestamp``, which ``evaluate_sessions``
+passes, so it is not passed to models whose ``predict_next`` has none.
 
 Importable: ``load_yoochoose(gitdir)``, ``evaluate_next_item(model, train,
 test)``, ``evaluate_rest(model, train, test)``, ``PEERS`` and
@@ -53,6 +56,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import io
 import json
 import os
@@ -222,12 +226,18 @@ def _shim(root: Path) -> None:
 
 
 def load_pandas(gitdir):
-    """(train, test) pandas frames as session-rec's loader gives them."""
+    """(train, test) pandas frames as session-rec's ``run_config.py`` loads them.
+
+    ``evaluation.loader.load_data_session``: the files as they are (sorted by
+    session and time), test sessions of one event dropped. (Its other loader,
+    ``load_data``, sorts the training events by session and *item* id, which
+    scrambles the order the sequential models learn from.)
+    """
     root = session_rec_dir(gitdir)
     _shim(root)
     loader = importlib.import_module("evaluation.loader")
     with _quiet():
-        return loader.load_data(str(root / DATA) + "/", PREFIX)
+        return loader.load_data_session(str(root / DATA) + "/", PREFIX)
 
 
 def load_yoochoose(gitdir):
@@ -236,8 +246,7 @@ def load_yoochoose(gitdir):
     ``SessionId``, ``ItemId``, ``Time`` (a datetime, microseconds), and
     ``user_id`` (null) and ``add_to_cart`` (0), which the pipeline needs.
 
-    Filtered by session-rec's loader (test items unseen in training dropped,
-    then one-event test sessions).
+    As session-rec's loader gives them (:func:`load_pandas`).
     """
     train, test = load_pandas(gitdir)
 
@@ -279,17 +288,18 @@ def evaluate_next_item(model, train, test, k=20):
     ``evaluate_sessions``), or a callable ``train -> fitted model`` of
     either kind.
     """
-    if callable(model) and not hasattr(model, "fit"):
-        model = model(train)
-    elif hasattr(model, "fit"):
-        model.fit(_to_pandas(train) if _is_session_rec(model) else train)
+    model = _prepare(model, train)
     if _is_session_rec(model):
         evaluation = importlib.import_module("evaluation.evaluation")
         accuracy = importlib.import_module("evaluation.metrics.accuracy")
         spent = [0.0, 0]
         predict = model.predict_next
 
+        takes_time = "timestamp" in inspect.signature(predict).parameters
+
         def timed(*a, **kw):
+            if not takes_time:  # Pop's predict_next has no timestamp
+                kw.pop("timestamp", None)
             t0 = time.perf_counter()
             out = predict(*a, **kw)
             spent[0] += time.perf_counter() - t0
@@ -327,17 +337,13 @@ def evaluate_rest(model, train, test, k=5, n_revealed=3):
     ``model`` as in :func:`evaluate_next_item`, fitted (skals pipelines
     are refitted on ``train``).
     """
-    if callable(model) and not hasattr(model, "fit"):
-        model = model(train)
+    model = _prepare(model, train)
     if not _is_session_rec(model):
-        if not _fitted(model):
-            model.fit(train)
         scorer = make_session_scorer(
             "ndcg", k=k, n_revealed=n_revealed, relevance="rest", schema=SCHEMA
         )
         return {f"ndcg@{k}": float(scorer(model, test))}
-    if not hasattr(model, "session_item_map") and not _fitted_peer(model):
-        model.fit(_to_pandas(train))
+    takes_time = "timestamp" in inspect.signature(model.predict_next).parameters
     items = train["ItemId"].unique().to_numpy()
     truth, answers = [], []
     ordered = test.sort("SessionId", "Time")
@@ -347,12 +353,26 @@ def evaluate_rest(model, train, test, k=5, n_revealed=3):
         if len(seq) <= n_revealed:
             continue
         for i in range(n_revealed):
-            preds = model.predict_next(sid[0], seq[i], items, timestamp=times[i])
+            kw = {"timestamp": times[i]} if takes_time else {}
+            preds = model.predict_next(sid[0], seq[i], items, **kw)
         preds[np.isnan(preds)] = 0
         preds = preds.sort_values(ascending=False)
         answers.append(list(preds.index[:k]))
         truth.append(set(seq[n_revealed:]))
     return {f"ndcg@{k}": float(ndcg_at_k(truth, answers, k=k))}
+
+
+def _prepare(model, train):
+    """``model`` fitted on ``train`` unless it is already."""
+    if callable(model) and not hasattr(model, "fit"):
+        return model(train)
+    if _is_session_rec(model):
+        if not getattr(model, "_skals_fitted", False):
+            model.fit(_to_pandas(train))
+            model._skals_fitted = True
+    elif not _fitted(model):
+        model.fit(train)
+    return model
 
 
 def _fitted(est) -> bool:
@@ -363,10 +383,6 @@ def _fitted(est) -> bool:
         return True
     except Exception:
         return False
-
-
-def _fitted_peer(model) -> bool:
-    return getattr(model, "_skals_fitted", False)
 
 
 def make_peer(name):
@@ -383,14 +399,11 @@ def run_peer(name, train, test, use_cache=True):
     if use_cache and key in cache:
         return cache[key]
     model = make_peer(name)
-    model.fit(_to_pandas(train))
     t0 = time.perf_counter()
     out = evaluate_next_item(model, train, test)
     out["seconds_a"] = time.perf_counter() - t0
     # protocol (b) on a fresh model: session-rec's models keep session state
     model = make_peer(name)
-    model.fit(_to_pandas(train))
-    model._skals_fitted = True
     out.update(evaluate_rest(model, train, test))
     cache[key] = out
     root.mkdir(parents=True, exist_ok=True)
@@ -408,20 +421,10 @@ def run_skals(name, train, test):
         if hasattr(model, "best_params_"):
             print(f"  {name}: best {model.best_params_}")
             model = model.best_estimator_
-        out = evaluate_next_item(_Prefitted(model), train, test)
+        out = evaluate_next_item(model, train, test)
         out.update(evaluate_rest(model, train, test))
     out["fit_s"] = fit_s
     return out
-
-
-class _Prefitted:
-    """A fitted pipeline seen by evaluate_next_item as not to be refitted."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def __call__(self, train):
-        return self.model
 
 
 def main(argv=None):
@@ -443,7 +446,7 @@ def main(argv=None):
     print(
         f"YooChoose 100k: train {train.height} events "
         f"{train['SessionId'].n_unique()} sessions, test {test.height} events "
-        f"{test['SessionId'].n_unique()} sessions (after session-rec's filter)"
+        f"{test['SessionId'].n_unique()} sessions (session-rec's loader)"
     )
     rows = []
     for name in chosen:
