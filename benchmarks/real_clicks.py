@@ -174,6 +174,30 @@ SKALS_MODELS = {
         PopularityRecommender(), schema=SCHEMA
     ),
     "skals-knn": _knn(),
+    # session-rec's two VSTAN settings in skals' names (session-rec's VSTAN
+    # computes cosine whatever its ``similarity``; lambda_ipw is
+    # weighting_score, lambda_spw weighting, lambda_snh recency_decay,
+    # lambda_inh neighbor_position_decay, lambda_idf idf_weighting)
+    "skals-stan-mrr": _knn(
+        n_neighbors=1000,
+        sample_size=5000,
+        similarity="cosine",
+        weighting=4.0,
+        recency_decay=5.0,
+        neighbor_position_decay=4.0,
+        weighting_score=0.00001,
+        idf_weighting=1.0,
+    ),
+    "skals-stan-hr": _knn(
+        n_neighbors=2000,
+        sample_size=2500,
+        similarity="cosine",
+        weighting=8.0,
+        recency_decay=10.0,
+        neighbor_position_decay=8.0,
+        weighting_score=0.5,
+        idf_weighting=2.0,
+    ),
     "skals-knn-tuned": _tuned_knn,
 }
 

@@ -16,13 +16,19 @@ from .._sklearn import Interval, StrOptions
 from ..preprocessing._builder import InteractionMatrix
 from ._base import BaseRecommender, warn_answer
 from ._calls import check_not_event_log
+from ._knn_weights import EXACT_STEPS as _EXACT_STEPS
+from ._knn_weights import WEIGHTINGS, is_exponential, position_weight, score_decay
+from ._knn_weights import dense_rank_in_rows as _dense_rank_in_rows
+from ._knn_weights import leading_step as _leading_step
+from ._knn_weights import neighbor_position_scores as _neighbor_position_scores
+from ._knn_weights import row_min_max as _row_min_max
+from ._knn_weights import time_decay as _time_decay
 from ._popularity import FallbackMixin, PopularityRecommender
 from ._topk import row_of as _row_of
 from ._topk import segment_topk as _segment_topk
 from ._topk import sparse_topk as _sparse_topk
 
-#: Names of the position weightings (query items) and score decays.
-WEIGHTINGS = ("same", "linear", "div", "quadratic", "log")
+__all__ = ["SessionKNNRecommender", "WEIGHTINGS", "position_weight", "score_decay"]
 
 #: Parameters that shape the scores, fixed at fit time (``params_``).
 _SCORING = (
@@ -33,91 +39,12 @@ _SCORING = (
     "weighting_score",
     "idf_weighting",
     "history_weight",
+    "recency_decay",
+    "neighbor_position_decay",
 )
 
 #: Bound on the candidate entries (query items x sampled sessions) per chunk.
 _CHUNK_ENTRIES = 1 << 22
-
-
-def position_weight(name: str, d: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Weight of a query item ``d`` steps before the session's last item.
-
-    ``n`` is the number of distinct items of the query session and
-    ``i = n - d`` the item's position (1 for the oldest, ``n`` for the last),
-    as in Ludewig & Jannach (2018): ``same`` 1, ``div`` i/n, ``quadratic``
-    (i/n)^2, ``linear`` max(1 - 0.1 d, 0), ``log`` 1/log10(d + 1.7).
-    """
-    d = np.asarray(d, dtype=np.float64)
-    n = np.asarray(n, dtype=np.float64)
-    if name == "same":
-        return np.ones_like(d)
-    if name == "div":
-        return (n - d) / n
-    if name == "quadratic":
-        return ((n - d) / n) ** 2
-    if name == "linear":
-        return np.maximum(1.0 - 0.1 * d, 0.0)
-    return 1.0 / np.log10(d + 1.7)
-
-
-def score_decay(name: str, step: np.ndarray) -> np.ndarray:
-    """Decay of a neighbour whose most recent shared item is ``step`` back.
-
-    ``step`` is 1 when the neighbour holds the query's last item, 2 when
-    its most recent shared item is the one before, ...: ``same`` 1, ``div``
-    1/step, ``quadratic`` 1/step^2, ``linear`` max(1 - 0.1 step, 0),
-    ``log`` 1/log10(step + 1.7) (V-SKNN's ``weighting_score``).
-    """
-    step = np.asarray(step, dtype=np.float64)
-    if name == "same":
-        return np.ones_like(step)
-    if name == "div":
-        return 1.0 / step
-    if name == "quadratic":
-        return 1.0 / step**2
-    if name == "linear":
-        return np.maximum(1.0 - 0.1 * step, 0.0)
-    return 1.0 / np.log10(step + 1.7)
-
-
-#: Query rows with more items than this get their smallest shared step by
-#: lookups: a float64 sum of distinct powers of two keeps its leading bit
-#: exact while fewer than 53 shared steps follow the smallest.
-_EXACT_STEPS = 50
-
-
-def _leading_step(code: np.ndarray) -> np.ndarray:
-    """``t`` such that ``2**-t <= code < 2**(1 - t)``."""
-    _, exp = np.frexp(code)
-    return (1 - exp).astype(np.float64)
-
-
-def _row_min_max(m: sp.csr_matrix):
-    """Per row: smallest and largest stored value, and number stored."""
-    count = np.diff(m.indptr)
-    lo = np.zeros(count.size)
-    hi = np.zeros(count.size)
-    has = count > 0
-    if m.nnz:
-        lo[has] = np.minimum.reduceat(m.data, m.indptr[:-1][has])
-        hi[has] = np.maximum.reduceat(m.data, m.indptr[:-1][has])
-    return lo, hi, count
-
-
-def _dense_rank_in_rows(m: sp.csr_matrix) -> np.ndarray:
-    """Per stored entry: 1 + number of smaller distinct values in its row."""
-    rows = _row_of(m.indptr)
-    order = np.lexsort((m.data, rows))
-    r, v = rows[order], m.data[order]
-    new = np.ones(r.size, dtype=bool)
-    new[1:] = (r[1:] != r[:-1]) | (v[1:] != v[:-1])
-    first = np.ones(r.size, dtype=bool)
-    first[1:] = r[1:] != r[:-1]
-    csum = np.cumsum(new)
-    start = np.maximum.accumulate(np.where(first, csum, 0))
-    out = np.empty(r.size, dtype=np.int64)
-    out[order] = csum - start + 1
-    return out
 
 
 def _exact_ids(values: pl.Series, dtype) -> pl.Series:
@@ -281,8 +208,17 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "sample_size": [Interval(Integral, 1, None, closed="left"), None],
         "similarity": [StrOptions({"vec", "cosine", "jaccard"})],
-        "weighting": [StrOptions(set(WEIGHTINGS))],
-        "weighting_score": [StrOptions(set(WEIGHTINGS))],
+        "weighting": [
+            StrOptions(set(WEIGHTINGS)),
+            Interval(Real, 0, None, closed="neither"),
+        ],
+        "weighting_score": [
+            StrOptions(set(WEIGHTINGS)),
+            Interval(Real, 0, None, closed="neither"),
+        ],
+        "recency_decay": [Interval(Real, 0, None, closed="neither"), None],
+        "neighbor_position_decay": [Interval(Real, 0, None, closed="neither"), None],
+        "max_sessions": [Interval(Integral, 1, None, closed="left"), None],
         "idf_weighting": ["boolean", Interval(Real, 0, None, closed="left")],
         "neighbor_values": [StrOptions({"binary", "confidence"})],
         "history_weight": [Interval(Real, 0, None, closed="left")],
@@ -300,6 +236,9 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
         *,
         neighbor_values="binary",
         history_weight=0.0,
+        recency_decay=None,
+        neighbor_position_decay=None,
+        max_sessions=None,
         k=5,
         filter_already_liked_items=False,
         filter_items=None,
@@ -314,6 +253,9 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
         self.idf_weighting = idf_weighting
         self.neighbor_values = neighbor_values
         self.history_weight = history_weight
+        self.recency_decay = recency_decay
+        self.neighbor_position_decay = neighbor_position_decay
+        self.max_sessions = max_sessions
         self.k = k
         self.filter_already_liked_items = filter_already_liked_items
         self.filter_items = filter_items
@@ -353,15 +295,31 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
                 "row_times; encode with ConfidenceEncoder(grain='session', "
                 "time_col='timestamp_local') or set sample_size=None."
             )
+        self._check_order_params(im, "fit", times=im is None or im.row_times is None)
         if im is not None and im.row_times is not None:
             order = np.lexsort((np.arange(n_rows), im.row_times))
         else:
             order = np.arange(n_rows)
+        if self.max_sessions is not None:
+            order = order[-self.max_sessions :]  # the most recent sessions
+        n_rows = order.size
         sessions = sp.csr_matrix(matrix[order], dtype=np.float64)
         sessions.sort_indices()
         if self.neighbor_values == "binary":
             sessions.data[:] = 1.0
         self.session_items_ = sessions
+        self.session_times_ = (
+            None
+            if im is None or im.row_times is None
+            else np.asarray(im.row_times, dtype=np.float64)[order]
+        )
+        self.session_recency_ = None
+        if self.neighbor_position_decay is not None:
+            rec = sp.csr_matrix(im.recency[order], dtype=np.float64)
+            rec.sort_indices()
+            # recency ranks of each neighbour's distinct items (1: its last)
+            rec.data = _dense_rank_in_rows(rec).astype(np.float64)
+            self.session_recency_ = rec
         n_with = np.bincount(sessions.indices, minlength=matrix.shape[1])
         with np.errstate(divide="ignore"):
             idf = np.log(n_rows / n_with)
@@ -400,6 +358,28 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
             pop_input = matrix
         self._fit_fallback(pop_input)
         return self
+
+    def _check_order_params(self, im, where, *, times):
+        """Clear errors for STAN's decays without the times/order they need."""
+        need = []
+        if self.params_["recency_decay"] is not None and times:
+            need.append(f"recency_decay={self.params_['recency_decay']} (row_times)")
+        if (
+            where == "fit"
+            and self.params_["neighbor_position_decay"] is not None
+            and (im is None or im.recency is None)
+        ):
+            need.append(
+                "neighbor_position_decay="
+                f"{self.params_['neighbor_position_decay']} (recency)"
+            )
+        if need:
+            raise ValueError(
+                f"{type(self).__name__}.{where}: {' and '.join(need)} need the "
+                "times of the events, which the input has not; give an "
+                "InteractionMatrix encoded with ConfidenceEncoder(grain='session', "
+                "time_col='timestamp_local') or set them to None."
+            )
 
     # -------------------------------------------------------------- queries
     def _query(self, matrix, row_keys, im, use_history):
@@ -524,8 +504,12 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
         return hist
 
     # --------------------------------------------------------------- scores
-    def _scores(self, weights, steps, self_rows) -> sp.csr_matrix:
-        """Item scores (n_rows x n_items, sparse) for the query rows."""
+    def _scores(self, weights, steps, self_rows, times=None) -> sp.csr_matrix:
+        """Item scores (n_rows x n_items, sparse) for the query rows.
+
+        ``times``: each query's last event time (seconds), for
+        ``recency_decay``.
+        """
         n = weights.shape[0]
         binary = sp.csr_matrix(
             (np.ones(weights.nnz), weights.indices, weights.indptr), shape=weights.shape
@@ -535,7 +519,13 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
         chunk = (np.cumsum(cost) // _CHUNK_ENTRIES).astype(np.int64)
         bounds = np.concatenate([[0], np.flatnonzero(np.diff(chunk)) + 1, [n]])
         parts = [
-            self._score_chunk(weights[a:b], steps[a:b], binary[a:b], self_rows[a:b])
+            self._score_chunk(
+                weights[a:b],
+                steps[a:b],
+                binary[a:b],
+                self_rows[a:b],
+                None if times is None else np.asarray(times, dtype=np.float64)[a:b],
+            )
             for a, b in zip(bounds[:-1], bounds[1:], strict=True)
             if b > a
         ]
@@ -556,7 +546,7 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
         np.minimum.at(out, pair, step)
         return out
 
-    def _score_chunk(self, weights, steps, binary, self_rows) -> sp.csr_matrix:
+    def _score_chunk(self, weights, steps, binary, self_rows, times=None):
         n_q = weights.shape[0]
         sessions = self.session_items_
         n_sessions = sessions.shape[0]
@@ -606,10 +596,18 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
         similarity = self.params_["similarity"]
         if similarity == "vec":
             sim = dot / n_a
+        elif similarity == "cosine" and is_exponential(self.params_["weighting"]):
+            # STAN: the query is the vector of its weights
+            norm2 = np.asarray(weights.multiply(weights).sum(axis=1)).ravel()
+            sim = dot / np.sqrt(norm2[q_of] * n_b)
         elif similarity == "cosine":
             sim = dot / np.sqrt(n_a * n_b)
         else:
             sim = dot / (n_a + n_b - n_shared)
+        if self.params_["recency_decay"] is not None:
+            sim = sim * _time_decay(
+                times[q_of], self.session_times_[s_of], self.params_["recency_decay"]
+            )
         ok = sim > 0
         q_of, s_of, sim, min_step = q_of[ok], s_of[ok], sim[ok], min_step[ok]
         # the n_neighbors most similar per query (ties: the more recent)
@@ -617,11 +615,23 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
         from_end = np.repeat(starts[1:], np.diff(starts)) - np.arange(q_of.size) - 1
         top = _segment_topk(q_of, from_end, sim, n_q, self.params_["n_neighbors"])
         w = sim[top] * score_decay(self.params_["weighting_score"], min_step[top])
-        neigh = sp.csr_matrix(
-            (w, (q_of[top], s_of[top])), shape=(n_q, n_sessions), dtype=np.float64
-        )
-        neigh.sort_indices()
-        scores = (neigh @ sessions).tocsr()
+        if self.params_["neighbor_position_decay"] is not None:
+            scores = _neighbor_position_scores(
+                q_of[top],
+                s_of[top],
+                w,
+                binary,
+                sessions,
+                self.session_recency_,
+                float(self.params_["neighbor_position_decay"]),
+                n_q,
+            )
+        else:
+            neigh = sp.csr_matrix(
+                (w, (q_of[top], s_of[top])), shape=(n_q, n_sessions), dtype=np.float64
+            )
+            neigh.sort_indices()
+            scores = (neigh @ sessions).tocsr()
         idf_w = float(self.params_["idf_weighting"])
         if idf_w:
             scores = scores @ sp.diags(1.0 + idf_w * self.idf_)
@@ -635,7 +645,9 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
         if use_history is None:
             use_history = self.params_["history_weight"] > 0
         weights, steps, self_rows = self._query(matrix, row_keys, im, use_history)
-        scores = self._scores(weights, steps, self_rows)
+        times = None if im is None else im.row_times
+        self._check_order_params(im, "predict", times=times is None)
+        scores = self._scores(weights, steps, self_rows, times)
         codes = self.fallback_._segment_codes(
             None if im is None else im.row_segments, matrix.shape[0]
         )
