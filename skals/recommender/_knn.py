@@ -1,4 +1,4 @@
-"""SessionKNNRecommender: session-based k-nearest-neighbours (SKNN, V-SKNN)."""
+"""SessionKNNRecommender: session-based k-nearest-neighbours (SKNN, V-SKNN, STAN)."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def _drop_columns(m: sp.csr_matrix, mask: np.ndarray) -> sp.csr_matrix:
 
 
 class SessionKNNRecommender(FallbackMixin, BaseRecommender):
-    """Session-based nearest neighbours: SKNN and V-SKNN as one estimator.
+    """Session-based nearest neighbours: SKNN, V-SKNN and (V)STAN as one estimator.
 
     Training rows are sessions (``ConfidenceEncoder(grain="session",
     time_col=...)`` then :class:`~skals.InteractionMatrixBuilder`). To answer
@@ -95,6 +95,18 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
        confidence of ``j`` in ``b`` (``"confidence"``: cart adds weigh more,
        tuned with ``confidenceencoder__cart_weight``), and
        ``idf(j) = log(n_sessions / n_sessions_with_j)``.
+
+    **STAN's weights** (Garg et al. 2019; VSTAN, Ludewig et al. 2021) are
+    parameters of the same kNN, off by default: exponential position weights
+    (``weighting`` and ``weighting_score`` as numbers), the neighbour's
+    recency (``recency_decay``, multiplying the similarity before the
+    ``n_neighbors`` are chosen) and the item's position inside the neighbour
+    (``neighbor_position_decay``); with ``idf_weighting`` and the query's own
+    items kept (STAN's "reminders", unless ``filter_already_liked_items``)
+    this is VSTAN. Session-rec's VSTAN settings for YooChoose map to
+    ``similarity="cosine", weighting=8, weighting_score=0.5,
+    recency_decay=10, neighbor_position_decay=8, idf_weighting=2,
+    n_neighbors=2000, sample_size=2500`` (benchmarks/real_clicks.py).
 
     Everything is computed with sparse matrix products over chunks of query
     sessions; sampling is exact: an inverted index keeps, per item, its
@@ -125,12 +137,17 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
         sharing an item (slow on popular items).
     similarity : {"vec", "cosine", "jaccard"}, default="vec"
         Session similarity (see above).
-    weighting : {"div", "same", "linear", "quadratic", "log"}, default="div"
-        Position weighting of the query's items.
-    weighting_score : {"div", "same", "linear", "quadratic", "log"}, \
+    weighting : {"div", "same", "linear", "quadratic", "log"} or float, \
             default="div"
+        Position weighting of the query's items; a number ``lam`` is STAN's
+        ``exp(-d / lam)`` for an item ``d`` steps before the last
+        (``lambda_spw``), and makes ``"cosine"`` the cosine of the query's
+        weight vector (norm ``sqrt(sum w_i^2)``).
+    weighting_score : {"div", "same", "linear", "quadratic", "log"} or \
+            float, default="div"
         Decay of a neighbour's contribution by the position of its most
-        recent shared item.
+        recent shared item; a number ``lam`` is VSTAN's
+        ``exp(-(step - 1) / lam)`` (``lambda_ipw``).
     idf_weighting : bool or float, default=False
         Weight of the items' idf in the scores (``True`` is 1, ``False`` 0).
     neighbor_values : {"binary", "confidence"}, default="binary"
@@ -140,6 +157,20 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
         key's training sessions that are not in the query join it, each with
         position weight ``history_weight``, counting as older than every
         item of the session (step ``n + 1``). 0 leaves history out.
+    recency_decay : float or None, default=None
+        STAN's neighbour recency (``lambda_snh``, in days): a neighbour's
+        similarity is multiplied by ``exp(-gap / recency_decay)``, ``gap``
+        the days from its last event to the query's (0 if it is later);
+        ``None`` turns it off.
+    neighbor_position_decay : float or None, default=None
+        STAN's item position inside a neighbour (``lambda_inh``): item ``j``
+        of neighbour ``b`` weighs ``exp(-|pos_b(j) - pos_b(i*)| / lam)``,
+        ``pos_b`` the recency rank of ``b``'s items and ``i*`` the most recent
+        item of ``b`` the query holds; ``None`` turns it off.
+    max_sessions : int or None, default=None
+        Keep only the ``max_sessions`` most recent training sessions as
+        neighbours (bounded memory; popularity still counts every session);
+        ``None`` keeps all.
     k : int, default=5
         Items per answer.
     filter_already_liked_items : bool, default=False
@@ -161,10 +192,16 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
         Id of each row of ``session_items_``.
     session_keys_ : polars.Series or None
         User key of each row of ``session_items_``.
+    session_times_ : ndarray of float64 or None
+        Last event time (seconds) of each row of ``session_items_``.
+    session_recency_ : scipy.sparse.csr_matrix or None
+        Recency rank of each item in its training session (1: the last),
+        kept only with ``neighbor_position_decay``.
     params_ : dict
         The scoring parameters of the fit (``n_neighbors``, ``sample_size``,
         ``similarity``, ``weighting``, ``weighting_score``, ``idf_weighting``,
-        ``history_weight``): what :meth:`predict` uses, so that
+        ``history_weight``, ``recency_decay``, ``neighbor_position_decay``):
+        what :meth:`predict` uses, so that
         ``set_params`` after fit changes nothing until the next fit.
     idf_ : ndarray of shape (n_items,)
         ``log(n_sessions / sessions with the item)`` (0 for unseen items).
@@ -187,6 +224,12 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
     .. [2] Ludewig, M., & Jannach, D. (2018). Evaluation of session-based
        recommendation algorithms. User Modeling and User-Adapted
        Interaction 28(4-5), 331-390.
+    .. [3] Garg, D., Gupta, P., Malhotra, P., Vig, L., & Shroff, G. (2019).
+       Sequence and time aware neighborhood for session-based
+       recommendations: STAN. SIGIR 2019.
+    .. [4] Ludewig, M., Latifi, S., Mauro, N., & Jannach, D. (2021).
+       Empirical analysis of session-based recommendation algorithms.
+       User Modeling and User-Adapted Interaction 31, 149-181.
 
     Examples
     --------
