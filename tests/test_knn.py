@@ -435,6 +435,16 @@ def test_beats_popularity_on_make_sessions():
     knn = hit_rate(SessionKNNRecommender(k=5))
     pop = hit_rate(PopularityRecommender(k=5))
     assert knn > 1.5 * pop, (knn, pop)
+    stan = SessionKNNRecommender(
+        k=5,
+        similarity="cosine",
+        weighting=8.0,
+        weighting_score=0.5,
+        recency_decay=10.0,
+        neighbor_position_decay=8.0,
+        idf_weighting=2.0,
+    )
+    assert hit_rate(stan) > 1.5 * pop
 
 
 def test_sklearn_conventions():
