@@ -732,3 +732,13 @@ def test_stan_errors_and_max_sessions():
     np.testing.assert_array_equal(
         kept.session_times_, np.sort(im_train.row_times)[-10:]
     )
+
+
+def test_stan_recommend_keys_uses_the_latest_training_time():
+    log = _random_log(4)
+    _, _, im_train, _ = _matrices(log, list(range(70, 91)))
+    model = SessionKNNRecommender(recency_decay=0.001, k=3).fit(im_train)
+    keys = sorted(set(im_train.row_keys.to_list()))[:3]
+    out = model.recommend_keys(keys)
+    assert out.height == 3
+    assert all(len(r) == 3 for r in out["recommendations"].to_list())

@@ -683,12 +683,13 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
         return scores
 
     # --------------------------------------------------------------- answer
-    def _rank_context(self, matrix, row_keys, im, *, k, use_history=None):
+    def _rank_context(self, matrix, row_keys, im, *, k, use_history=None, times=None):
         banned, allowed = self._filters()
         if use_history is None:
             use_history = self.params_["history_weight"] > 0
         weights, steps, self_rows = self._query(matrix, row_keys, im, use_history)
-        times = None if im is None else im.row_times
+        if times is None and im is not None:
+            times = im.row_times
         self._check_order_params(im, "predict", times=times is None)
         scores = self._scores(weights, steps, self_rows, times)
         codes = self.fallback_._segment_codes(
@@ -766,7 +767,8 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
         """Answer known keys from their training sessions alone.
 
         The query is the union of the key's training items, all with the
-        same weight. Keys unknown to the model get the fallback (global
+        same weight, made at the time of the latest training session (for
+        ``recency_decay``). Keys unknown to the model get the fallback (global
         popularity), with a warning that counts them.
 
         Parameters
@@ -798,7 +800,11 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
                 stacklevel=2,
             )
         empty = sp.csr_matrix((len(keys), self.n_features_in_), dtype=np.float32)
+        # a key's query counts as made at the latest training session's time
+        now = None
+        if self.session_times_ is not None and self.session_times_.size:
+            now = np.full(len(keys), self.session_times_.max())
         ids, scores, counts = self._rank_context(
-            empty, keys, None, k=k, use_history=True
+            empty, keys, None, k=k, use_history=True, times=now
         )
         return self._answers_frame(keys, ids, scores, counts, FrameKind("polars"))
