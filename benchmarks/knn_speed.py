@@ -14,7 +14,9 @@ best of ``--repeats``:
 * ``SessionKNNRecommender.fit`` on the training matrix, and its ratio to
   building that matrix (the goal: at most 1x);
 * answering the 7,300 test sessions (``predict`` on their matrix; the goal:
-  under 10 s on 2 cores), for V-SKNN's defaults and for SKNN (cosine);
+  under 10 s on 2 cores), for V-SKNN's defaults, for SKNN (cosine), for
+  VSTAN's weights and for VSTAN with ``max_sessions`` half the sessions,
+  each with the size of the fitted model's arrays per million sessions;
 
 and prints the peak resident memory of the process (the goal: under 12 GB at
 the "full" scale).
@@ -66,6 +68,29 @@ def best(fn, repeats, name=None):
     return min(times), out
 
 
+#: VSTAN's weights (session-rec's rsc15 "hr" setting) at V-SKNN's neighbours.
+STAN = {
+    "similarity": "cosine",
+    "weighting": 8.0,
+    "weighting_score": 0.5,
+    "recency_decay": 10.0,
+    "neighbor_position_decay": 8.0,
+    "idf_weighting": 2.0,
+}
+
+
+def model_gb(model) -> float:
+    """Bytes of the fitted kNN's arrays (sessions, index, times, positions)."""
+    total = 0
+    for name in ("session_items_", "index_", "session_recency_"):
+        m = getattr(model, name, None)
+        if m is not None:
+            total += m.data.nbytes + m.indices.nbytes + m.indptr.nbytes
+    times = getattr(model, "session_times_", None)
+    total += 0 if times is None else times.nbytes
+    return total / 1024**3
+
+
 def peak_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
@@ -114,6 +139,8 @@ def main(argv=None) -> int:
         ("V-SKNN (defaults)", {}),
         ("SKNN (cosine, same)", {"similarity": "cosine", "weighting": "same",
                                  "weighting_score": "same"}),
+        ("STAN (VSTAN weights)", STAN),
+        ("STAN, max_sessions/2", {**STAN, "max_sessions": im.shape[0] // 2}),
     ]:  # fmt: skip
         model = SessionKNNRecommender(**params)
         t_fit, _ = best(lambda m=model: m.fit(im), args.repeats, "fit")
@@ -122,7 +149,10 @@ def main(argv=None) -> int:
             f"{name:20s} fit {t_fit:6.2f} s ({t_fit / build_time:.2f}x the "
             f"builder; CPU {cpu['fit']:.2f} s, "
             f"{cpu['fit'] / cpu['build ' + TIME_COL]:.2f}x), predict "
-            f"{pred.height:,} sessions {t_pred:6.2f} s (CPU {cpu['pred']:.2f} s)",
+            f"{pred.height:,} sessions {t_pred:6.2f} s (CPU {cpu['pred']:.2f} s); "
+            f"model {model_gb(model):.3f} GB, "
+            f"{model_gb(model) / model.session_items_.shape[0] * 1e6:.3f} GB per "
+            "million kept sessions",
             flush=True,
         )
     print(f"peak RSS {peak_gb():.2f} GB")

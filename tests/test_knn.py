@@ -435,6 +435,16 @@ def test_beats_popularity_on_make_sessions():
     knn = hit_rate(SessionKNNRecommender(k=5))
     pop = hit_rate(PopularityRecommender(k=5))
     assert knn > 1.5 * pop, (knn, pop)
+    stan = SessionKNNRecommender(
+        k=5,
+        similarity="cosine",
+        weighting=8.0,
+        weighting_score=0.5,
+        recency_decay=10.0,
+        neighbor_position_decay=8.0,
+        idf_weighting=2.0,
+    )
+    assert hit_rate(stan) > 1.5 * pop
 
 
 def test_sklearn_conventions():
@@ -575,3 +585,160 @@ def test_recommend_keys_match_exactly():
     # "010" is answered like any unknown key (the fallback), not as key 10
     assert typed["recommendations"].to_list() == unseen["recommendations"].to_list()
     assert typed["recommendations"].to_list() != known["recommendations"].to_list()
+
+
+def naive_stan(train, test, params, k):
+    """Per-session loop over STAN / VSTAN's published definitions.
+
+    Garg et al. (SIGIR 2019) and Ludewig et al. (2021), with positions the
+    recency ranks of a session's distinct items (1: its last item):
+
+    - query item ``i`` at ``d`` steps before the last: ``w_i = exp(-d/spw)``;
+    - similarity: cosine of the query's weight vector and the neighbour's
+      binary vector, times ``exp(-(t_query - t_neighbour) / (snh days))``
+      (a later neighbour counts as simultaneous);
+    - the ``n_neighbors`` most similar of the ``sample_size`` most recent
+      sessions sharing an item; each adds, to every item ``j`` it holds,
+      ``sim * exp(-(step* - 1)/ipw) * exp(-|pos(j) - pos(i*)|/inh) *
+      (1 + idf_w * idf(j))``, where ``i*`` is the neighbour's most recent item
+      that the query holds and ``step*`` the query step of the query's most
+      recent item that the neighbour holds.
+    """
+    p = params
+    sess, times = {}, {}
+    for sid, part in train.sort("t").group_by("session_id", maintain_order=True):
+        last = part.group_by("partnumber").agg(pl.col("t").max())
+        # oldest first (ties: the smaller id, as naive_knn); position 1: last
+        items = sorted(last.iter_rows(), key=lambda r: (r[1], r[0]))
+        sess[sid[0]] = {it: len(items) - j for j, (it, _) in enumerate(items)}
+        times[sid[0]] = part["t"].max()
+    order = sorted(sess, key=lambda s: (times[s], s))
+    rank = {s: r for r, s in enumerate(order)}
+    known = sorted({i for items in sess.values() for i in items})
+    col = {item: j for j, item in enumerate(known)}
+    n_sessions = len(sess)
+    idf = {i: math.log(n_sessions / sum(i in s for s in sess.values())) for i in known}
+    pop = {i: sum(1.0 + 0 for s in sess.values() if i in s) for i in known}
+    out = {}
+    for sid in sorted(test["session_id"].unique()):
+        ev = test.filter(pl.col("session_id") == sid)
+        last = ev.group_by("partnumber").agg(pl.col("t").max())
+        items = sorted(
+            ((it, t) for it, t in last.iter_rows() if it in col),
+            key=lambda r: (r[1], r[0]),
+        )
+        step = {it: len(items) - j for j, (it, _) in enumerate(items)}
+        if not step:
+            continue
+        t_query = ev["t"].max()  # the session's last event
+        weight = {it: math.exp(-(st - 1) / p["weighting"]) for it, st in step.items()}
+        norm = math.sqrt(sum(w * w for w in weight.values()))
+        cands = [s for s in order if set(sess[s]) & set(step)]
+        cands.sort(key=lambda s: -rank[s])
+        cands = cands[: p["sample_size"]]
+        neigh = []
+        for s in cands:
+            shared = set(sess[s]) & set(step)
+            sim = sum(weight[it] for it in shared) / (norm * math.sqrt(len(sess[s])))
+            gap = max(t_query - times[s], 0)
+            sim *= math.exp(-gap / (p["recency_decay"] * 86400.0))
+            if sim > 0:
+                neigh.append((s, sim, shared))
+        neigh.sort(key=lambda x: (-x[1], -rank[x[0]]))
+        scores = {}
+        for s, sim, shared in neigh[: p["n_neighbors"]]:
+            st = min(step[it] for it in shared)
+            star = min(sess[s][it] for it in shared)
+            w = sim * math.exp(-(st - 1) / p["weighting_score"])
+            for it, pos in sess[s].items():
+                inh = math.exp(-abs(pos - star) / p["neighbor_position_decay"])
+                val = w * inh * (1.0 + p["idf_weighting"] * idf[it])
+                scores[it] = scores.get(it, 0.0) + val
+        out[sid] = scores
+    return out, col, pop
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_stan_parity_with_naive_loop(seed):
+    """STAN's weights: the scores of a naive loop over the definitions."""
+    params = {
+        "n_neighbors": 4 + seed,
+        "sample_size": (None, 6, 12)[seed],
+        "similarity": "cosine",
+        "weighting": (0.5, 2.0, 8.0)[seed],
+        "weighting_score": (0.3, 1.0, 4.0)[seed],
+        "recency_decay": (0.0005, 0.002, 1.0)[seed],
+        "neighbor_position_decay": (0.5, 2.0, 8.0)[seed],
+        "idf_weighting": (0.0, 1.0, 2.0)[seed],
+    }
+    log = _random_log(seed)
+    test_ids = list(range(70, 91))
+    train, test, im_train, im_test = _matrices(log, test_ids)
+    model = SessionKNNRecommender(**params).fit(im_train)
+    n_items = im_train.matrix.shape[1]
+    want_params = {**params, "sample_size": params["sample_size"] or 10**9}
+    want, col, _ = naive_stan(train, test, want_params, k=n_items)
+    weights, steps, self_rows = model._query(im_test.matrix, None, im_test, False)
+    got = model._scores(weights, steps, self_rows, im_test.row_times).toarray()
+    rows = {sid: r for r, sid in enumerate(im_test.row_ids.to_list())}
+    assert set(want) <= set(rows)
+    n_checked = 0
+    for sid, scores in want.items():
+        expect = np.zeros(n_items)
+        for it, sc in scores.items():
+            expect[col[it]] = sc
+        np.testing.assert_allclose(got[rows[sid]], expect, rtol=1e-9, atol=1e-12)
+        n_checked += bool(scores)
+    assert n_checked >= 10
+
+
+def test_stan_neutral_weights_reproduce_cosine_knn():
+    """recency/neighbour-position decays off and weighting 'same': plain SKNN."""
+    log = _random_log(5)
+    _, _, im_train, im_test = _matrices(log, list(range(70, 91)))
+    plain = SessionKNNRecommender(similarity="cosine", weighting="same").fit(im_train)
+    huge = SessionKNNRecommender(
+        similarity="cosine",
+        weighting="same",
+        recency_decay=1e12,
+        neighbor_position_decay=1e12,
+    ).fit(im_train)
+    scores = []
+    for model in (plain, huge):
+        w, st, self_rows = model._query(im_test.matrix, None, im_test, False)
+        scores.append(model._scores(w, st, self_rows, im_test.row_times).toarray())
+    assert np.count_nonzero(scores[0]) > 50
+    np.testing.assert_allclose(scores[1], scores[0], rtol=1e-9)
+
+
+def test_stan_errors_and_max_sessions():
+    log = _random_log(3)
+    _, _, im_train, im_test = _matrices(log, list(range(70, 91)))
+    X = im_train.matrix.toarray()
+    with pytest.raises(ValueError, match="recency_decay=2.0 .*time_col"):
+        SessionKNNRecommender(recency_decay=2.0, sample_size=None).fit(X)
+    with pytest.raises(ValueError, match="neighbor_position_decay=1.0"):
+        SessionKNNRecommender(neighbor_position_decay=1.0, sample_size=None).fit(X)
+    model = SessionKNNRecommender(recency_decay=2.0).fit(im_train)
+    with pytest.raises(ValueError, match="recency_decay"):
+        model.predict(im_test.matrix)
+    with pytest.raises(ValueError, match="weighting"):
+        SessionKNNRecommender(weighting=-1.0).fit(im_train)
+    # max_sessions keeps the most recent sessions (ties: the later row)
+    kept = SessionKNNRecommender(max_sessions=10).fit(im_train)
+    order = np.lexsort((np.arange(len(im_train.row_times)), im_train.row_times))
+    assert kept.session_items_.shape[0] == 10
+    assert kept.session_ids_.to_list() == im_train.row_ids.gather(order[-10:]).to_list()
+    np.testing.assert_array_equal(
+        kept.session_times_, np.sort(im_train.row_times)[-10:]
+    )
+
+
+def test_stan_recommend_keys_uses_the_latest_training_time():
+    log = _random_log(4)
+    _, _, im_train, _ = _matrices(log, list(range(70, 91)))
+    model = SessionKNNRecommender(recency_decay=0.001, k=3).fit(im_train)
+    keys = sorted(set(im_train.row_keys.to_list()))[:3]
+    out = model.recommend_keys(keys)
+    assert out.height == 3
+    assert all(len(r) == 3 for r in out["recommendations"].to_list())

@@ -1,4 +1,4 @@
-"""SessionKNNRecommender: session-based k-nearest-neighbours (SKNN, V-SKNN)."""
+"""SessionKNNRecommender: session-based k-nearest-neighbours (SKNN, V-SKNN, STAN)."""
 
 from __future__ import annotations
 
@@ -24,13 +24,19 @@ from ._calls import (
     cooccurrence_similar,
     item_positions,
 )
+from ._knn_weights import EXACT_STEPS as _EXACT_STEPS
+from ._knn_weights import WEIGHTINGS, is_exponential, position_weight, score_decay
+from ._knn_weights import dense_rank_in_rows as _dense_rank_in_rows
+from ._knn_weights import leading_step as _leading_step
+from ._knn_weights import neighbor_position_scores as _neighbor_position_scores
+from ._knn_weights import row_min_max as _row_min_max
+from ._knn_weights import time_decay as _time_decay
 from ._popularity import FallbackMixin, PopularityRecommender
 from ._topk import row_of as _row_of
 from ._topk import segment_topk as _segment_topk
 from ._topk import sparse_topk as _sparse_topk
 
-#: Names of the position weightings (query items) and score decays.
-WEIGHTINGS = ("same", "linear", "div", "quadratic", "log")
+__all__ = ["SessionKNNRecommender", "WEIGHTINGS", "position_weight", "score_decay"]
 
 #: Parameters that shape the scores, fixed at fit time (``params_``).
 _SCORING = (
@@ -41,91 +47,12 @@ _SCORING = (
     "weighting_score",
     "idf_weighting",
     "history_weight",
+    "recency_decay",
+    "neighbor_position_decay",
 )
 
 #: Bound on the candidate entries (query items x sampled sessions) per chunk.
 _CHUNK_ENTRIES = 1 << 22
-
-
-def position_weight(name: str, d: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Weight of a query item ``d`` steps before the session's last item.
-
-    ``n`` is the number of distinct items of the query session and
-    ``i = n - d`` the item's position (1 for the oldest, ``n`` for the last),
-    as in Ludewig & Jannach (2018): ``same`` 1, ``div`` i/n, ``quadratic``
-    (i/n)^2, ``linear`` max(1 - 0.1 d, 0), ``log`` 1/log10(d + 1.7).
-    """
-    d = np.asarray(d, dtype=np.float64)
-    n = np.asarray(n, dtype=np.float64)
-    if name == "same":
-        return np.ones_like(d)
-    if name == "div":
-        return (n - d) / n
-    if name == "quadratic":
-        return ((n - d) / n) ** 2
-    if name == "linear":
-        return np.maximum(1.0 - 0.1 * d, 0.0)
-    return 1.0 / np.log10(d + 1.7)
-
-
-def score_decay(name: str, step: np.ndarray) -> np.ndarray:
-    """Decay of a neighbour whose most recent shared item is ``step`` back.
-
-    ``step`` is 1 when the neighbour holds the query's last item, 2 when
-    its most recent shared item is the one before, ...: ``same`` 1, ``div``
-    1/step, ``quadratic`` 1/step^2, ``linear`` max(1 - 0.1 step, 0),
-    ``log`` 1/log10(step + 1.7) (V-SKNN's ``weighting_score``).
-    """
-    step = np.asarray(step, dtype=np.float64)
-    if name == "same":
-        return np.ones_like(step)
-    if name == "div":
-        return 1.0 / step
-    if name == "quadratic":
-        return 1.0 / step**2
-    if name == "linear":
-        return np.maximum(1.0 - 0.1 * step, 0.0)
-    return 1.0 / np.log10(step + 1.7)
-
-
-#: Query rows with more items than this get their smallest shared step by
-#: lookups: a float64 sum of distinct powers of two keeps its leading bit
-#: exact while fewer than 53 shared steps follow the smallest.
-_EXACT_STEPS = 50
-
-
-def _leading_step(code: np.ndarray) -> np.ndarray:
-    """``t`` such that ``2**-t <= code < 2**(1 - t)``."""
-    _, exp = np.frexp(code)
-    return (1 - exp).astype(np.float64)
-
-
-def _row_min_max(m: sp.csr_matrix):
-    """Per row: smallest and largest stored value, and number stored."""
-    count = np.diff(m.indptr)
-    lo = np.zeros(count.size)
-    hi = np.zeros(count.size)
-    has = count > 0
-    if m.nnz:
-        lo[has] = np.minimum.reduceat(m.data, m.indptr[:-1][has])
-        hi[has] = np.maximum.reduceat(m.data, m.indptr[:-1][has])
-    return lo, hi, count
-
-
-def _dense_rank_in_rows(m: sp.csr_matrix) -> np.ndarray:
-    """Per stored entry: 1 + number of smaller distinct values in its row."""
-    rows = _row_of(m.indptr)
-    order = np.lexsort((m.data, rows))
-    r, v = rows[order], m.data[order]
-    new = np.ones(r.size, dtype=bool)
-    new[1:] = (r[1:] != r[:-1]) | (v[1:] != v[:-1])
-    first = np.ones(r.size, dtype=bool)
-    first[1:] = r[1:] != r[:-1]
-    csum = np.cumsum(new)
-    start = np.maximum.accumulate(np.where(first, csum, 0))
-    out = np.empty(r.size, dtype=np.int64)
-    out[order] = csum - start + 1
-    return out
 
 
 def _exact_ids(values: pl.Series, dtype) -> pl.Series:
@@ -148,7 +75,7 @@ def _drop_columns(m: sp.csr_matrix, mask: np.ndarray) -> sp.csr_matrix:
 
 
 class SessionKNNRecommender(FallbackMixin, BaseRecommender):
-    """Session-based nearest neighbours: SKNN and V-SKNN as one estimator.
+    """Session-based nearest neighbours: SKNN, V-SKNN and (V)STAN as one estimator.
 
     Training rows are sessions (``ConfidenceEncoder(grain="session",
     time_col=...)`` then :class:`~skals.InteractionMatrixBuilder`). To answer
@@ -176,6 +103,18 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
        confidence of ``j`` in ``b`` (``"confidence"``: cart adds weigh more,
        tuned with ``confidenceencoder__cart_weight``), and
        ``idf(j) = log(n_sessions / n_sessions_with_j)``.
+
+    **STAN's weights** (Garg et al. 2019; VSTAN, Ludewig et al. 2021) are
+    parameters of the same kNN, off by default: exponential position weights
+    (``weighting`` and ``weighting_score`` as numbers), the neighbour's
+    recency (``recency_decay``, multiplying the similarity before the
+    ``n_neighbors`` are chosen) and the item's position inside the neighbour
+    (``neighbor_position_decay``); with ``idf_weighting`` and the query's own
+    items kept (STAN's "reminders", unless ``filter_already_liked_items``)
+    this is VSTAN. Session-rec's VSTAN settings for YooChoose map to
+    ``similarity="cosine", weighting=8, weighting_score=0.5,
+    recency_decay=10, neighbor_position_decay=8, idf_weighting=2,
+    n_neighbors=2000, sample_size=2500`` (benchmarks/real_clicks.py).
 
     Everything is computed with sparse matrix products over chunks of query
     sessions; sampling is exact: an inverted index keeps, per item, its
@@ -206,12 +145,17 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
         sharing an item (slow on popular items).
     similarity : {"vec", "cosine", "jaccard"}, default="vec"
         Session similarity (see above).
-    weighting : {"div", "same", "linear", "quadratic", "log"}, default="div"
-        Position weighting of the query's items.
-    weighting_score : {"div", "same", "linear", "quadratic", "log"}, \
+    weighting : {"div", "same", "linear", "quadratic", "log"} or float, \
             default="div"
+        Position weighting of the query's items; a number ``lam`` is STAN's
+        ``exp(-d / lam)`` for an item ``d`` steps before the last
+        (``lambda_spw``), and makes ``"cosine"`` the cosine of the query's
+        weight vector (norm ``sqrt(sum w_i^2)``).
+    weighting_score : {"div", "same", "linear", "quadratic", "log"} or \
+            float, default="div"
         Decay of a neighbour's contribution by the position of its most
-        recent shared item.
+        recent shared item; a number ``lam`` is VSTAN's
+        ``exp(-(step - 1) / lam)`` (``lambda_ipw``).
     idf_weighting : bool or float, default=False
         Weight of the items' idf in the scores (``True`` is 1, ``False`` 0).
     neighbor_values : {"binary", "confidence"}, default="binary"
@@ -221,6 +165,20 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
         key's training sessions that are not in the query join it, each with
         position weight ``history_weight``, counting as older than every
         item of the session (step ``n + 1``). 0 leaves history out.
+    recency_decay : float or None, default=None
+        STAN's neighbour recency (``lambda_snh``, in days): a neighbour's
+        similarity is multiplied by ``exp(-gap / recency_decay)``, ``gap``
+        the days from its last event to the query's (0 if it is later);
+        ``None`` turns it off.
+    neighbor_position_decay : float or None, default=None
+        STAN's item position inside a neighbour (``lambda_inh``): item ``j``
+        of neighbour ``b`` weighs ``exp(-|pos_b(j) - pos_b(i*)| / lam)``,
+        ``pos_b`` the recency rank of ``b``'s items and ``i*`` the most recent
+        item of ``b`` the query holds; ``None`` turns it off.
+    max_sessions : int or None, default=None
+        Keep only the ``max_sessions`` most recent training sessions as
+        neighbours (bounded memory; popularity still counts every session);
+        ``None`` keeps all.
     k : int, default=5
         Items per answer.
     filter_already_liked_items : bool, default=False
@@ -242,10 +200,16 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
         Id of each row of ``session_items_``.
     session_keys_ : polars.Series or None
         User key of each row of ``session_items_``.
+    session_times_ : ndarray of float64 or None
+        Last event time (seconds) of each row of ``session_items_``.
+    session_recency_ : scipy.sparse.csr_matrix or None
+        Recency rank of each item in its training session (1: the last),
+        kept only with ``neighbor_position_decay``.
     params_ : dict
         The scoring parameters of the fit (``n_neighbors``, ``sample_size``,
         ``similarity``, ``weighting``, ``weighting_score``, ``idf_weighting``,
-        ``history_weight``): what :meth:`predict` uses, so that
+        ``history_weight``, ``recency_decay``, ``neighbor_position_decay``):
+        what :meth:`predict` uses, so that
         ``set_params`` after fit changes nothing until the next fit.
     idf_ : ndarray of shape (n_items,)
         ``log(n_sessions / sessions with the item)`` (0 for unseen items).
@@ -268,6 +232,12 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
     .. [2] Ludewig, M., & Jannach, D. (2018). Evaluation of session-based
        recommendation algorithms. User Modeling and User-Adapted
        Interaction 28(4-5), 331-390.
+    .. [3] Garg, D., Gupta, P., Malhotra, P., Vig, L., & Shroff, G. (2019).
+       Sequence and time aware neighborhood for session-based
+       recommendations: STAN. SIGIR 2019.
+    .. [4] Ludewig, M., Latifi, S., Mauro, N., & Jannach, D. (2021).
+       Empirical analysis of session-based recommendation algorithms.
+       User Modeling and User-Adapted Interaction 31, 149-181.
 
     Examples
     --------
@@ -289,8 +259,17 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "sample_size": [Interval(Integral, 1, None, closed="left"), None],
         "similarity": [StrOptions({"vec", "cosine", "jaccard"})],
-        "weighting": [StrOptions(set(WEIGHTINGS))],
-        "weighting_score": [StrOptions(set(WEIGHTINGS))],
+        "weighting": [
+            StrOptions(set(WEIGHTINGS)),
+            Interval(Real, 0, None, closed="neither"),
+        ],
+        "weighting_score": [
+            StrOptions(set(WEIGHTINGS)),
+            Interval(Real, 0, None, closed="neither"),
+        ],
+        "recency_decay": [Interval(Real, 0, None, closed="neither"), None],
+        "neighbor_position_decay": [Interval(Real, 0, None, closed="neither"), None],
+        "max_sessions": [Interval(Integral, 1, None, closed="left"), None],
         "idf_weighting": ["boolean", Interval(Real, 0, None, closed="left")],
         "neighbor_values": [StrOptions({"binary", "confidence"})],
         "history_weight": [Interval(Real, 0, None, closed="left")],
@@ -308,6 +287,9 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
         *,
         neighbor_values="binary",
         history_weight=0.0,
+        recency_decay=None,
+        neighbor_position_decay=None,
+        max_sessions=None,
         k=5,
         filter_already_liked_items=False,
         filter_items=None,
@@ -322,6 +304,9 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
         self.idf_weighting = idf_weighting
         self.neighbor_values = neighbor_values
         self.history_weight = history_weight
+        self.recency_decay = recency_decay
+        self.neighbor_position_decay = neighbor_position_decay
+        self.max_sessions = max_sessions
         self.k = k
         self.filter_already_liked_items = filter_already_liked_items
         self.filter_items = filter_items
@@ -361,15 +346,31 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
                 "row_times; encode with ConfidenceEncoder(grain='session', "
                 "time_col='timestamp_local') or set sample_size=None."
             )
+        self._check_order_params(im, "fit", times=im is None or im.row_times is None)
         if im is not None and im.row_times is not None:
             order = np.lexsort((np.arange(n_rows), im.row_times))
         else:
             order = np.arange(n_rows)
+        if self.max_sessions is not None:
+            order = order[-self.max_sessions :]  # the most recent sessions
+        n_rows = order.size
         sessions = sp.csr_matrix(matrix[order], dtype=np.float64)
         sessions.sort_indices()
         if self.neighbor_values == "binary":
             sessions.data[:] = 1.0
         self.session_items_ = sessions
+        self.session_times_ = (
+            None
+            if im is None or im.row_times is None
+            else np.asarray(im.row_times, dtype=np.float64)[order]
+        )
+        self.session_recency_ = None
+        if self.neighbor_position_decay is not None:
+            rec = sp.csr_matrix(im.recency[order], dtype=np.float64)
+            rec.sort_indices()
+            # recency ranks of each neighbour's distinct items (1: its last)
+            rec.data = _dense_rank_in_rows(rec).astype(np.float64)
+            self.session_recency_ = rec
         n_with = np.bincount(sessions.indices, minlength=matrix.shape[1])
         with np.errstate(divide="ignore"):
             idf = np.log(n_rows / n_with)
@@ -408,6 +409,28 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
             pop_input = matrix
         self._fit_fallback(pop_input)
         return self
+
+    def _check_order_params(self, im, where, *, times):
+        """Clear errors for STAN's decays without the times/order they need."""
+        need = []
+        if self.params_["recency_decay"] is not None and times:
+            need.append(f"recency_decay={self.params_['recency_decay']} (row_times)")
+        if (
+            where == "fit"
+            and self.params_["neighbor_position_decay"] is not None
+            and (im is None or im.recency is None)
+        ):
+            need.append(
+                "neighbor_position_decay="
+                f"{self.params_['neighbor_position_decay']} (recency)"
+            )
+        if need:
+            raise ValueError(
+                f"{type(self).__name__}.{where}: {' and '.join(need)} need the "
+                "times of the events, which the input has not; give an "
+                "InteractionMatrix encoded with ConfidenceEncoder(grain='session', "
+                "time_col='timestamp_local') or set them to None."
+            )
 
     # -------------------------------------------------------------- queries
     def _query(self, matrix, row_keys, im, use_history):
@@ -532,8 +555,12 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
         return hist
 
     # --------------------------------------------------------------- scores
-    def _scores(self, weights, steps, self_rows) -> sp.csr_matrix:
-        """Item scores (n_rows x n_items, sparse) for the query rows."""
+    def _scores(self, weights, steps, self_rows, times=None) -> sp.csr_matrix:
+        """Item scores (n_rows x n_items, sparse) for the query rows.
+
+        ``times``: each query's last event time (seconds), for
+        ``recency_decay``.
+        """
         n = weights.shape[0]
         binary = sp.csr_matrix(
             (np.ones(weights.nnz), weights.indices, weights.indptr), shape=weights.shape
@@ -543,7 +570,13 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
         chunk = (np.cumsum(cost) // _CHUNK_ENTRIES).astype(np.int64)
         bounds = np.concatenate([[0], np.flatnonzero(np.diff(chunk)) + 1, [n]])
         parts = [
-            self._score_chunk(weights[a:b], steps[a:b], binary[a:b], self_rows[a:b])
+            self._score_chunk(
+                weights[a:b],
+                steps[a:b],
+                binary[a:b],
+                self_rows[a:b],
+                None if times is None else np.asarray(times, dtype=np.float64)[a:b],
+            )
             for a, b in zip(bounds[:-1], bounds[1:], strict=True)
             if b > a
         ]
@@ -564,7 +597,7 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
         np.minimum.at(out, pair, step)
         return out
 
-    def _score_chunk(self, weights, steps, binary, self_rows) -> sp.csr_matrix:
+    def _score_chunk(self, weights, steps, binary, self_rows, times=None):
         n_q = weights.shape[0]
         sessions = self.session_items_
         n_sessions = sessions.shape[0]
@@ -614,10 +647,18 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
         similarity = self.params_["similarity"]
         if similarity == "vec":
             sim = dot / n_a
+        elif similarity == "cosine" and is_exponential(self.params_["weighting"]):
+            # STAN: the query is the vector of its weights
+            norm2 = np.asarray(weights.multiply(weights).sum(axis=1)).ravel()
+            sim = dot / np.sqrt(norm2[q_of] * n_b)
         elif similarity == "cosine":
             sim = dot / np.sqrt(n_a * n_b)
         else:
             sim = dot / (n_a + n_b - n_shared)
+        if self.params_["recency_decay"] is not None:
+            sim = sim * _time_decay(
+                times[q_of], self.session_times_[s_of], self.params_["recency_decay"]
+            )
         ok = sim > 0
         q_of, s_of, sim, min_step = q_of[ok], s_of[ok], sim[ok], min_step[ok]
         # the n_neighbors most similar per query (ties: the more recent)
@@ -625,11 +666,23 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
         from_end = np.repeat(starts[1:], np.diff(starts)) - np.arange(q_of.size) - 1
         top = _segment_topk(q_of, from_end, sim, n_q, self.params_["n_neighbors"])
         w = sim[top] * score_decay(self.params_["weighting_score"], min_step[top])
-        neigh = sp.csr_matrix(
-            (w, (q_of[top], s_of[top])), shape=(n_q, n_sessions), dtype=np.float64
-        )
-        neigh.sort_indices()
-        scores = (neigh @ sessions).tocsr()
+        if self.params_["neighbor_position_decay"] is not None:
+            scores = _neighbor_position_scores(
+                q_of[top],
+                s_of[top],
+                w,
+                binary,
+                sessions,
+                self.session_recency_,
+                float(self.params_["neighbor_position_decay"]),
+                n_q,
+            )
+        else:
+            neigh = sp.csr_matrix(
+                (w, (q_of[top], s_of[top])), shape=(n_q, n_sessions), dtype=np.float64
+            )
+            neigh.sort_indices()
+            scores = (neigh @ sessions).tocsr()
         idf_w = float(self.params_["idf_weighting"])
         if idf_w:
             scores = scores @ sp.diags(1.0 + idf_w * self.idf_)
@@ -638,12 +691,15 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
         return scores
 
     # --------------------------------------------------------------- answer
-    def _rank_context(self, matrix, row_keys, im, *, k, use_history=None):
+    def _rank_context(self, matrix, row_keys, im, *, k, use_history=None, times=None):
         banned, allowed = self._filters()
         if use_history is None:
             use_history = self.params_["history_weight"] > 0
         weights, steps, self_rows = self._query(matrix, row_keys, im, use_history)
-        scores = self._scores(weights, steps, self_rows)
+        if times is None and im is not None:
+            times = im.row_times
+        self._check_order_params(im, "predict", times=times is None)
+        scores = self._scores(weights, steps, self_rows, times)
         codes = self.fallback_._segment_codes(
             None if im is None else im.row_segments, matrix.shape[0]
         )
@@ -735,7 +791,11 @@ class SessionKNNRecommender(FallbackMixin, BaseRecommender):
     def _rank_keys(self, keys, k):
         """A key's query: the union of its training sessions' items."""
         empty = sp.csr_matrix((len(keys), self.n_features_in_), dtype=np.float32)
-        return self._rank_context(empty, keys, None, k=k, use_history=True)
+        # a key's query counts as made at the latest training session's time
+        now = None
+        if self.session_times_ is not None and self.session_times_.size:
+            now = np.full(len(keys), self.session_times_.max())
+        return self._rank_context(empty, keys, None, k=k, use_history=True, times=now)
 
     def _self_rows(self, im) -> np.ndarray | None:
         """The training session of each query row (itself), ``-1`` if none."""
