@@ -13,7 +13,7 @@ from .._sklearn import Interval
 from ._base import BaseRecommender
 from ._knn import _dense_rank_in_rows
 from ._popularity import PopularityRecommender
-from ._rules import _ItemItemSessionModel, sequences
+from ._rules import _ItemItemSessionModel, repeated_events, sequences
 
 #: Bound on the dense (query rows x kept items) scores computed at once.
 _CHUNK_SCORES = 1 << 24
@@ -132,7 +132,8 @@ class SLISTRecommender(_ItemItemSessionModel):
       the future ones likewise (see :func:`split_matrices`).
 
     ``B`` minimises ``alpha * SLIS + (1 - alpha) * SLIT + l2 ||B||^2`` with
-    ``diag(B) = 0`` (an item does not explain itself); every row of both
+    ``diag(B) = 0`` (an item does not explain itself; ``repeat_weight``
+    then sets the diagonal from the training repeats); every row of both
     views is weighted by the session's timeliness
     ``exp(-(t_max - t_s) / time_decay)`` (days; ``t_s`` the session's last
     event, ``t_max`` the last of the training log). A query session scores
@@ -140,9 +141,10 @@ class SLISTRecommender(_ItemItemSessionModel):
     recency rank of its item ``j`` (1 for the last).
 
     **EASE** is ``SLISTRecommender(alpha=1.0, time_decay=None,
-    inference_decay=None)``: one estimator, since both are the same model
-    (a linear item x item map fitted by ridge regression) and ``alpha``
-    only moves weight between its two training views.
+    inference_decay=None, repeat_weight=0.0)``: one estimator, since both
+    are the same model (a linear item x item map fitted by ridge
+    regression) and ``alpha`` only moves weight between its two training
+    views.
 
     **Scale.** The solve is dense in the ``max_items`` most frequent items
     (by sessions holding them; ties: the lower column): about
@@ -169,6 +171,14 @@ class SLISTRecommender(_ItemItemSessionModel):
         every training session 1.
     max_items : int, default=10000
         Items of the dense solve (the most frequent).
+    repeat_weight : float, default=1.0
+        skals' addition to the paper: after the solve, ``B[j, j]`` is set to
+        ``repeat_weight`` times item ``j``'s repeat rate in training (its
+        events beyond the first in a session, per session holding it; from
+        the builder's ``item_stats``), so that a session's own items are
+        recommended again as often as they were re-clicked. 0 keeps the
+        paper's zero diagonal (so does a log without repeated events). On
+        YooChoose 100k it lifts HR@20 from 0.48 to 0.67 (BENCHMARKS.md).
     k : int, default=5
         Items per answer.
     filter_already_liked_items : bool, default=False
@@ -223,7 +233,7 @@ class SLISTRecommender(_ItemItemSessionModel):
     >>> X = np.array([[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1], [1, 1, 0, 0]])
     >>> model = SLISTRecommender(alpha=1.0, l2=1.0, k=2).fit(X)
     >>> model.predict(np.array([[1, 0, 0, 0]]))
-    array([[1, 2]])
+    array([[1, 3]])
     """
 
     _parameter_constraints: dict = {
@@ -234,6 +244,7 @@ class SLISTRecommender(_ItemItemSessionModel):
         "inference_decay": [Interval(Real, 0, None, closed="neither"), None],
         "time_decay": [Interval(Real, 0, None, closed="neither"), None],
         "max_items": [Interval(Integral, 1, None, closed="left")],
+        "repeat_weight": [Interval(Real, 0, None, closed="left")],
         "fallback": [PopularityRecommender, None],
     }
 
@@ -245,6 +256,7 @@ class SLISTRecommender(_ItemItemSessionModel):
         inference_decay=1.0,
         time_decay=None,
         max_items=10000,
+        repeat_weight=1.0,
         *,
         k=5,
         filter_already_liked_items=False,
@@ -258,6 +270,7 @@ class SLISTRecommender(_ItemItemSessionModel):
         self.inference_decay = inference_decay
         self.time_decay = time_decay
         self.max_items = max_items
+        self.repeat_weight = repeat_weight
         self.k = k
         self.filter_already_liked_items = filter_already_liked_items
         self.filter_items = filter_items
@@ -323,6 +336,11 @@ class SLISTRecommender(_ItemItemSessionModel):
             S, T, session = split_matrices(sub, float(self.position_decay))
             w_s = w_x[session]
         B = slist_weights(X, S, T, w_x, w_s, alpha, float(self.l2))
+        if self.repeat_weight and im is not None:
+            # the zero diagonal cannot predict a re-click of a session's
+            # item; its repeat rate in training does
+            rate = repeated_events(im, n_items) / np.maximum(n_with, 1)
+            B[np.diag_indices(B.shape[0])] = float(self.repeat_weight) * rate[kept]
         self.coef_ = B.astype(np.float32)
 
     def _query_weights(self, ranks):
