@@ -114,7 +114,7 @@ def test_hand_computed_answers_and_context():
     sessions = [[10, 11, 12], [11, 13], [11, 13], [12, 14]]
     log = _frame(sessions)
     im, builder = _matrix(log)
-    model = SequentialRulesRecommender(weighting="div", k=3).fit(im)
+    model = SequentialRulesRecommender(weighting="div", n_context=1, k=3).fit(im)
     query, _ = _matrix(_frame([[10, 11], [12]]), builder)
     out = model.predict(query)
     # last item 11: rules 11 -> 13 (2), 11 -> 12 (1); then popularity fill
@@ -123,7 +123,9 @@ def test_hand_computed_answers_and_context():
     assert out["recommendations"][1].to_list()[0] == 14
     # two context items, div: 11 counts 1, 10 counts 1/2 (10 -> 11: 1,
     # 10 -> 12: 1/2)
-    two = SequentialRulesRecommender(weighting="div", n_context=2, k=3).fit(im)
+    two = SequentialRulesRecommender(
+        weighting="div", n_context=2, context_weighting="div", k=3
+    ).fit(im)
     out = two.predict(query)
     assert out["recommendations"][0].to_list() == [13, 12, 11]
     assert out["scores"][0].to_list() == [2.0, 1.25, 0.5]

@@ -330,7 +330,7 @@ class SequentialRulesRecommender(_ItemItemSessionModel):
     item ``j`` scores ``sum over t <= n_context of c(t) * R[a_t, j]``, where
     ``a_1`` is the session's last item, ``a_2`` the one before, ... and
     ``c(t)`` is ``context_weighting`` at ``t`` (1 at ``t = 1``;
-    ``n_context=1``, the default, is SR itself). Rows with fewer than ``k``
+    ``n_context=1`` is SR itself, session-rec's default). Rows with fewer than ``k``
     scored items are filled with the most popular remaining ones (scored 0);
     rows with nothing to go on get the ``fallback`` with its scores.
 
@@ -356,10 +356,12 @@ class SequentialRulesRecommender(_ItemItemSessionModel):
     weighting : {"quadratic", "div", "linear", "log", "same"}, \
             default="quadratic"
         Weight of a rule by the distance ``d`` of the pair.
-    n_context : int, default=1
-        Most recent items of the query whose rules are summed.
+    n_context : int, default=3
+        Most recent items of the query whose rules are summed; 1 is SR as
+        published. 3 (with ``"quadratic"``) was better on both YooChoose
+        100k and make_sessions' logs (BENCHMARKS.md).
     context_weighting : {"div", "quadratic", "linear", "log", "same"}, \
-            default="div"
+            default="quadratic"
         Weight ``c(t)`` of the ``t``-th most recent query item: ``"div"``
         1/t, ``"quadratic"`` 1/t^2, ``"linear"`` max(1 - 0.1 t, 0),
         ``"log"`` 1/log10(t + 1.7), ``"same"`` 1.
@@ -446,8 +448,8 @@ class SequentialRulesRecommender(_ItemItemSessionModel):
         self,
         window=20,
         weighting="quadratic",
-        n_context=1,
-        context_weighting="div",
+        n_context=3,
+        context_weighting="quadratic",
         max_rules=None,
         repeat_rules=True,
         *,
