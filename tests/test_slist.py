@@ -122,7 +122,7 @@ def test_time_decay_weights_sessions():
     hours = [24.0 * i / 4 for i in range(len(sessions))]  # 6 h apart
     log = _frame(sessions, hours)
     im, _ = _matrix(log)
-    model = SLISTRecommender(time_decay=2.0, repeat_weight=0.0).fit(im)
+    model = SLISTRecommender(alpha=0.5, time_decay=2.0, repeat_weight=0.0).fit(im)
     # a session's weight: exp(-(t_max - t_s) / 2 days), t_s its last event
     last = np.array(
         [h * 3600 + len(s) - 1 for h, s in zip(hours, sessions, strict=True)]
@@ -151,7 +151,7 @@ def test_ease_on_a_plain_matrix():
 def test_max_items_keeps_the_most_frequent():
     sessions = [[1, 2], [1, 2, 3], [1, 3], [2, 3], [4, 1]]
     im, builder = _matrix(_frame(sessions))
-    model = SLISTRecommender(max_items=3, k=4).fit(im)
+    model = SLISTRecommender(alpha=0.5, max_items=3, k=4).fit(im)
     # 1 in 4 sessions, 2 and 3 in 3, 4 in 1
     assert model.kept_items_.tolist() == [0, 1, 2]
     kept = [[i for i in s if i != 4] for s in sessions]

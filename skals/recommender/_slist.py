@@ -156,9 +156,10 @@ class SLISTRecommender(_ItemItemSessionModel):
 
     Parameters
     ----------
-    alpha : float, default=0.5
+    alpha : float, default=0.2
         Weight of SLIS (session consistency) against SLIT (sequential
-        dependency), in ``[0, 1]``.
+        dependency), in ``[0, 1]``. 0.2 was better than 0.5 and 1 on both
+        YooChoose 100k and make_sessions (BENCHMARKS.md).
     l2 : float, default=10.0
         Ridge penalty ``lambda``.
     position_decay : float, default=1.0
@@ -250,7 +251,7 @@ class SLISTRecommender(_ItemItemSessionModel):
 
     def __init__(
         self,
-        alpha=0.5,
+        alpha=0.2,
         l2=10.0,
         position_decay=1.0,
         inference_decay=1.0,
