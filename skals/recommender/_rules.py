@@ -393,6 +393,10 @@ class SequentialRulesRecommender(_ItemItemSessionModel):
         ``rules_[a, b]``: summed weight of the rule ``a -> b``.
     ordered_ : bool
         Whether the fit read the sessions' order (False for a plain matrix).
+    params_ : dict
+        ``n_context``, ``context_weighting`` and ``weighting`` of the fit:
+        what :meth:`predict` uses, so that ``set_params`` after fit changes
+        nothing until the next fit.
     key_ids_ : polars.Series or None
         Training keys, for :meth:`recommend_keys`.
     key_contexts_ : scipy.sparse.csr_matrix or None

@@ -203,6 +203,8 @@ class SLISTRecommender(_ItemItemSessionModel):
     ordered_ : bool
         Whether the fit read the sessions' order (False for a plain matrix:
         then ``alpha`` acts as 1, as a plain matrix has no splits).
+    params_ : dict
+        ``inference_decay`` of the fit, what :meth:`predict` uses.
     key_ids_ : polars.Series or None
         Training keys, for :meth:`recommend_keys`.
     key_contexts_ : scipy.sparse.csr_matrix or None
