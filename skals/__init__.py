@@ -41,6 +41,8 @@ _EXPORTS = {
     "save": "io",
     "to_long": "_recommend",
     "top_k_overlap_scorer": "metrics",
+    "SequentialRulesRecommender": "recommender",
+    "SLISTRecommender": "recommender",
 }
 
 _SUBMODULES = (
@@ -78,6 +80,8 @@ __all__ = [
     "save",
     "to_long",
     "top_k_overlap_scorer",
+    "SequentialRulesRecommender",
+    "SLISTRecommender",
 ]
 
 

@@ -6,6 +6,8 @@ from ._checkpoints import FactorCheckpoints
 from ._knn import SessionKNNRecommender
 from ._popularity import PopularityRecommender
 from ._repeat import RepeatRecommender
+from ._rules import SequentialRulesRecommender
+from ._slist import SLISTRecommender
 
 __all__ = [
     "BlendRecommender",
@@ -14,4 +16,6 @@ __all__ = [
     "PopularityRecommender",
     "RepeatRecommender",
     "SessionKNNRecommender",
+    "SequentialRulesRecommender",
+    "SLISTRecommender",
 ]

@@ -1,0 +1,578 @@
+"""SequentialRulesRecommender: session-rec's sequential rules (SR), vectorised.
+
+Also the machinery the item-item session models share (here and in
+``_slist.py``): each session's items in the order of their last event, the
+query weights of a session's most recent items, answers with the fallback,
+``recommend_keys`` from a key's latest training session and
+``similar_items`` from an item's row of the model's item x item matrix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from numbers import Integral
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+from sklearn.utils.validation import check_is_fitted
+from sklearn_compat.base import _fit_context
+
+from .._frame import FrameKind, to_native
+from .._sklearn import Interval, StrOptions
+from ..preprocessing._builder import InteractionMatrix
+from ..preprocessing._confidence import VIEW_COUNT
+from ._base import BaseRecommender, warn_answer
+from ._calls import SIMILAR, check_not_event_log, item_positions
+from ._knn import WEIGHTINGS, _dense_rank_in_rows, _exact_ids, score_decay
+from ._popularity import FallbackMixin, PopularityRecommender
+from ._repeat import eligible_columns, fill_ranked, row_mask
+from ._topk import row_of as _row_of
+from ._topk import sparse_topk as _sparse_topk
+
+#: Bound on the (item, next item) pairs materialised at once in fit.
+_CHUNK_PAIRS = 1 << 23
+
+
+def session_ranks(matrix: sp.csr_matrix, recency) -> sp.csr_matrix:
+    """Recency rank of every stored item of ``matrix`` (1: the row's last).
+
+    ``recency`` is the InteractionMatrix's (same pattern as ``matrix``) or
+    ``None`` (then every item has rank 1: no order). Entries whose value in
+    ``matrix`` is not positive are left out. Ranks are dense within a row,
+    so distinct recencies give ``1..n``.
+    """
+    m = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
+    m.sum_duplicates()
+    if recency is None:
+        rec = sp.csr_matrix((np.ones(m.nnz), m.indices, m.indptr), shape=m.shape)
+    else:
+        if (
+            recency.shape != m.shape
+            or not np.array_equal(recency.indptr, m.indptr)
+            or not np.array_equal(recency.indices, m.indices)
+        ):
+            raise ValueError(
+                "The InteractionMatrix's recency does not have the sparsity "
+                "pattern of its matrix; build both with InteractionMatrixBuilder."
+            )
+        rec = sp.csr_matrix(
+            (np.asarray(recency.data, dtype=np.float64), m.indices, m.indptr),
+            shape=m.shape,
+        )
+    rec.data[~(m.data > 0)] = 0.0
+    rec.eliminate_zeros()
+    rec.sort_indices()
+    ranks = rec.copy()
+    if rec.nnz:
+        ranks.data = _dense_rank_in_rows(rec).astype(np.float64)
+    return ranks
+
+
+def sequences(ranks: sp.csr_matrix):
+    """Entries of ``ranks`` ordered by row, then oldest item first.
+
+    Returns ``(rows, items)``: the items of each row in the order of their
+    last event (rank ``n`` first, rank 1 last; equal ranks by column).
+    """
+    rows = _row_of(ranks.indptr)
+    order = np.lexsort((ranks.indices, -ranks.data, rows))
+    return rows[order], ranks.indices[order].astype(np.int64)
+
+
+def repeated_events(im, n_items: int) -> np.ndarray:
+    """Per item: its events beyond the first in each training session.
+
+    ``sum over sessions of (events - 1)``, from the builder's ``item_stats``
+    (``view_count`` counts every event of a (session, item), ``n_rows`` the
+    sessions); zeros when the matrix does not carry them.
+    """
+    stats = getattr(im, "item_stats", None)
+    out = np.zeros(n_items)
+    if stats is None or not {VIEW_COUNT, "n_rows"} <= set(stats.columns):
+        return out
+    agg = stats.group_by("item_index").agg(
+        (pl.col(VIEW_COUNT).sum() - pl.col("n_rows").sum()).alias("r")
+    )
+    out[agg["item_index"].to_numpy()] = np.maximum(agg["r"].to_numpy(), 0.0)
+    return out
+
+
+def _check_order(model, im, needs: bool, method: str) -> None:
+    if im is not None and im.recency is None and needs:
+        raise ValueError(
+            f"{type(model).__name__}.{method}: the model reads the order of each "
+            "session's events, but the InteractionMatrix has no recency; "
+            "encode with ConfidenceEncoder(grain='session', "
+            "time_col='timestamp_local') (make_recommender_pipeline does)."
+        )
+
+
+class _ItemItemSessionModel(FallbackMixin, BaseRecommender):
+    """What the item x item session models share (not public).
+
+    Subclasses implement ``_fit_model(ranks, matrix, im)`` (fitted state
+    from the training sessions), ``_query_weights(ranks)`` (query rows over
+    the items), ``_ranked(Q, keep, k)`` (the model's own ranked items per
+    row: ``(ids, scores, counts)``) and ``_item_rows(positions)`` (CSR rows
+    of the item x item matrix, for ``similar_items``).
+    """
+
+    _requires_order = True
+
+    # ------------------------------------------------------------------ fit
+    def _fit_sessions(self, X):
+        check_not_event_log(self, X, "fit")
+        im = X if isinstance(X, InteractionMatrix) else None
+        matrix = self._check_fit_matrix(im.matrix if im is not None else X)
+        _check_order(self, im, True, "fit")
+        if im is not None:
+            ranks = session_ranks(im.matrix, im.recency)
+        else:
+            ranks = session_ranks(matrix, None)
+        self.ordered_ = im is not None
+        self._fit_model(ranks, matrix, im)
+        if im is not None:
+            self.item_ids_ = im.item_ids
+            self.key_name_ = im.row_keys.name
+            self.item_name_ = im.item_name
+            self.id_name_ = im.id_name
+            self._frame_kind = im.kind
+            self._fit_key_contexts(ranks, im)
+            pop_input = dataclasses.replace(
+                im, row_keys=im.row_ids.rename(im.id_name), recency=None
+            )
+        else:
+            self.item_ids_ = None
+            self.key_name_ = "user"
+            self.item_name_ = "item"
+            self.id_name_ = None
+            self._frame_kind = None
+            self.key_ids_ = None
+            self.key_contexts_ = None
+            pop_input = matrix
+        self._fit_fallback(pop_input)
+        return self
+
+    def _fit_key_contexts(self, ranks, im):
+        """Each key's most recent training session, as query weights."""
+        n = ranks.shape[0]
+        times = im.row_times if im.row_times is not None else np.arange(n, dtype=float)
+        frame = pl.DataFrame(
+            {"key": im.row_keys, "t": times, "row": np.arange(n)}
+        ).sort("key", "t", "row")
+        latest = frame.group_by("key", maintain_order=True).last()
+        self.key_ids_ = latest["key"]
+        rows = latest["row"].to_numpy()
+        self.key_contexts_ = sp.csr_matrix(self._query_weights(ranks[rows]))
+
+    # -------------------------------------------------------------- answers
+    def _rank_context(self, matrix, row_keys, im, *, k):
+        _check_order(self, im, True, "predict")
+        if im is not None:
+            ranks = session_ranks(matrix, im.recency)
+        else:  # a plain matrix has no order: every item counts as the last
+            ranks = session_ranks(matrix, None)
+        Q = self._query_weights(ranks)
+        seen = ranks if self.filter_already_liked_items else None
+        codes = self.fallback_._segment_codes(
+            None if im is None else im.row_segments, matrix.shape[0]
+        )
+        return self._answer(Q, seen, codes, k)
+
+    def _answer(self, Q, seen, codes, k):
+        banned, allowed = self._filters()
+        keep = eligible_columns(self.n_features_in_, banned, allowed)
+
+        def rank(rows, seen):
+            ids1, sc1, n1 = self._ranked(Q[rows], keep, k, seen=seen)
+            taken = sp.csr_matrix(
+                (
+                    np.ones(int(n1.sum())),
+                    ids1[ids1 >= 0],
+                    np.concatenate([[0], np.cumsum(n1)]),
+                ),
+                shape=(rows.size, self.n_features_in_),
+            )
+            if seen is not None:
+                taken = sp.csr_matrix(taken + (seen > 0))
+            ids2, sc2, n2 = self.fallback_._rank_rows(
+                codes[rows], taken, banned, allowed, k
+            )
+            # rows with nothing to go on keep the fallback's scores; the
+            # fill after the model's own items is scored 0
+            cold = (n1 == 0)[:, None]
+            sc2 = np.where(ids2 >= 0, np.where(cold, sc2, 0.0), -np.inf)
+            return fill_ranked((ids1, sc1, n1), (ids2, sc2.astype(np.float32), n2))
+
+        everything = np.arange(Q.shape[0])
+        ids, vals, counts = rank(everything, seen)
+        return self._finish_answers(
+            ids,
+            vals,
+            counts,
+            filtered=seen is not None,
+            rerank=lambda r: rank(r, None),
+        )
+
+    # --------------------------------------------------------------- public
+    def recommend_keys(self, keys, *, k=None):
+        """Answer known keys from their most recent training session.
+
+        The query is the key's latest training session (by its last event
+        time), weighted as :meth:`predict` weights a session. Keys unknown to
+        the model get the fallback (global popularity), with a warning that
+        counts them.
+
+        Parameters
+        ----------
+        keys : array-like of str
+            User keys.
+        k : int or None, default=None
+            Items per answer; ``None`` uses the ``k`` parameter.
+
+        Returns
+        -------
+        recommendations : polars.DataFrame
+            One row per key: the key, ``recommendations`` and ``scores``.
+        """
+        check_is_fitted(self)
+        k = self._check_predict_params(k)
+        keys = pl.Series(self.key_name_, list(keys))
+        n = len(keys)
+        if self.key_ids_ is not None and n:
+            found = pl.DataFrame({"key": _exact_ids(keys, self.key_ids_.dtype)}).join(
+                pl.DataFrame({"key": self.key_ids_}).with_row_index("pos"),
+                on="key",
+                how="left",
+                maintain_order="left",
+            )
+            pos = found["pos"].fill_null(-1).cast(pl.Int64).to_numpy()
+        else:
+            pos = np.full(n, -1, dtype=np.int64)
+        n_unknown = int((pos < 0).sum())
+        if n_unknown:
+            warn_answer(
+                f"{type(self).__name__}: {n_unknown} of {n} keys were not "
+                "seen in fit; they get the fallback.",
+                stacklevel=2,
+            )
+        Q = sp.csr_matrix((n, self.n_features_in_), dtype=np.float64)
+        if self.key_contexts_ is not None and (pos >= 0).any():
+            pick = sp.csr_matrix(
+                (
+                    np.ones(int((pos >= 0).sum())),
+                    (np.flatnonzero(pos >= 0), pos[pos >= 0]),
+                ),
+                shape=(n, self.key_contexts_.shape[0]),
+            )
+            Q = sp.csr_matrix(pick @ self.key_contexts_)
+        codes = np.full(n, -1, dtype=np.int64)
+        ids, scores, counts = self._answer(Q, None, codes, k)
+        return self._answers_frame(keys, ids, scores, counts, FrameKind("polars"))
+
+    def similar_items(self, item_ids, k=10):
+        """The items with the largest weights in each item's row of the model.
+
+        Parameters
+        ----------
+        item_ids : item id or array-like of item ids
+            Items of the model (column indices when fitted on a plain matrix).
+        k : int, default=10
+            Items per answer.
+
+        Returns
+        -------
+        similar : polars or pandas DataFrame
+            One row per item: the item column, ``similar_items`` (best first,
+            the item itself left out) and ``scores`` (the weights). Items with
+            fewer than ``k`` positive weights get shorter lists, with a
+            warning.
+        """
+        check_is_fitted(self)
+        scalar = np.ndim(item_ids) == 0
+        queries = item_positions(self, [item_ids] if scalar else item_ids, "item_ids")
+        rows = sp.csr_matrix(self._item_rows(queries), dtype=np.float64)
+        rows = rows.multiply(rows > 0).tocsr()
+        itself = sp.csr_matrix(
+            (np.ones(queries.size), (np.arange(queries.size), queries)),
+            shape=rows.shape,
+        )
+        rows = sp.csr_matrix(rows - rows.multiply(itself))
+        rows.eliminate_zeros()
+        ids, scores, counts = _sparse_topk(rows, int(k))
+        self._warn_short(counts, int(k))
+        name = self.item_name_
+        if self.item_ids_ is None:
+            series = pl.Series(name, queries)
+        else:
+            series = self.item_ids_.gather(pl.Series(queries)).rename(name)
+        frame = self._answers_frame(
+            series, ids, scores.astype(np.float32), counts, FrameKind("polars")
+        )
+        frame = frame.rename({frame.columns[1]: SIMILAR})
+        return to_native(frame, self._frame_kind or FrameKind("polars"))
+
+
+class SequentialRulesRecommender(_ItemItemSessionModel):
+    """Sequential rules: what followed the session's last item in training.
+
+    Session-rec's "SR" (Ludewig & Jannach, 2018, after Kamehkhosh et al.,
+    2017). Every training session's items are taken in the order of their
+    last event; for every pair where item ``b`` comes ``d`` places after item
+    ``a`` (``1 <= d <= window``) the rule ``a -> b`` gains ``w(d)``
+    (``weighting``: ``"div"`` 1/d, ``"quadratic"`` 1/d^2, ``"linear"``
+    max(1 - 0.1 d, 0), ``"log"`` 1/log10(d + 1.7), ``"same"`` 1). The rules
+    form an items x items sparse matrix ``R`` (``rules_``), built with one
+    vectorised pass per distance.
+
+    A query session is answered from the rules of its most recent items:
+    item ``j`` scores ``sum over t <= n_context of c(t) * R[a_t, j]``, where
+    ``a_1`` is the session's last item, ``a_2`` the one before, ... and
+    ``c(t)`` is ``context_weighting`` at ``t`` (1 at ``t = 1``;
+    ``n_context=1`` is SR itself, session-rec's default). Rows with fewer than ``k``
+    scored items are filled with the most popular remaining ones (scored 0);
+    rows with nothing to go on get the ``fallback`` with its scores.
+
+    **Order.** Order comes from the matrix's ``recency``
+    (``ConfidenceEncoder(grain="session", time_col=...)``; a pipeline made
+    by :func:`~skals.schema.make_recommender_pipeline` sets it). A session
+    that clicks an item twice counts it once in the sequence, at its last
+    click; its repeated clicks count as the rule ``a -> a``
+    (``repeat_rules``). Session-rec walks the raw clicks instead; on
+    YooChoose 100k both give the same quality (BENCHMARKS.md). An
+    :class:`~skals.InteractionMatrix` without recency is refused. A plain
+    matrix has no order and degrades explicitly: every pair of items of a
+    training row counts as a rule both ways with weight 1 (co-occurrence,
+    session-rec's association rules) and every query item counts as the
+    last one.
+
+    Parameters
+    ----------
+    window : int, default=20
+        Largest distance between an item and a follower that makes a rule
+        (session-rec's ``steps``; 20 is its example setting for the RecSys
+        Challenge 2015 data).
+    weighting : {"quadratic", "div", "linear", "log", "same"}, \
+            default="quadratic"
+        Weight of a rule by the distance ``d`` of the pair.
+    n_context : int, default=3
+        Most recent items of the query whose rules are summed; 1 is SR as
+        published. 3 (with ``"quadratic"``) was better on both YooChoose
+        100k and make_sessions' logs (BENCHMARKS.md).
+    context_weighting : {"div", "quadratic", "linear", "log", "same"}, \
+            default="quadratic"
+        Weight ``c(t)`` of the ``t``-th most recent query item: ``"div"``
+        1/t, ``"quadratic"`` 1/t^2, ``"linear"`` max(1 - 0.1 t, 0),
+        ``"log"`` 1/log10(t + 1.7), ``"same"`` 1.
+    max_rules : int or None, default=None
+        Keep only the ``max_rules`` heaviest rules of every item (ties: the
+        lower column); ``None`` keeps all. session-rec's ``pruning``.
+    repeat_rules : bool, default=True
+        Count every repeated event of an item in a training session (a
+        second click, a cart add after a view) as the rule ``a -> a`` at
+        distance 1, so that re-clicking the session's last item is
+        predicted as often as it happened in training. The counts come from
+        the builder's ``item_stats``; without them there are no such rules.
+    k : int, default=5
+        Items per answer.
+    filter_already_liked_items : bool, default=False
+        Leave out the query's own items.
+    filter_items : array-like or None, default=None
+        Item ids never to recommend.
+    items : array-like or None, default=None
+        Only recommend these item ids.
+    fallback : PopularityRecommender or None, default=None
+        Model for rows with nothing to go on and for filling short rows;
+        ``None`` means ``PopularityRecommender()``. Cloned and fitted in
+        :meth:`fit`.
+
+    Attributes
+    ----------
+    rules_ : scipy.sparse.csr_matrix of shape (n_items, n_items)
+        ``rules_[a, b]``: summed weight of the rule ``a -> b``.
+    ordered_ : bool
+        Whether the fit read the sessions' order (False for a plain matrix).
+    params_ : dict
+        ``n_context``, ``context_weighting`` and ``weighting`` of the fit:
+        what :meth:`predict` uses, so that ``set_params`` after fit changes
+        nothing until the next fit.
+    key_ids_ : polars.Series or None
+        Training keys, for :meth:`recommend_keys`.
+    key_contexts_ : scipy.sparse.csr_matrix or None
+        Query weights of each key's most recent training session.
+    item_ids_ : polars.Series or None
+        Item id of every column.
+    fallback_ : PopularityRecommender
+        The fitted fallback.
+    n_features_in_ : int
+        Number of items.
+
+    See Also
+    --------
+    SessionKNNRecommender : Session-based nearest neighbours.
+    SLISTRecommender : A linear item x item model of sessions.
+
+    References
+    ----------
+    .. [1] Ludewig, M., & Jannach, D. (2018). Evaluation of session-based
+       recommendation algorithms. User Modeling and User-Adapted
+       Interaction 28(4-5), 331-390.
+    .. [2] Kamehkhosh, I., Jannach, D., & Ludewig, M. (2017). A comparison of
+       frequent pattern techniques and a deep learning method for
+       session-based recommendation. RecTemp workshop at RecSys 2017.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skals import SequentialRulesRecommender
+    >>> X = np.array([[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]])
+    >>> model = SequentialRulesRecommender(k=2).fit(X)
+    >>> model.rules_.toarray()
+    array([[0., 1., 0., 0.],
+           [1., 0., 1., 0.],
+           [0., 1., 0., 1.],
+           [0., 0., 1., 0.]], dtype=float32)
+    >>> model.predict(np.array([[0, 0, 0, 1]]))
+    array([[2, 1]])
+    """
+
+    _parameter_constraints: dict = {
+        **BaseRecommender._parameter_constraints,
+        "window": [Interval(Integral, 1, None, closed="left")],
+        "weighting": [StrOptions(set(WEIGHTINGS))],
+        "n_context": [Interval(Integral, 1, None, closed="left")],
+        "context_weighting": [StrOptions(set(WEIGHTINGS))],
+        "max_rules": [Interval(Integral, 1, None, closed="left"), None],
+        "repeat_rules": ["boolean"],
+        "fallback": [PopularityRecommender, None],
+    }
+
+    def __init__(
+        self,
+        window=20,
+        weighting="quadratic",
+        n_context=3,
+        context_weighting="quadratic",
+        max_rules=None,
+        repeat_rules=True,
+        *,
+        k=5,
+        filter_already_liked_items=False,
+        filter_items=None,
+        items=None,
+        fallback=None,
+    ):
+        self.window = window
+        self.weighting = weighting
+        self.n_context = n_context
+        self.context_weighting = context_weighting
+        self.max_rules = max_rules
+        self.repeat_rules = repeat_rules
+        self.k = k
+        self.filter_already_liked_items = filter_already_liked_items
+        self.filter_items = filter_items
+        self.items = items
+        self.fallback = fallback
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Mine the rules of the training sessions.
+
+        Parameters
+        ----------
+        X : InteractionMatrix or {array-like, sparse matrix} of shape \
+                (n_sessions, n_items)
+            Training sessions (non-negative values); an InteractionMatrix
+            needs ``recency`` (``ConfidenceEncoder(time_col=...)``).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : SequentialRulesRecommender
+            Fitted recommender.
+        """
+        return self._fit_sessions(X)
+
+    def _fit_model(self, ranks, matrix, im):
+        n_items = ranks.shape[1]
+        # what predict reads, fixed at fit (set_params after fit changes
+        # nothing until the next fit)
+        self.params_ = {"n_context": self.n_context, "weighting": self.weighting}
+        self.params_["context_weighting"] = self.context_weighting
+        if im is None:  # no order: co-occurrence, both ways
+            binary = sp.csr_matrix(
+                (np.ones(ranks.nnz, dtype=np.float32), ranks.indices, ranks.indptr),
+                shape=ranks.shape,
+            )
+            rules = sp.csr_matrix(binary.T @ binary)
+            rules.setdiag(0.0)
+        else:
+            rows, items = sequences(ranks)
+            rules = sp.csr_matrix((n_items, n_items), dtype=np.float32)
+            parts_a, parts_b, parts_w, held = [], [], [], 0
+            for d in range(1, min(int(self.window), max(rows.size - 1, 0)) + 1):
+                same = np.flatnonzero(rows[d:] == rows[:-d])
+                if same.size == 0:
+                    break  # no session is longer than d
+                parts_a.append(items[same])
+                parts_b.append(items[same + d])
+                weight = score_decay(self.weighting, np.array([float(d)]))[0]
+                parts_w.append(np.full(same.size, weight, dtype=np.float64))
+                held += same.size
+                if held >= _CHUNK_PAIRS:
+                    rules = rules + self._pairs(parts_a, parts_b, parts_w, n_items)
+                    parts_a, parts_b, parts_w, held = [], [], [], 0
+            if held:
+                rules = rules + self._pairs(parts_a, parts_b, parts_w, n_items)
+            if self.repeat_rules:
+                repeats = repeated_events(im, n_items)
+                weight = score_decay(self.weighting, np.array([1.0]))[0]
+                rules = rules + sp.diags(weight * repeats)
+            rules = sp.csr_matrix(rules, dtype=np.float32)
+        rules.eliminate_zeros()
+        rules.sort_indices()
+        if self.max_rules is not None:
+            rules = self._prune(rules, int(self.max_rules))
+        self.rules_ = rules
+
+    @staticmethod
+    def _pairs(a, b, w, n_items):
+        return sp.csr_matrix(
+            (np.concatenate(w), (np.concatenate(a), np.concatenate(b))),
+            shape=(n_items, n_items),
+        )
+
+    @staticmethod
+    def _prune(rules, keep):
+        ids, vals, counts = _sparse_topk(rules.astype(np.float64), keep)
+        rows = np.repeat(np.arange(rules.shape[0]), counts)
+        valid = ids >= 0
+        out = sp.csr_matrix(
+            (vals[valid].astype(np.float32), (rows, ids[valid])), shape=rules.shape
+        )
+        out.sort_indices()
+        return out
+
+    def _query_weights(self, ranks):
+        Q = ranks.copy()
+        near = Q.data <= self.params_["n_context"]
+        Q.data = np.where(
+            near, score_decay(self.params_["context_weighting"], Q.data), 0.0
+        )
+        Q.eliminate_zeros()
+        return Q
+
+    def _ranked(self, Q, keep, k, seen=None):
+        scores = sp.csr_matrix(Q @ self.rules_.astype(np.float64))
+        scores = row_mask(scores, keep)
+        if seen is not None:
+            scores = sp.csr_matrix(scores - scores.multiply(seen > 0))
+            scores.eliminate_zeros()
+        scores = scores.multiply(scores > 0).tocsr()
+        ids, vals, counts = _sparse_topk(scores, k)
+        return ids, vals.astype(np.float32), counts.astype(np.int64)
+
+    def _item_rows(self, positions):
+        return self.rules_[positions]
