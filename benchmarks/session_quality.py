@@ -107,8 +107,38 @@ def models():
         out["session-knn"] = KNN()
         parts.append(("knn", KNN()))
     parts.append(("pop", PopularityRecommender()))
-    out["blend (equal weights)"] = BlendRecommender(parts)
+    out["blend (equal weights)"] = BlendRecommender(parts, weights=None)
+    if KNN is not None:
+        from skals.recommender import default_session_estimators
+
+        out["blend ALS+kNN+repeat 1:3:2 (fixed)"] = BlendRecommender(
+            default_session_estimators(0), weights=[1.0, 3.0, 2.0]
+        )
+        out["blend default (auto weights)"] = BlendRecommender(random_state=0)
     return out
+
+
+#: The components of the default blend, as rows of the table.
+PARTS = ("als alpha=10 (default)", "session-knn", "repeat")
+
+
+def default_vs_parts(table):
+    """The default blend's score over its best component's, per metric."""
+    blend = table.filter(pl.col("model") == "blend default (auto weights)")
+    parts = table.filter(pl.col("model").is_in(PARTS))
+    if not blend.height or parts.height < len(PARTS):
+        return
+    ratios = []
+    for metric in ("HR@20", "MRR@20", "NDCG@5"):
+        best = parts.sort(metric, descending=True).row(0, named=True)
+        ratio = blend[metric].item() / max(best[metric], 1e-12)
+        ratios.append(f"{metric} {ratio:.3f}x ({best['model']})")
+    fixed = table.filter(pl.col("model") == "blend ALS+kNN+repeat 1:3:2 (fixed)")
+    cost = ""
+    if fixed.height:
+        cost = f"; fit time {blend['fit s'].item() / fixed['fit s'].item():.2f}x fixed"
+    print("default blend / best part: " + ", ".join(ratios) + cost)
+    print(f"  auto weights {blend_weights.get('last')}")
 
 
 def blend_grid(parts):
@@ -152,6 +182,9 @@ def pipeline(model):
     )
 
 
+blend_weights: dict = {}
+
+
 def evaluate(df, relevance, only=None):
     train, test = next(SessionHoldoutSplit(n_splits=1, test_size=0.2).split(df))
     train, test = df[train], df[test]
@@ -167,6 +200,8 @@ def evaluate(df, relevance, only=None):
         t0 = time.perf_counter()
         pipe = fit(train)
         t1 = time.perf_counter()
+        if name == "blend default (auto weights)":
+            blend_weights["last"] = np.round(pipe[-1].weights_, 3).tolist()
         scores = next_item(pipe, test)
         ndcg = rest(pipe, test)
         t2 = time.perf_counter()
@@ -269,6 +304,7 @@ def main(argv=None):
         only = [m for m in args.models.split(",") if m]
         table = evaluate(df, relevance, only)
         print(table)
+        default_vs_parts(table)
         pop = table.filter(pl.col("model") == "popularity")
         if pop.height:
             best = table.sort("HR@20", descending=True).row(0, named=True)
