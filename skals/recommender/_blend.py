@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 import scipy.sparse as sp
@@ -11,7 +11,7 @@ from sklearn.utils import Bunch
 from sklearn.utils.validation import check_memory
 from sklearn_compat.base import _fit_context
 
-from .._sklearn import HasMethods, Interval, StrOptions
+from .._sklearn import HasMethods, Interval, RealNotInt, StrOptions
 from .._warnings import warn
 from ._als import ImplicitALSRecommender
 from ._base import BaseRecommender, quiet_answers
@@ -241,7 +241,7 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         "memory": [None, str, HasMethods(["cache"])],
         "fallback": [PopularityRecommender, None],
         "validation_size": [
-            Interval(Real, 0, 1, closed="neither"),
+            Interval(RealNotInt, 0, 1, closed="neither"),
             Interval(Integral, 1, None, closed="left"),
         ],
         "grid_resolution": [Interval(Integral, 1, None, closed="left")],
