@@ -461,3 +461,28 @@ def test_bad_auto_parameters(kwargs, match):
 def test_weights_of_the_default_recipe_are_checked():
     with pytest.raises(ValueError, match=r"weights has 2 entries for 3 estimators"):
         BlendRecommender(weights=[1.0, 2.0]).fit(X)
+
+
+def test_holdout_split_a_single_cart_add_is_no_repeat():
+    import polars as pl
+
+    # session 1 ends with one cart add of item 12 (value 1 + 1 + 10 = 12),
+    # session 2 with item 13 viewed twice (1 + 2 = 3): only that is a repeat
+    events = pl.DataFrame(
+        {
+            "unified_user_id": ["u1"] * 2 + ["u2"] * 3 + ["u3"] * 2,
+            "session_id": [1, 1, 2, 2, 2, 3, 3],
+            "partnumber": [11, 12, 11, 13, 13, 11, 14],
+            "add_to_cart": [0, 1, 0, 0, 0, 0, 0],
+            "t": [1.0, 2.0, 3.0, 4.0, 5.0, 0.0, 0.5],
+        }
+    )
+    enc = ConfidenceEncoder(grain="session", time_col="t").fit_transform(events)
+    im = InteractionMatrixBuilder().fit_transform(enc)
+    _, q, q_im, truth = holdout_split(im, im.matrix, 2)
+    assert len(truth) == 2 and q_im.matrix is q
+    items = im.item_ids.to_list()
+    assert [items[t] for t in truth] == [12, 13]
+    kept = [[items[c] for c in q[r].indices] for r in range(2)]
+    assert sorted(kept[0]) == [11]  # the cart add left the query
+    assert sorted(kept[1]) == [11, 13]  # the re-viewed item stayed

@@ -127,8 +127,11 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
     protocol); the best is kept (ties: the first, vertices first) and the
     components are refitted on every row. So on that split the blend is never
     worse than its best component. An item seen more than once in its
-    session (its value is above the matrix's smallest) stays in the query as
-    one earlier event, so that a repeat component is judged fairly.
+    session (its value is above what one event gives) stays in the query as
+    one earlier event, so that a repeat component is judged fairly (for
+    ConfidenceEncoder confidences, "more than one event" is read from the
+    view and cart weights, which ``item_stats`` give: a single cart add is
+    not a repeat).
 
     **Cost.** The components are fitted twice and answer the validation
     sessions once; the grid itself costs a few sparse sums. See

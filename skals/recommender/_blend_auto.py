@@ -52,9 +52,9 @@ def holdout_split(
     two items: ``size`` of them (an int) or that share of them (a float).
     Each one's last item (``recency`` 1; without recency: its last stored
     column) is the truth. The query is the row without that item, the
-    recency of the others shifted by one, unless the item's value exceeds
-    the matrix's smallest value: it was then seen more than once (or carted)
-    and stays in the query with that smallest value, as one earlier event at
+    recency of the others shifted by one, unless the item's value is more
+    than one event gives (:func:`single_event_values`): it was then seen more
+    than once and stays in the query with that smallest value, as one earlier event at
     a random position of the session's order (``random_state``; the matrix
     does not say where its earlier events were).
 
@@ -99,7 +99,8 @@ def holdout_split(
         pos = ends - 1
     truth = q.indices[pos].astype(np.int64)
     smallest = float(matrix.data.min())
-    repeated = q.data[pos] > smallest
+    single = single_event_values(im, smallest)
+    repeated = ~np.isclose(q.data[pos][:, None], single[None, :], rtol=1e-5).any(axis=1)
     keep = np.ones(q.nnz, dtype=bool)
     keep[pos[~repeated]] = False
     q.data[pos[repeated]] = smallest
@@ -122,6 +123,26 @@ def holdout_split(
     fit_im = _take_rows(im, fit_rows)
     query_im = dataclasses.replace(_take_rows(im, val), matrix=q, recency=recency)
     return fit_im, q, query_im, truth
+
+
+def single_event_values(im: InteractionMatrix | None, smallest: float):
+    """The values one event gives a (row, item): more means a repeat.
+
+    For ConfidenceEncoder confidences (``1 + w_v views + w_c carts``, the
+    builder's ``item_stats`` carry the counts), ``w_v`` and ``w_c`` are
+    solved from the per-item sums (least squares; exact for the encoder's
+    output) and one event gives ``1 + w_v`` (a view) or ``1 + w_v + w_c``
+    (a cart add). Otherwise the matrix's smallest value.
+    """
+    stats = None if im is None else im.item_stats
+    cols = ("confidence", "view_count", "cart_count", "n_rows")
+    if stats is None or not set(cols) <= set(stats.columns):
+        return np.array([smallest])
+    conf, views, carts, n = (stats[c].to_numpy().astype(np.float64) for c in cols)
+    (w_v, w_c), *_ = np.linalg.lstsq(
+        np.column_stack([views, carts]), conf - n, rcond=None
+    )
+    return np.array([1.0 + w_v, 1.0 + w_v + w_c])
 
 
 def _keep(m: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
