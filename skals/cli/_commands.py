@@ -213,14 +213,8 @@ def recommender(name: str = "als", random_state=None):
     if name == "repeat":
         return RepeatRecommender()
     if name == "blend":
-        return BlendRecommender(
-            [
-                ("als", als),
-                ("knn", SessionKNNRecommender()),
-                ("repeat", RepeatRecommender()),
-            ],
-            weights=[1.0, 3.0, 2.0],
-        )
+        # the default recipe (ALS + session-kNN + repeat), weights fitted
+        return BlendRecommender(random_state=random_state)
     raise CLIError(f"unknown recommender {name!r}")  # pragma: no cover - argparse
 
 

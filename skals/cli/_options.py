@@ -21,7 +21,7 @@ RECOMMENDERS = {
     "als": "ImplicitALSRecommender: ALS, fold-in of new sessions (default)",
     "knn": "SessionKNNRecommender: V-SKNN session neighbours",
     "repeat": "RepeatRecommender: the session's own items first",
-    "blend": "BlendRecommender: ALS + session-kNN + repeat, weights 1:3:2",
+    "blend": "BlendRecommender: ALS + session-kNN + repeat, weights fitted (auto)",
 }
 
 #: Grid of ``skals tune --recommender R`` without ``--grid`` (R other than als).
@@ -34,7 +34,13 @@ DEFAULT_GRIDS = {
     },
     "repeat": {"recency_decay": [0.3, 0.5, 0.8], "count_weight": [0.0, 0.1, 0.5]},
     "blend": {
-        "weights": [[1.0, 3.0, 2.0], [1.0, 1.0, 1.0], [1.0, 2.0, 3.0], [0.0, 3.0, 2.0]]
+        "weights": [
+            "auto",
+            [1.0, 3.0, 2.0],
+            [1.0, 1.0, 1.0],
+            [1.0, 2.0, 3.0],
+            [0.0, 3.0, 2.0],
+        ]
     },
 }
 

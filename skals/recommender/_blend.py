@@ -11,11 +11,53 @@ from sklearn.utils import Bunch
 from sklearn.utils.validation import check_memory
 from sklearn_compat.base import _fit_context
 
-from .._sklearn import HasMethods, Interval, StrOptions
+from .._sklearn import HasMethods, Interval, RealNotInt, StrOptions
+from .._warnings import warn
+from ._als import ImplicitALSRecommender
 from ._base import BaseRecommender, quiet_answers, unsupported
+from ._blend_auto import VALIDATION_K, holdout_split, mrr, simplex_grid
 from ._calls import BLEND, FALLBACK
+from ._knn import SessionKNNRecommender
 from ._popularity import FallbackMixin, PopularityRecommender
-from ._repeat import eligible_columns, fill_ranked, row_mask, sparse_topk
+from ._repeat import (
+    RepeatRecommender,
+    eligible_columns,
+    fill_ranked,
+    row_mask,
+    sparse_topk,
+)
+
+
+def default_session_estimators(random_state=None) -> list:
+    """The components of ``BlendRecommender()``: the recommended session recipe.
+
+    ALS (what the user's history says), session-kNN (what similar sessions
+    went on to) and repeat (the session's own items), each at its defaults.
+    ``BlendRecommender(estimators=None)`` uses these; pass
+    ``estimators=default_session_estimators()`` to tune their parameters
+    (``als__factors``, ``knn__n_neighbors``, ...) in a grid.
+
+    Parameters
+    ----------
+    random_state : int, RandomState instance or None, default=None
+        Seed of the ALS component.
+
+    Returns
+    -------
+    estimators : list of (str, recommender) tuples
+        ``[("als", ...), ("knn", ...), ("repeat", ...)]``, unfitted.
+
+    Examples
+    --------
+    >>> from skals.recommender import default_session_estimators
+    >>> [name for name, _ in default_session_estimators()]
+    ['als', 'knn', 'repeat']
+    """
+    return [
+        ("als", ImplicitALSRecommender(random_state=random_state)),
+        ("knn", SessionKNNRecommender()),
+        ("repeat", RepeatRecommender()),
+    ]
 
 
 def _fit_component(estimator, X, versions):
@@ -90,14 +132,44 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
     processes. Without ``memory`` every fit refits every component. The cost
     of a hit is hashing the training matrix and loading the fitted component.
 
+    **Weights fitted on the data** (``weights="auto"``, the default). As
+    :class:`sklearn.ensemble.StackingClassifier` does with an internal
+    split, ``fit`` first holds out the latest ``validation_size`` of the
+    training sessions (those with at least two items; by ``row_times``,
+    else the last rows), fits the components on the other rows, and asks
+    each of them once for the validation sessions without their last item
+    (``recency`` 1; a plain matrix has no order: its last stored column).
+    Every weight vector of a simplex grid (steps of ``1 / grid_resolution``;
+    the vertices, each component alone, included) is scored by the MRR@20
+    of that last item in the blend's ranking (session-rec's next-item
+    protocol); the best is kept (ties: the first, vertices first) and the
+    components are refitted on every row. So on that split the blend is never
+    worse than its best component. An item seen more than once in its
+    session (its value is above what one event gives) stays in the query as
+    one earlier event, so that a repeat component is judged fairly (for
+    ConfidenceEncoder confidences, "more than one event" is read from the
+    view and cart weights, which ``item_stats`` give: a single cart add is
+    not a repeat).
+
+    **Cost.** The components are fitted twice and answer the validation
+    sessions once; the grid itself costs a few sparse sums. See
+    BENCHMARKS.md ("Default blend vs its parts") for the measured ratio to a
+    fixed-weight blend. With ``memory``, the second fit of each component is
+    a cache hit whenever the same training matrix comes again.
+
     Parameters
     ----------
-    estimators : list of (str, recommender) tuples
+    estimators : list of (str, recommender) tuples or None, default=None
         The components, with names (their parameters are reachable as
         ``<name>__<param>``, e.g. ``blendrecommender__als__factors``).
-        A component may be ``"drop"``.
-    weights : array-like of float or None, default=None
-        One weight per component (``None``: all 1). Components with weight 0
+        A component may be ``"drop"``. ``None``: the recommended session
+        recipe, :func:`default_session_estimators` (ALS + session-kNN +
+        repeat), resolved at fit time into ``estimators_``; to tune its
+        components' parameters, pass ``default_session_estimators()``.
+    weights : "auto", array-like of float or None, default="auto"
+        One weight per component (``None``: all 1), or ``"auto"``: chosen
+        at fit time on an internal split (see above; ``weights_`` and
+        ``weight_scores_`` say what was chosen). Components with weight 0
         are not asked to rank.
     normalization : {"minmax", "rank"}, default="minmax"
         How each component's candidate scores are made comparable, per row:
@@ -125,6 +197,15 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
     fallback : PopularityRecommender or None, default=None
         Completes rows with fewer than ``k`` candidates; ``None`` means
         ``PopularityRecommender()``.
+    validation_size : float or int, default=0.2
+        With ``weights="auto"``: the share (float in (0, 1)) or number (int)
+        of the sessions with at least two items held out, the latest ones.
+    grid_resolution : int, default=4
+        With ``weights="auto"``: the simplex grid's step is ``1 /
+        grid_resolution`` (15 weight vectors for 3 components at 4).
+    random_state : int, RandomState instance or None, default=None
+        Seed of the default components (``estimators=None``: the ALS one).
+        The internal split itself is deterministic (the latest sessions).
 
     Attributes
     ----------
@@ -133,9 +214,14 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
     named_estimators_ : sklearn.utils.Bunch
         The fitted components by name.
     weights_ : ndarray of shape (n_fitted_components,)
-        The weights of the fitted components, as given at fit time (predict
-        reads these: changing ``weights`` takes effect at the next fit,
-        which ``memory`` makes cheap).
+        The weights of the fitted components, as given at fit time or chosen
+        by ``"auto"`` (predict reads these: changing ``weights`` takes effect
+        at the next fit, which ``memory`` makes cheap).
+    weight_grid_ : ndarray of shape (n_vectors, n_fitted_components)
+        With ``weights="auto"``: the weight vectors scored (else ``None``).
+    weight_scores_ : ndarray of shape (n_vectors,)
+        With ``weights="auto"``: the validation MRR@20 of each row of
+        ``weight_grid_`` (else ``None``).
     fallback_ : PopularityRecommender
         The fitted fallback.
     n_features_in_ : int
@@ -155,23 +241,41 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
     ...     weights=[3.0, 1.0], k=2).fit(X)
     >>> blend.predict(np.array([[0, 0, 1, 0]]))
     array([[2, 0]])
+
+    Weights chosen on the data, over the default recipe:
+
+    >>> from skals.datasets import make_sessions
+    >>> from skals import make_recommender_pipeline
+    >>> events = make_sessions(300, n_items=50, random_state=0)
+    >>> pipe = make_recommender_pipeline(BlendRecommender(random_state=0))
+    >>> blend = pipe.fit(events)[-1]
+    >>> list(blend.named_estimators_)
+    ['als', 'knn', 'repeat']
+    >>> blend.weight_grid_.shape
+    (15, 3)
     """
 
     _parameter_constraints: dict = {
         **BaseRecommender._parameter_constraints,
-        "estimators": [list],
-        "weights": ["array-like", None],
+        "estimators": [list, None],
+        "weights": ["array-like", None, StrOptions({"auto"})],
         "normalization": [StrOptions({"rank", "minmax"})],
         "n_candidates": [Interval(Integral, 1, None, closed="left")],
         "memory": [None, str, HasMethods(["cache"])],
         "fallback": [PopularityRecommender, None],
+        "validation_size": [
+            Interval(RealNotInt, 0, 1, closed="neither"),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "grid_resolution": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
     }
 
     def __init__(
         self,
-        estimators,
+        estimators=None,
         *,
-        weights=None,
+        weights="auto",
         normalization="minmax",
         n_candidates=100,
         memory=None,
@@ -180,6 +284,9 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         filter_items=None,
         items=None,
         fallback=None,
+        validation_size=0.2,
+        grid_resolution=4,
+        random_state=None,
     ):
         self.estimators = estimators
         self.weights = weights
@@ -191,10 +298,15 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         self.filter_items = filter_items
         self.items = items
         self.fallback = fallback
+        self.validation_size = validation_size
+        self.grid_resolution = grid_resolution
+        self.random_state = random_state
 
     # ------------------------------------------- nested parameters (sklearn)
     def _pairs(self) -> list:
         """``estimators`` as (name, estimator) pairs; ``[]`` if malformed."""
+        if self.estimators is None:  # the default recipe, as fit builds it
+            return default_session_estimators(self.random_state)
         try:
             return [(name, est) for name, est in self.estimators]
         except (TypeError, ValueError):  # fit gives the error
@@ -239,6 +351,12 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         if "estimators" in params:
             self.estimators = params.pop("estimators")
         names = [name for name, _ in self._pairs()]
+        if self.estimators is None and any(
+            key.partition("__")[0] in names for key in params
+        ):
+            # a component of the default recipe is set: make the recipe
+            # explicit first (as FallbackMixin does for fallback__<p>)
+            self.estimators = self._pairs()
         for name in list(params):
             if name in names:
                 est = params.pop(name)
@@ -266,7 +384,7 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         for name in names:
             if "__" in name:
                 raise ValueError(f"Component name {name!r} must not contain '__'.")
-        if self.weights is None:
+        if self.weights is None or self._auto:
             weights = np.ones(len(names))
         else:
             weights = np.asarray(self.weights, dtype=np.float64).ravel()
@@ -311,8 +429,12 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
             Fitted recommender.
         """
         active = self._active()
-        self._fit_input(X)
+        matrix, im = self._fit_input(X)
         fit_one = check_memory(self.memory).cache(_fit_component)
+        self.weight_grid_ = self.weight_scores_ = None
+        if self._auto:
+            weights = self._auto_weights(active, fit_one, matrix, im)
+            active = [(n, e, w) for (n, e, _), w in zip(active, weights, strict=True)]
         fitted = [fit_one(clone(est), X, _cache_versions(est)) for _, est, _ in active]
         self.estimators_ = fitted
         self.named_estimators_ = Bunch(
@@ -321,6 +443,62 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         self.weights_ = np.array([w for _, _, w in active])
         self._fit_fallback(X)
         return self
+
+    @property
+    def _auto(self) -> bool:
+        return isinstance(self.weights, str) and self.weights == "auto"
+
+    def _auto_weights(self, active, fit_one, matrix, im) -> np.ndarray:
+        """The weights of ``weights="auto"``; sets ``weight_grid_``/``_scores_``."""
+        n_comp = len(active)
+        split = holdout_split(im, matrix, self.validation_size, self.random_state)
+        if split is None:
+            warn(
+                f"BlendRecommender(weights='auto'): {matrix.shape[0]} training "
+                "rows leave no session of two or more items to validate on "
+                f"(validation_size={self.validation_size!r}); every component "
+                "gets weight 1.",
+                UserWarning,
+            )
+            return np.ones(n_comp)
+        fit_input, query, query_im, truth = split
+        row_keys = None if query_im is None else query_im.row_keys
+        n_cand = min(self.n_candidates, self.n_features_in_)
+        parts = []
+        for _, est, _ in active:
+            part = fit_one(clone(est), fit_input, _cache_versions(est))
+            with quiet_answers():
+                ids, scores, _ = part._rank_context(query, row_keys, query_im, k=n_cand)
+            parts.append((ids, normalise(ids, scores, self.normalization)))
+        banned, allowed = self._filters()
+        keep = eligible_columns(self.n_features_in_, banned, allowed)
+        liked = query > 0 if self.filter_already_liked_items else None
+        grid = simplex_grid(n_comp, self.grid_resolution)
+        scores = np.empty(len(grid))
+        for g, weights in enumerate(grid):
+            S = row_mask(self._sum_parts(parts, weights, self.n_features_in_), keep)
+            if liked is not None:
+                S = S - S.multiply(liked)
+            S.data = S.data + 1e-12  # a zero blended score is still a candidate
+            ids, _, _ = sparse_topk(S, VALIDATION_K)
+            scores[g] = mrr(ids, truth)
+        self.weight_grid_, self.weight_scores_ = grid, scores
+        return grid[int(np.argmax(scores))]
+
+    @staticmethod
+    def _sum_parts(parts, weights, n_items) -> sp.csr_matrix:
+        """Sum of ``w * normalised score`` over the components' candidates."""
+        n = parts[0][0].shape[0]
+        total = sp.csr_matrix((n, n_items), dtype=np.float64)
+        for (ids, norm), w in zip(parts, weights, strict=True):
+            if w == 0:
+                continue
+            valid = ids >= 0
+            rows = np.broadcast_to(np.arange(n)[:, None], ids.shape)[valid]
+            total = total + sp.csr_matrix(
+                (w * norm[valid], (rows, ids[valid])), shape=(n, n_items)
+            )
+        return sp.csr_matrix(total)
 
     # -------------------------------------------------------------- predict
     def blend_scores(self, matrix, row_keys, im) -> sp.csr_matrix:

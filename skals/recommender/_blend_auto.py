@@ -1,0 +1,181 @@
+"""The internal split of ``BlendRecommender(weights="auto")``.
+
+Pure functions on matrices, independent of which components are blended:
+hold out the last event of the latest training sessions, build the query
+rows the components answer, the simplex grid of weight vectors and the
+validation score (MRR) of a ranking.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from itertools import combinations
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.utils import check_random_state
+
+from .._interaction import InteractionMatrix
+
+#: Cut-off of the validation metric (session-rec's next-item protocol).
+VALIDATION_K = 20
+
+
+def simplex_grid(n_components: int, resolution: int) -> np.ndarray:
+    """Weight vectors on the simplex with steps of ``1 / resolution``.
+
+    Every vector of non-negative multiples of ``1 / resolution`` summing to
+    1; the vertices (one component alone) come first, in component order,
+    then the others in lexicographic order (descending). ``n_components=3,
+    resolution=4`` gives 15 vectors.
+    """
+    if n_components == 1:
+        return np.ones((1, 1))
+    rows = []
+    # stars and bars: positions of the n_components - 1 bars among the slots
+    for bars in combinations(range(resolution + n_components - 1), n_components - 1):
+        edges = (-1, *bars, resolution + n_components - 1)
+        rows.append([edges[i + 1] - edges[i] - 1 for i in range(n_components)])
+    grid = np.array(rows, dtype=np.float64) / resolution
+    others = grid[~(grid == 1.0).any(axis=1)]
+    others = others[np.lexsort(-others.T[::-1])]
+    return np.vstack([np.eye(n_components), others])
+
+
+def holdout_split(
+    im: InteractionMatrix | None, matrix: sp.csr_matrix, size, random_state=None
+):
+    """Split the training rows: fit rows, and validation queries with truths.
+
+    The validation rows are the latest sessions (by ``row_times``; a plain
+    matrix or one without times: the last rows) among those with at least
+    two items: ``size`` of them (an int) or that share of them (a float).
+    Each one's last item (``recency`` 1; without recency: its last stored
+    column) is the truth. The query is the row without that item, the
+    recency of the others shifted by one, unless the item's value is more
+    than one event gives (:func:`single_event_values`): it was then seen more
+    than once and stays in the query with that smallest value, as one earlier event at
+    a random position of the session's order (``random_state``; the matrix
+    does not say where its earlier events were).
+
+    Returns ``None`` when there is no row to validate on or none left to fit
+    on; else ``(fit_input, query_matrix, query_im, truth)``, ``fit_input``
+    an InteractionMatrix when ``im`` is one, else a CSR matrix.
+    """
+    if im is not None:  # the session rows, not their sums per key
+        matrix = sp.csr_matrix(im.matrix, dtype=np.float32)
+    n_rows = matrix.shape[0]
+    lengths = np.diff(matrix.indptr)
+    eligible = np.flatnonzero(lengths >= 2)
+    if isinstance(size, float):
+        n_val = int(round(size * eligible.size))
+    else:
+        n_val = min(int(size), eligible.size)
+    if n_val < 1 or n_val >= n_rows:
+        return None
+    times = None if im is None else im.row_times
+    if times is not None:
+        order = np.lexsort((eligible, times[eligible]))
+        val = np.sort(eligible[order[-n_val:]])
+    else:
+        val = eligible[-n_val:]
+    fit_rows = np.setdiff1d(np.arange(n_rows), val)
+
+    q = sp.csr_matrix(matrix[val], dtype=np.float32, copy=True)
+    q.sort_indices()
+    recency = None
+    if im is not None and im.recency is not None:
+        recency = sp.csr_matrix(im.recency[val], copy=True)
+        recency.sort_indices()
+    starts, ends = q.indptr[:-1], q.indptr[1:]
+    if recency is not None and not np.array_equal(recency.indices, q.indices):
+        raise ValueError("InteractionMatrix: recency and matrix differ in pattern.")
+    rows = np.repeat(np.arange(len(val)), np.diff(q.indptr))
+    if recency is not None:
+        # each row's entry of smallest recency: first of its row in this order
+        order = np.lexsort((recency.data, rows))
+        pos = order[starts]
+    else:
+        pos = ends - 1
+    truth = q.indices[pos].astype(np.int64)
+    smallest = float(matrix.data.min())
+    single = single_event_values(im, smallest)
+    repeated = ~np.isclose(q.data[pos][:, None], single[None, :], rtol=1e-5).any(axis=1)
+    keep = np.ones(q.nnz, dtype=bool)
+    keep[pos[~repeated]] = False
+    q.data[pos[repeated]] = smallest
+    if recency is not None:
+        # a kept truth moves to a random place p of the order (the items
+        # before it move up one step); a removed one: all the others do
+        n_items = np.diff(q.indptr)
+        rng = check_random_state(random_state)
+        p = np.where(repeated, rng.randint(1, n_items + 1), 1)
+        data = recency.data
+        shift = (data > 1) & (data <= np.where(repeated, p, n_items)[rows])
+        data = data - shift.astype(data.dtype)
+        data[pos[repeated]] = p[repeated]
+        recency.data = data
+        recency = _keep(recency, keep)
+    q = _keep(q, keep)
+
+    if im is None:
+        return matrix[fit_rows], q, None, truth
+    fit_im = _take_rows(im, fit_rows)
+    query_im = dataclasses.replace(_take_rows(im, val), matrix=q, recency=recency)
+    return fit_im, q, query_im, truth
+
+
+def single_event_values(im: InteractionMatrix | None, smallest: float):
+    """The values one event gives a (row, item): more means a repeat.
+
+    For ConfidenceEncoder confidences (``1 + w_v views + w_c carts``, the
+    builder's ``item_stats`` carry the counts), ``w_v`` and ``w_c`` are
+    solved from the per-item sums (least squares; exact for the encoder's
+    output) and one event gives ``1 + w_v`` (a view) or ``1 + w_v + w_c``
+    (a cart add). Otherwise the matrix's smallest value.
+    """
+    stats = None if im is None else im.item_stats
+    cols = ("confidence", "view_count", "cart_count", "n_rows")
+    if stats is None or not set(cols) <= set(stats.columns):
+        return np.array([smallest])
+    conf, views, carts, n = (stats[c].to_numpy().astype(np.float64) for c in cols)
+    (w_v, w_c), *_ = np.linalg.lstsq(
+        np.column_stack([views, carts]), conf - n, rcond=None
+    )
+    return np.array([1.0 + w_v, 1.0 + w_v + w_c])
+
+
+def _keep(m: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
+    """``m`` without the stored entries where ``keep`` is False."""
+    coo = m.tocoo()
+    return sp.csr_matrix(
+        (coo.data[keep], (coo.row[keep], coo.col[keep])), shape=m.shape
+    )
+
+
+def _take_rows(im: InteractionMatrix, rows: np.ndarray) -> InteractionMatrix:
+    """The rows ``rows`` of ``im`` (its per-row fields alike).
+
+    ``item_stats`` (per-item totals) is kept whole: it cannot be split by
+    row, so popularity still counts the validation rows' events.
+    """
+
+    def take(series):
+        return None if series is None else series.gather(rows)
+
+    return dataclasses.replace(
+        im,
+        matrix=sp.csr_matrix(im.matrix[rows]),
+        row_ids=im.row_ids.gather(rows),
+        row_keys=im.row_keys.gather(rows),
+        row_segments=take(im.row_segments),
+        row_times=None if im.row_times is None else im.row_times[rows],
+        recency=None if im.recency is None else sp.csr_matrix(im.recency[rows]),
+    )
+
+
+def mrr(ids: np.ndarray, truth: np.ndarray, k: int = VALIDATION_K) -> float:
+    """Mean reciprocal rank of ``truth`` in the first ``k`` of ``ids``."""
+    hit = ids[:, :k] == truth[:, None]
+    rank = np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, np.inf)
+    return float(np.mean(1.0 / rank))
