@@ -2,8 +2,9 @@
 
 ``skals --help`` and ``skals --version`` import nothing heavy: the options of
 a command are added only when that command is on the command line, and the
-library (polars, scikit-learn, implicit) is imported when a command runs or
-its hyperparameter defaults are shown.
+library (polars, scikit-learn, implicit) is imported only when a command
+runs: the hyperparameter defaults that ``--help`` shows are a static table
+(``_options.DEFAULTS``, checked against the estimators by the tests).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from . import _report
 from ._options import (
     _COLUMN_HELP,
     DEFAULT_GRID,
+    DEFAULTS,
     FLAGS,
     HYPERPARAMETERS,
     RECOMMENDERS,
@@ -65,18 +67,15 @@ def _add_columns(parser, *, from_model: bool) -> None:
 
 
 def _add_hyperparameters(parser) -> None:
-    from ._commands import defaults
-
     group = parser.add_argument_group(
         "hyperparameters", "of the pipeline (default: the library's defaults)"
     )
-    values = defaults([name for name, _, _ in HYPERPARAMETERS])
     for name, kind, text in HYPERPARAMETERS:
         group.add_argument(
             f"--{name.replace('_', '-')}",
             type=kind,
             metavar=kind.__name__.upper(),
-            help=f"{text} (default: {values[name]})",
+            help=f"{text} (default: {DEFAULTS[name]})",
         )
     for option, name, value, text in FLAGS:
         group.add_argument(
