@@ -209,11 +209,13 @@ _SUBCOMMANDS = {
     "demo": (
         "end to end on generated data: tune, compare, write files",
         "Generate a challenge-shaped event log (make_sessions), hold out the "
-        "latest 10% of sessions, tune a small grid on the rest, and print "
-        "NDCG@5 and overlap@5 of the tuned ALS pipeline, the default one, "
-        "popularity and the notebook's approach, overall and per segment. "
-        "Writes predictions.json, model.joblib and grid_scores.png (the plot "
-        "needs matplotlib: pip install 'skals[plot]') into DIR.",
+        "latest 10% of sessions, tune ALS on a small grid on the rest, and "
+        "print NDCG@5 and overlap@5 of every model (tuned and default ALS, "
+        "session-kNN, repeat, their blend, popularity and the challenge "
+        "notebook's approach), overall and per segment, with a line on what "
+        "each row is. Writes model.joblib (the model with the best NDCG@5), "
+        "its predictions.json and grid_scores.png (the plot needs "
+        "matplotlib: pip install 'skals[plot]') into DIR.",
         _add_demo,
     ),
     "fit": (
