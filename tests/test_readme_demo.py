@@ -30,7 +30,7 @@ def test_demo_saves_the_winner_of_its_table_and_explains_each_row(tmp_path, caps
     pipe, info = skals.load(out / "model.joblib", return_metadata=True)
     assert info["winner"] in DEMO_ROWS
     assert ndcg[info["winner"]] == best  # as printed, to 4 decimals
-    assert f"wrote {out / 'model.joblib'}: {info['model']!r}" in stdout
+    assert f"wrote {out / 'model.joblib'}: {info['winner']!r}" in stdout
     target = json.loads((out / "predictions.json").read_text())["target"]
     assert len(target) == 150
     assert type(pipe[-1]).__name__ in {
