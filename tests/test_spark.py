@@ -601,8 +601,9 @@ def test_spark_session_seconds_of_dates_and_numbers(spark):
         local, remote = pipe.transform(log), pipe.transform(to_spark(spark, log))
         np.testing.assert_array_equal(remote.row_times, local.row_times)
         assert (remote.recency != local.recency).nnz == 0
-    assert local.row_times.tolist() == [10.5, 7.0]
-    assert local.recency.toarray().tolist() == [[2, 1], [1, 0]]
+    # the last log: session 1 saw item 1 at 10 s and item 2 at 3 s
+    assert local.row_times.tolist() == [10.0, 7.0]
+    assert local.recency.toarray().tolist() == [[1, 2], [1, 0]]
 
 
 def test_spark_encoder_refuses_bad_or_missing_times(spark):
