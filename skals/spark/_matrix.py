@@ -14,6 +14,28 @@ from .._interaction import InteractionMatrix
 ROW, KEY, COL, VALUE, REC = "row_idx", "key_idx", "col_idx", "value", "recency"
 
 
+def _recency_matrix(rows, cols, recency, matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """Recency per stored cell, in the sparsity pattern and order of ``matrix``.
+
+    As the local builder: a cell listed twice (a session id under two keys)
+    keeps its smaller (more recent) recency.
+    """
+    if matrix.nnz < len(rows):
+        known = (
+            pl.DataFrame({"r": rows, "c": cols, "v": recency})
+            .group_by("r", "c")
+            .agg(pl.col("v").min())
+        )
+        rows, cols, recency = (known[c].to_numpy() for c in ("r", "c", "v"))
+    rec = sp.csr_matrix(
+        (np.asarray(recency, dtype=np.int32), (rows, cols)),
+        shape=matrix.shape,
+        dtype=np.int32,
+    )
+    rec.sum_duplicates()
+    return rec
+
+
 class SparkInteractionMatrix(InteractionMatrix):
     """An :class:`~skals.InteractionMatrix` whose entries live in Spark.
 
@@ -135,8 +157,6 @@ class SparkInteractionMatrix(InteractionMatrix):
 
     def _collect(self) -> None:
         """One Spark job: the entries, and their recency when there is one."""
-        from ..preprocessing._builder import _recency_matrix
-
         has_recency = REC in self.ratings.columns
         names = (ROW, COL, VALUE, REC) if has_recency else (ROW, COL, VALUE)
         table = self.ratings.select(*names).toArrow()
@@ -148,14 +168,8 @@ class SparkInteractionMatrix(InteractionMatrix):
         )
         matrix.sum_duplicates()
         if has_recency:
-            known = pl.DataFrame(
-                {
-                    "__row": rows,
-                    "__col": cols,
-                    REC: table.column(REC).to_numpy(zero_copy_only=False),
-                }
-            )
-            self._recency = _recency_matrix(known, matrix)
+            recency = table.column(REC).to_numpy(zero_copy_only=False)
+            self._recency = _recency_matrix(rows, cols, recency, matrix)
         self._matrix = matrix
 
     def key_ratings(self):
