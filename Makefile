@@ -1,22 +1,32 @@
 # The two commands of the README: `make demo` and `make test`.
-# Each creates the project's virtual environment (.venv) when it is missing.
+# Each creates the project's virtual environment (.venv) when it is missing,
+# and installs only what it needs: the demo the runtime and matplotlib (its
+# plot), the tests every extra (pandas, Spark, Dask) on top.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+DEMO_STAMP := $(VENV)/.installed-demo
 STAMP := $(VENV)/.installed
 DOCS_STAMP := $(VENV)/.installed-docs
 
 .PHONY: demo test lint venv clean docs clean-docs
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# the demo: no pyspark, dask, pandas or test tools
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[plot]"
+	touch $(DEMO_STAMP)
+
+$(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test,plot,pandas,spark,dask]"
 	touch $(STAMP)
 
 venv: $(STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/skals demo --out skals-demo
 
 lint: $(STAMP)

@@ -41,6 +41,8 @@ pytestmark = pytest.mark.filterwarnings(
 #: row's and column's number of entries, so it is far below implicit's best
 #: (see benchmarks/spark_vs_implicit.py for the sweep).
 SPARK_REGULARIZATION = 0.1
+#: The event time column of make_sessions (and of the challenge).
+TIME = "timestamp_local"
 
 
 @pytest.fixture(scope="session")
@@ -534,3 +536,139 @@ def test_spark_sums_sessions_by_the_local_rule(spark):
     local = SparkALSRecommender(**params).fit(im.to_local())
     assert remote.user_items_.toarray().tolist() == [[2.0, 0.0], [1.0, 1.0]]
     np.testing.assert_allclose(remote.user_factors_, local.user_factors_, rtol=1e-4)
+
+
+# ------------------------------------------------ event order (time_col)
+@pytest.fixture(scope="module")
+def timed(spark, split):
+    """A training log with ties in time and repeated items, polars and Spark."""
+    train = split[0].head(4_000)
+    return train, to_spark(spark, train)
+
+
+@pytest.mark.parametrize("grain", ["session", "key"])
+def test_spark_encoder_orders_events_like_polars(timed, grain):
+    local_log, spark_log = timed
+    steps = [PseudoUserUnifier(), ConfidenceEncoder(grain=grain, time_col=TIME)]
+    local = make_pipeline(*steps).fit_transform(local_log)
+    remote = collect(make_pipeline(*steps).fit(local_log).transform(spark_log))
+    keys = [c for c in ("unified_user_id", "session_id", "partnumber") if c in local]
+    assert remote.columns == local.columns
+    assert local.columns[-2:] == ["last_time", "recency"]
+    remote = remote.with_columns(pl.col("last_time").dt.replace_time_zone(None))
+    assert remote.sort(keys).equals(local.sort(keys).cast(remote.schema))
+    assert local["recency"].min() == 1
+
+
+def test_spark_builder_keeps_row_times_and_recency(timed):
+    local_log, spark_log = timed
+    steps = [
+        PseudoUserUnifier(),
+        ConfidenceEncoder(grain="session", time_col=TIME),
+        InteractionMatrixBuilder(),
+    ]
+    pipe = make_pipeline(*steps).fit(local_log)
+    local = pipe.transform(local_log)
+    remote = pipe.transform(spark_log)
+    assert isinstance(remote, SparkInteractionMatrix)
+    assert remote.row_ids.equals(local.row_ids)
+    np.testing.assert_array_equal(remote.row_times, local.row_times)
+    assert (remote.matrix != local.matrix).nnz == 0
+    assert (remote.recency != local.recency).nnz == 0
+    np.testing.assert_array_equal(remote.recency.indices, local.matrix.indices)
+    copy = remote.to_local()
+    assert (copy.recency != local.recency).nnz == 0
+    np.testing.assert_array_equal(copy.row_times, local.row_times)
+
+
+def test_spark_session_seconds_of_dates_and_numbers(spark):
+    """Dates count days from 1970-01-01, numbers are seconds, as locally."""
+    import datetime as dt
+
+    base = {"unified_user_id": ["a", "a", "b"], "partnumber": [1, 2, 1]}
+    for times in (
+        [dt.date(1970, 1, 2), dt.date(2024, 5, 1), dt.date(2024, 5, 3)],
+        [10.5, 3.0, 7.0],
+        [10, 3, 7],
+    ):
+        log = pl.DataFrame({**base, "session_id": [1, 1, 2], "t": times})
+        steps = [
+            ConfidenceEncoder(grain="session", time_col="t", cart_col="c"),
+            InteractionMatrixBuilder(),
+        ]
+        log = log.with_columns(c=pl.lit(0))
+        pipe = make_pipeline(*steps).fit(log)
+        local, remote = pipe.transform(log), pipe.transform(to_spark(spark, log))
+        np.testing.assert_array_equal(remote.row_times, local.row_times)
+        assert (remote.recency != local.recency).nnz == 0
+    # the last log: session 1 saw item 1 at 10 s and item 2 at 3 s
+    assert local.row_times.tolist() == [10.0, 7.0]
+    assert local.recency.toarray().tolist() == [[1, 2], [1, 0]]
+
+
+def test_spark_encoder_refuses_bad_or_missing_times(spark):
+    log = pl.DataFrame(
+        {
+            "unified_user_id": ["a", "a"],
+            "session_id": [1, 1],
+            "partnumber": [1, 2],
+            "add_to_cart": [0, 1],
+            "t": [None, 5.0],
+            "s": ["x", "y"],
+        }
+    )
+    encoder = ConfidenceEncoder(grain="session", time_col="t").fit(log)
+    with pytest.raises(ValueError, match="column 't' has 1 null values"):
+        encoder.transform(to_spark(spark, log))
+    encoder = ConfidenceEncoder(grain="session", time_col="s").fit(log)
+    with pytest.raises(TypeError, match="column 's' has dtype string; event times"):
+        encoder.transform(to_spark(spark, log))
+
+
+def _session_models():
+    from skals import BlendRecommender, RepeatRecommender, SessionKNNRecommender
+
+    return {
+        "knn": SessionKNNRecommender(n_neighbors=50, sample_size=200),
+        "repeat": RepeatRecommender(),
+        "blend": BlendRecommender(
+            [
+                (
+                    "als",
+                    ImplicitALSRecommender(factors=8, iterations=3, random_state=0),
+                ),
+                ("knn", SessionKNNRecommender(n_neighbors=50, sample_size=200)),
+                ("repeat", RepeatRecommender()),
+            ],
+            weights=[1.0, 3.0, 2.0],
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", ["knn", "repeat", "blend"])
+def test_session_models_fit_from_spark_like_from_polars(spark, split, name):
+    """session-kNN, repeat and the blend fitted on a Spark DataFrame of events
+    answer as the same pipeline fitted on the polars log."""
+    from skals import Schema, make_recommender_pipeline
+
+    train, test = split
+    schema = Schema()
+    remote = make_recommender_pipeline(_session_models()[name], schema=schema)
+    local = make_recommender_pipeline(_session_models()[name], schema=schema)
+    assert remote[1].time_col == TIME  # the factory orders the events
+    remote.fit(to_spark(spark, train))
+    local.fit(train)
+    context = test.sort(TIME).group_by("session_id", maintain_order=True).head(3)
+    context = context.drop("add_to_cart")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # unknown items dropped
+        want = local.predict(context)
+        got = remote.predict(context)
+        from_spark = remote.predict(to_spark(spark, context))
+    assert want.height == context["session_id"].n_unique()
+    assert got.equals(want)
+    assert from_spark.equals(want)
+    if name == "knn":  # the fitted state itself, not only its answers
+        a, b = remote[-1], local[-1]
+        assert (a.session_items_ != b.session_items_).nnz == 0
+        assert a.session_ids_.equals(b.session_ids_)

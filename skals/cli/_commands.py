@@ -513,18 +513,24 @@ def cmd_demo(args, mode: str) -> int:
     print(f"best grid point: {_report.shown_params(search.best_params_)}")
     print(_report.demo_table(scores, k, n_revealed))
 
-    tuned = models["ALS, tuned"]
+    print(_report.demo_rows_explained(k, n_revealed))
+    # the saved model is the table's winner on NDCG@k over all sessions
+    winner = _report.demo_winner(scores, f"ndcg@{k}")
+    best = models[winner]
     context, _ = reveal_first_n(test, n_revealed)
-    target = io.recommend_sessions(tuned, context, k=k)
+    target = io.recommend_sessions(best, context, k=k)
     io.write_challenge_json(target, out / "predictions.json")
     print(
         f"wrote {out / 'predictions.json'}: {k} items for each of the "
-        f"{len(target):,} held-out sessions, from their first {n_revealed} events"
+        f"{len(target):,} held-out sessions, from their first {n_revealed} "
+        f"events, by {winner!r}"
     )
-    io.save(
-        tuned, out / "model.joblib", command="demo", best_params=search.best_params_
+    metadata = {"best_params": search.best_params_} if winner == "ALS, tuned" else {}
+    io.save(best, out / "model.joblib", command="demo", winner=winner, **metadata)
+    print(
+        f"wrote {out / 'model.joblib'}: {winner!r}, the best NDCG@{k} of the "
+        "table, fitted on the training sessions (skals predict reads it)"
     )
-    print(f"wrote {out / 'model.joblib'}: the tuned pipeline (skals predict reads it)")
     why = _plot.missing_matplotlib()
     if why is None:
         with atomic_path(out / "grid_scores.png") as tmp:

@@ -56,6 +56,21 @@ HYPERPARAMETERS = (
     ("num_threads", int, "threads for ALS (0: all cores)"),
 )
 
+#: The library's default of each hyperparameter option, as ``--help`` shows
+#: it: written here so that ``skals fit --help`` reads them without importing
+#: scikit-learn (0.1 s instead of seconds). tests/test_packaging.py checks
+#: them against the estimators' real defaults (``_commands.defaults``).
+DEFAULTS = {
+    "factors": 64,
+    "regularization": 0.05,
+    "alpha": 10.0,
+    "iterations": 15,
+    "cart_weight": 10.0,
+    "view_weight": 1.0,
+    "random_state": None,
+    "num_threads": 0,
+}
+
 #: Flags of fit and tune: (option, pipeline parameter, value when given, help).
 FLAGS = (
     (

@@ -2,8 +2,9 @@
 
 ``skals --help`` and ``skals --version`` import nothing heavy: the options of
 a command are added only when that command is on the command line, and the
-library (polars, scikit-learn, implicit) is imported when a command runs or
-its hyperparameter defaults are shown.
+library (polars, scikit-learn, implicit) is imported only when a command
+runs: the hyperparameter defaults that ``--help`` shows are a static table
+(``_options.DEFAULTS``, checked against the estimators by the tests).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from . import _report
 from ._options import (
     _COLUMN_HELP,
     DEFAULT_GRID,
+    DEFAULTS,
     FLAGS,
     HYPERPARAMETERS,
     RECOMMENDERS,
@@ -65,18 +67,15 @@ def _add_columns(parser, *, from_model: bool) -> None:
 
 
 def _add_hyperparameters(parser) -> None:
-    from ._commands import defaults
-
     group = parser.add_argument_group(
         "hyperparameters", "of the pipeline (default: the library's defaults)"
     )
-    values = defaults([name for name, _, _ in HYPERPARAMETERS])
     for name, kind, text in HYPERPARAMETERS:
         group.add_argument(
             f"--{name.replace('_', '-')}",
             type=kind,
             metavar=kind.__name__.upper(),
-            help=f"{text} (default: {values[name]})",
+            help=f"{text} (default: {DEFAULTS[name]})",
         )
     for option, name, value, text in FLAGS:
         group.add_argument(
@@ -224,11 +223,13 @@ _SUBCOMMANDS = {
     "demo": (
         "end to end on generated data: tune, compare, write files",
         "Generate a challenge-shaped event log (make_sessions), hold out the "
-        "latest 10% of sessions, tune a small grid on the rest, and print "
-        "NDCG@5 and overlap@5 of the tuned ALS pipeline, the default one, "
-        "popularity and the notebook's approach, overall and per segment. "
-        "Writes predictions.json, model.joblib and grid_scores.png (the plot "
-        "needs matplotlib: pip install 'skals[plot]') into DIR.",
+        "latest 10% of sessions, tune ALS on a small grid on the rest, and "
+        "print NDCG@5 and overlap@5 of every model (tuned and default ALS, "
+        "session-kNN, repeat, their blend, popularity and the challenge "
+        "notebook's approach), overall and per segment, with a line on what "
+        "each row is. Writes model.joblib (the model with the best NDCG@5), "
+        "its predictions.json and grid_scores.png (the plot needs "
+        "matplotlib: pip install 'skals[plot]') into DIR.",
         _add_demo,
     ),
     "fit": (

@@ -180,6 +180,44 @@ def demo_table(scores: dict, k: int, n_revealed: int) -> str:
     return title + "\n" + format_table(header, rows)
 
 
+#: What each row of the demo's table is (label: explanation), in its order.
+DEMO_ROWS = {
+    "ALS, tuned": "implicit ALS with the grid's best point (GridSearchCV on "
+    "the training sessions, scored as the table is)",
+    "ALS, default": "implicit ALS at the library's defaults",
+    "session-kNN (V-SKNN)": "the sessions of the training log most similar to "
+    "the revealed events vote for their items, the last events weigh most",
+    "repeat": "the session's own items again, most recent and most viewed "
+    "first; popularity after them",
+    "blend (ALS+kNN+repeat)": "the three models' scores, normalised per "
+    "session and summed with the command line's weights (ALS, kNN, repeat)",
+    "popularity": "the most popular items of training (summed confidences), "
+    "the same for every session (the baseline)",
+    "notebook's approach": "the challenge's reference notebook: ALS that "
+    "answers a logged-in user from training history only (no fold-in of the "
+    "revealed events, items already seen filtered out) and every anonymous "
+    "session with popularity",
+}
+
+
+def demo_rows_explained(k: int, n_revealed: int) -> str:
+    """One line per row of :func:`demo_table`: what the model is."""
+    width = max(map(len, DEMO_ROWS))
+    lines = [
+        f"rows (each answers from the first {n_revealed} events of the "
+        f"session; NDCG@{k} ranks the top {k} against its cart adds, "
+        f"overlap@{k} is the share of the top {k} that it added to the cart):"
+    ]
+    lines += [f"  {label.ljust(width)}  {text}" for label, text in DEMO_ROWS.items()]
+    return "\n".join(lines)
+
+
+def demo_winner(scores: dict, metric: str) -> str:
+    """The label with the best mean ``metric`` (the first among ties)."""
+    means = {label: float(per[metric].mean()) for label, per in scores.items()}
+    return max(means, key=lambda label: (means[label], -list(means).index(label)))
+
+
 def plot_search(search, path) -> None:
     """Heatmap of a search's mean scores (needs matplotlib)."""
     from .. import _plot

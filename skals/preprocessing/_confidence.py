@@ -223,7 +223,6 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
             Fitted transformer.
         """
         if is_spark(X):
-            self._check_spark(X)
             return spark_call(self, "fit", X)
         df = to_polars(X)
         check_columns(df, self._required(require_cart=True), where=self._where)
@@ -246,13 +245,6 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
             cols.append(self.time_col)
         return cols
 
-    def _check_spark(self, X) -> None:
-        if self.time_col is not None:
-            raise NotImplementedError(
-                f"{self._where}: time_col={self.time_col!r} is not supported on "
-                "Spark yet; collect the log to polars, or set time_col=None."
-            )
-
     def transform(self, X):
         """Aggregate the events into counts and confidences.
 
@@ -271,7 +263,6 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         if is_spark(X):
-            self._check_spark(X)
             return spark_call(self, "transform", X)
         kind = frame_kind(X)
         df = to_polars(X)

@@ -9,8 +9,31 @@ import scipy.sparse as sp
 from .._frame import FrameKind
 from .._interaction import InteractionMatrix
 
-#: Columns of :attr:`SparkInteractionMatrix.ratings`.
-ROW, KEY, COL, VALUE = "row_idx", "key_idx", "col_idx", "value"
+#: Columns of :attr:`SparkInteractionMatrix.ratings` (``recency`` only when
+#: the encoder had a ``time_col``).
+ROW, KEY, COL, VALUE, REC = "row_idx", "key_idx", "col_idx", "value", "recency"
+
+
+def _recency_matrix(rows, cols, recency, matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """Recency per stored cell, in the sparsity pattern and order of ``matrix``.
+
+    As the local builder: a cell listed twice (a session id under two keys)
+    keeps its smaller (more recent) recency.
+    """
+    if matrix.nnz < len(rows):
+        known = (
+            pl.DataFrame({"r": rows, "c": cols, "v": recency})
+            .group_by("r", "c")
+            .agg(pl.col("v").min())
+        )
+        rows, cols, recency = (known[c].to_numpy() for c in ("r", "c", "v"))
+    rec = sp.csr_matrix(
+        (np.asarray(recency, dtype=np.int32), (rows, cols)),
+        shape=matrix.shape,
+        dtype=np.int32,
+    )
+    rec.sum_duplicates()
+    return rec
 
 
 class SparkInteractionMatrix(InteractionMatrix):
@@ -31,7 +54,9 @@ class SparkInteractionMatrix(InteractionMatrix):
     ratings : pyspark.sql.DataFrame
         Columns ``row_idx`` (int, position in ``row_ids``), ``key_idx`` (int,
         position of the row's key in the sorted unique ``row_keys``),
-        ``col_idx`` (int, position in ``item_ids``) and ``value`` (double).
+        ``col_idx`` (int, position in ``item_ids``) and ``value`` (double)
+        [and ``recency`` (int), the item's rank by last event time in its
+        row, when the encoder had a ``time_col``].
     row_ids : polars.Series
         Id of each row (the user key, or the session id at session grain).
     row_keys : polars.Series
@@ -46,6 +71,9 @@ class SparkInteractionMatrix(InteractionMatrix):
         Segment of each row, when the encoder passed one.
     item_stats : polars.DataFrame or None, default=None
         Per column and segment sums, as in :class:`~skals.InteractionMatrix`.
+    row_times : ndarray of float64 or None, default=None
+        Last event time of each row (seconds since the epoch), when the
+        encoder had a ``time_col``.
 
     Attributes
     ----------
@@ -75,6 +103,14 @@ class SparkInteractionMatrix(InteractionMatrix):
            [2., 0.]], dtype=float32)
     """
 
+    def __new__(cls, *args, **kwargs):
+        # dataclasses.replace(im, ...) (e.g. session-kNN's popularity input)
+        # passes the local container's fields, the collected ``matrix`` among
+        # them and no ``ratings``: that copy is a local InteractionMatrix
+        if not args and "ratings" not in kwargs and "matrix" in kwargs:
+            return InteractionMatrix(**kwargs)
+        return super().__new__(cls)
+
     def __init__(
         self,
         ratings,
@@ -85,6 +121,7 @@ class SparkInteractionMatrix(InteractionMatrix):
         item_name: str = "partnumber",
         row_segments: pl.Series | None = None,
         item_stats: pl.DataFrame | None = None,
+        row_times: np.ndarray | None = None,
     ):
         self.ratings = ratings
         self.row_ids = row_ids
@@ -94,8 +131,10 @@ class SparkInteractionMatrix(InteractionMatrix):
         self.item_name = item_name
         self.row_segments = row_segments
         self.item_stats = item_stats
+        self.row_times = row_times
         self.kind = FrameKind("spark")
         self._matrix = None
+        self._recency = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -106,16 +145,32 @@ class SparkInteractionMatrix(InteractionMatrix):
     def matrix(self) -> sp.csr_matrix:
         """The entries as a CSR float32 matrix (collected once, then kept)."""
         if self._matrix is None:
-            table = self.ratings.select(ROW, COL, VALUE).toArrow()
-            rows, cols, values = (table.column(c).to_numpy() for c in (ROW, COL, VALUE))
-            matrix = sp.csr_matrix(
-                (values.astype(np.float32), (rows, cols)),
-                shape=self.shape,
-                dtype=np.float32,
-            )
-            matrix.sum_duplicates()
-            self._matrix = matrix
+            self._collect()
         return self._matrix
+
+    @property
+    def recency(self) -> sp.csr_matrix | None:
+        """Recency of each entry, in the pattern of :attr:`matrix` (or None)."""
+        if self._matrix is None:
+            self._collect()
+        return self._recency
+
+    def _collect(self) -> None:
+        """One Spark job: the entries, and their recency when there is one."""
+        has_recency = REC in self.ratings.columns
+        names = (ROW, COL, VALUE, REC) if has_recency else (ROW, COL, VALUE)
+        table = self.ratings.select(*names).toArrow()
+        rows, cols, values = (table.column(c).to_numpy() for c in (ROW, COL, VALUE))
+        matrix = sp.csr_matrix(
+            (values.astype(np.float32), (rows, cols)),
+            shape=self.shape,
+            dtype=np.float32,
+        )
+        matrix.sum_duplicates()
+        if has_recency:
+            recency = table.column(REC).to_numpy(zero_copy_only=False)
+            self._recency = _recency_matrix(rows, cols, recency, matrix)
+        self._matrix = matrix
 
     def key_ratings(self):
         """Spark DataFrame ``(user, item, value)`` with one row per key and item.
@@ -147,6 +202,8 @@ class SparkInteractionMatrix(InteractionMatrix):
             item_name=self.item_name,
             row_segments=self.row_segments,
             item_stats=self.item_stats,
+            row_times=self.row_times,
+            recency=self.recency,
         )
 
     def __repr__(self) -> str:

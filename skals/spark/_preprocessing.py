@@ -33,13 +33,16 @@ from .._checks import (
     report_unknown_items,
 )
 from .._frame import index_of
-from ._matrix import COL, KEY, ROW, VALUE, SparkInteractionMatrix
+from ._matrix import COL, KEY, REC, ROW, VALUE, SparkInteractionMatrix
 
 #: Columns added by ConfidenceEncoder (as in skals.preprocessing._confidence).
 VIEW_COUNT, CART_COUNT, CONFIDENCE = "view_count", "cart_count", "confidence"
+#: Added by ConfidenceEncoder when time_col is set.
+LAST_TIME, RECENCY = "last_time", "recency"
 
 _INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 _FLOAT = (T.FloatType, T.DoubleType)
+_TIME = (T.TimestampType, T.TimestampNTZType, T.DateType, T.NumericType)
 
 
 def col(name: str):
@@ -162,6 +165,8 @@ def encoder_fit(est, df):
 
 
 def encoder_transform(est, df):
+    from pyspark.sql import Window
+
     where = est._where
     _check_columns(df, est._required(require_cart=False), where)
     if est.drop_duplicates:
@@ -177,20 +182,36 @@ def encoder_transform(est, df):
     if est.grain == "session":
         keys.append(est.session_col)
     keys.append(est.item_col)
-    out = df.groupBy(*[col(k) for k in keys]).agg(
+    aggs = [
         F.count(F.lit(1)).alias(VIEW_COUNT),
         F.coalesce(F.sum(cart), F.lit(0)).cast("long").alias(CART_COUNT),
         F.sum(cart.isNull().cast("long")).alias("__cart_null"),
         F.sum(((cart != 0) & (cart != 1)).cast("long")).alias("__cart_bad"),
-    )
+    ]
+    if est.time_col is not None:
+        time = _time_column(df, est)
+        aggs += [
+            F.max(time).alias(LAST_TIME),
+            F.sum(time.isNull().cast("long")).alias("__t_null"),
+        ]
+    out = df.groupBy(*[col(k) for k in keys]).agg(*aggs)
     _check_encoded(est, out, keys)
     confidence = (
         F.lit(1.0)
         + F.lit(float(est.view_weight)) * col(VIEW_COUNT)
         + F.lit(float(est.cart_weight)) * col(CART_COUNT)
     ).alias(CONFIDENCE)
+    times = []
+    if est.time_col is not None:
+        # rank of the item by its last time within its group (the session,
+        # or the key): 1 for the most recent; equal times: larger item first
+        # (polars' ordinal rank of (last_time, item), descending)
+        group = Window.partitionBy(*[col(k) for k in keys[:-1]]).orderBy(
+            col(LAST_TIME).desc(), col(est.item_col).desc()
+        )
+        times = [col(LAST_TIME), F.row_number().over(group).cast("long").alias(RECENCY)]
     out = out.select(
-        *[col(k) for k in keys], col(VIEW_COUNT), col(CART_COUNT), confidence
+        *[col(k) for k in keys], col(VIEW_COUNT), col(CART_COUNT), confidence, *times
     )
     if est.segment_col is not None:
         # a key's segment: its most frequent value, the smallest among ties
@@ -203,20 +224,64 @@ def encoder_transform(est, df):
             .agg(F.min_by(col(seg), F.struct(-col(n), col(seg))).alias(seg))
         )
         out = out.join(segments, on=est.user_col, how="left")
+        if times:  # the polars encoder's column order
+            out = out.select(
+                *[c for c in out.columns if c not in (LAST_TIME, RECENCY)],
+                LAST_TIME,
+                RECENCY,
+            )
     return out
 
 
+def _time_column(df, est):
+    """The event time column, checked as the polars encoder checks it."""
+    dtype = _dtype(df, est.time_col)
+    if not isinstance(dtype, _TIME):
+        raise TypeError(
+            f"{est._where}: column {est.time_col!r} has dtype "
+            f"{dtype.simpleString()}; event times must be datetimes, dates or "
+            "numbers (seconds)."
+        )
+    return col(est.time_col)
+
+
 def _check_encoded(est, out, keys) -> None:
-    """One Spark job over the aggregate: null keys and bad add-to-cart flags."""
+    """One Spark job over the aggregate: null keys, bad flags, null times."""
+    has_time = "__t_null" in out.columns
     counts = out.agg(
         *[F.sum(col(k).isNull().cast("long")) for k in keys],
         F.sum("__cart_null"),
         F.sum("__cart_bad"),
+        F.sum("__t_null") if has_time else F.lit(0),
     ).first()
-    *null_keys, cart_null, cart_bad = (int(v or 0) for v in counts)
+    *null_keys, cart_null, cart_bad, n_null = (int(v or 0) for v in counts)
     check_encoded_counts(
         est, dict(zip(keys, null_keys, strict=True)), cart_null, cart_bad
     )
+    if n_null:
+        raise ValueError(
+            f"{est._where}: column {est.time_col!r} has {n_null} null "
+            "values; every event needs a time (drop or fill those rows)."
+        )
+
+
+def _epoch_micros(df, name: str):
+    """``name`` as integer microseconds since the epoch, or None for numbers.
+
+    Timestamps count from the epoch instant, timestamps without a time zone
+    and dates from 1970-01-01 00:00 (as polars' naive datetimes). The driver
+    turns them into float seconds with the polars builder's own expression,
+    so that both give the same floats.
+    """
+    dtype = _dtype(df, name)
+    if isinstance(dtype, T.TimestampNTZType):
+        epoch = F.lit("1970-01-01 00:00:00").cast("timestamp_ntz")
+        return F.timestamp_diff("MICROSECOND", epoch, col(name))
+    if isinstance(dtype, T.TimestampType):
+        return F.unix_micros(col(name))
+    if isinstance(dtype, T.DateType):
+        return F.unix_date(col(name)).cast("long") * F.lit(86_400_000_000)
+    return None
 
 
 # ------------------------------------------------------------------ builder
@@ -340,7 +405,15 @@ def builder_transform(est, df) -> SparkInteractionMatrix:
         row_aggs.append(
             F.min_by(col(seg), F.struct(col(est.user_col), col(seg))).alias("__seg")
         )
+    has_time = LAST_TIME in df.columns and RECENCY in df.columns
+    if has_time:  # a row's time: its last event's (what sampling orders by)
+        micros = _epoch_micros(df, LAST_TIME)
+        time = col(LAST_TIME).cast("double") if micros is None else micros
+        row_aggs.append(F.max(time).alias("__time"))
     rows = to_polars(df.groupBy(col(id_name)).agg(*row_aggs)).sort(id_name)
+    if has_time:
+        seconds = pl.col("__time").cast(pl.Float64)
+        rows = rows.with_columns(seconds if micros is None else seconds / 1e6)
     if session_grain:
         report_session_keys(where, id_name, (rows["__n_keys"] > 1).sum())
     keys = rows["__key"]
@@ -357,6 +430,7 @@ def builder_transform(est, df) -> SparkInteractionMatrix:
             F.col(KEY),
             F.col("__col").alias(COL),
             col(est.value_col).cast("double").alias(VALUE),
+            *([col(RECENCY).cast("int").alias(REC)] if has_time else []),
         )
     )
     return SparkInteractionMatrix(
@@ -368,6 +442,7 @@ def builder_transform(est, df) -> SparkInteractionMatrix:
         item_name=est.item_col,
         row_segments=rows["__seg"].rename(seg) if seg is not None else None,
         item_stats=stats,
+        row_times=rows["__time"].to_numpy().astype(np.float64) if has_time else None,
     )
 
 
