@@ -390,6 +390,7 @@ def test_blend_memory_is_keyed_by_versions(tmp_path, monkeypatch):
         _CountingPopularity.fits = 0
         blend = skals.BlendRecommender(
             [("a", _CountingPopularity()), ("b", skals.RepeatRecommender())],
+            weights=[1, 1],  # fixed: "auto" fits each component twice
             memory=str(tmp_path),
         )
         blend.fit(X)
