@@ -9,7 +9,8 @@ type the file names is checked against the types skals trusts (its own
 estimators and the numpy, scipy, scikit-learn and polars types they hold)
 before anything is built, and a file naming any other type is refused with
 the list of those types (:doc:`/persistence`). The command line writes and
-reads the same files. Files are written atomically (:mod:`skals._atomic`).
+reads the same files. Files are written atomically (a temporary file
+renamed over the target).
 """
 
 from __future__ import annotations
@@ -71,6 +72,13 @@ _PICKLE_HINT = (
 
 class UntrustedModelError(ValueError):
     """A model file names types that skals does not trust (nothing was built).
+
+    Parameters
+    ----------
+    message : str
+        The error message (it names the types and how to trust them).
+    types : list of str
+        The untrusted types, fully qualified.
 
     Attributes
     ----------

@@ -807,3 +807,17 @@ def test_predict_reads_a_01x_pickle_only_with_allow_pickle(
     assert main([*args, "--allow-pickle"]) == 0
     assert "unpickling runs whatever code" in capsys.readouterr().err
     _check_target(out, files["sessions"], k=5)
+
+
+def test_csv_ids_that_match_only_after_a_cast_are_an_error(
+    files, model, tmp_path, capsys
+):
+    # model fitted on the parquet's integer ids, events given as CSV (strings)
+    test_csv = tmp_path / "test.csv"
+    pl.read_parquet(files["test"]).write_csv(test_csv)
+    out = tmp_path / "p.json"
+    args = ["predict", str(model), str(test_csv), "--output", str(out), "-q"]
+    assert main(args) == 1
+    line = _error_line(capsys)
+    assert "String here and Int64 at fit" in line and "cast(pl.Int64)" in line
+    assert not out.exists()

@@ -264,3 +264,48 @@ def test_write_challenge_json(tmp_path):
     path = tmp_path / "p.json"
     io.write_challenge_json({"3": [1, 2], "10": ["a", "b"]}, path)
     assert json.loads(path.read_text()) == {"target": {"3": [1, 2], "10": ["a", "b"]}}
+
+
+# ------------------------------------------------------ ids read exactly (19)
+def test_ids_of_another_type_that_would_match_after_a_cast_are_an_error(data):
+    train, test = data
+    pipe = skals.make_recommender_pipeline(skals.PopularityRecommender()).fit(train)
+    as_text = test.with_columns(pl.col("partnumber").cast(pl.String))
+    with pytest.raises(
+        ValueError,
+        match=r"no 'partnumber' id matches .* String here and Int64 at fit.*"
+        r"cast\(pl.Int64\)",
+    ):
+        pipe.predict(as_text)
+    # the other way round: fitted on strings, given integers
+    text_pipe = skals.make_recommender_pipeline(skals.PopularityRecommender())
+    text_pipe.fit(train.with_columns(pl.col("partnumber").cast(pl.String)))
+    with pytest.raises(ValueError, match=r"Int64 here and String at fit"):
+        text_pipe.predict(test)
+    # a partly unknown log keeps the warning
+    partly = test.with_columns(
+        pl.when(pl.int_range(pl.len()) < 5)
+        .then(10**9)
+        .otherwise(pl.col("partnumber"))
+        .alias("partnumber")
+    )
+    with pytest.warns(UserWarning, match="dropped"):
+        pipe.predict(partly)
+    # strings that match nothing either way: today's warning, no error
+    other = test.with_columns(pl.format("x{}", pl.col("partnumber")))
+    with pytest.warns(UserWarning, match="dropped"):
+        pipe.predict(other)
+
+
+@pytest.mark.parametrize("bad", [2.0**63, 2.0**53 + 2, 12.5])
+def test_float_user_ids_that_cannot_render_exactly_are_an_error(data, bad):
+    train = data[0].with_columns(pl.col("user_id").cast(pl.Float64))
+    broken = train.with_columns(
+        pl.when(pl.int_range(pl.len()) < 3)
+        .then(pl.lit(bad))
+        .otherwise(pl.col("user_id"))
+        .alias("user_id")
+    )
+    with pytest.raises(ValueError, match=r"3 rows have a float 'user_id' .*e.g. \["):
+        _pipe().fit(broken)
+    _pipe().fit(train)  # integral floats below 2**53 are fine

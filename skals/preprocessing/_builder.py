@@ -37,6 +37,35 @@ from ._confidence import (
     VIEW_COUNT,
     check_item_column,
 )
+from ._unifier import _render_id
+
+
+def _refuse_cast_mismatch(values: pl.Series, vocabulary: pl.Series, where) -> None:
+    """No id matches the vocabulary, but some would after an int<->str cast.
+
+    Then the ids were read as another type than in fit (e.g. a CSV read
+    with guessed types): an error naming both dtypes and the cast, rather
+    than answering every row from popularity.
+    """
+    have, want = values.dtype, vocabulary.dtype
+    text = (pl.String, pl.Categorical, pl.Enum)
+    if want.is_integer() and have in text:
+        # only canonical forms: "010" is not item 10 even after a cast
+        as_text = values.cast(pl.String)
+        cast = as_text.cast(want, strict=False)
+        cast = cast.filter(cast.cast(pl.String) == as_text)
+    elif want == pl.String and (have.is_integer() or have.is_float()):
+        cast = pl.select(_render_id(pl.lit(values), have)).to_series()
+    else:
+        return
+    if not cast.is_in(vocabulary.implode()).any():
+        return
+    raise ValueError(
+        f"{where}: no {values.name!r} id matches the fitted ones: they are "
+        f"{have} here and {want} at fit, and would match after a cast to "
+        f"{want} (e.g. pl.col({values.name!r}).cast(pl.{want})). Read the ids "
+        "with the type they had at fit."
+    )
 
 
 class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
@@ -220,6 +249,7 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         # ("010" is not item 10); the rows that match nothing are counted
         lookup = comparable_ids(df[self.item_col], self.item_ids_.dtype)
         if lookup is None:
+            _refuse_cast_mismatch(df[self.item_col], self.item_ids_, where)
             lookup = pl.Series([None] * df.height, dtype=self.item_ids_.dtype)
         # one lazy plan, hash joins throughout (cheaper than binary searches
         # over millions of string ids), collected together

@@ -67,6 +67,28 @@ def _render_id(expr: pl.Expr | str, dtype: pl.DataType) -> pl.Expr:
     return expr.cast(pl.String)
 
 
+def _refuse_inexact_float_ids(df: pl.DataFrame, col: str, where) -> None:
+    """Float ids must render exactly: integral and below 2**53 in magnitude.
+
+    Beyond 2**53 a float64 no longer holds every integer (the id written in
+    the file may not be the one stored) and beyond 2**63 it has no Int64
+    form at all; a fractional id has no integer form. Either is an error
+    naming a few, not a silent null key.
+    """
+    if not df.schema[col].is_float():
+        return
+    x = pl.col(col)
+    bad = x.is_finite() & ((x.abs() >= 2.0**53) | (x != x.floor()))
+    shown = df.filter(bad).select(x.unique().sort().head(3)).to_series().to_list()
+    if shown:
+        n = df.select(bad.sum()).item()
+        raise ValueError(
+            f"{where}: {n} rows have a float {col!r} that is not an exact "
+            f"integer id (fractional, or 2**53 or more), e.g. {shown}; store "
+            "the ids as integers or strings."
+        )
+
+
 class PseudoUserUnifier(FrameTransformerMixin, TransformerMixin, BaseEstimator):
     """Give every event a user key: the user where known, else the session.
 
@@ -229,6 +251,8 @@ class PseudoUserUnifier(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         # the session's user: the smallest user id among its events
         session_user = user.min().over(self.session_col)
         if isinstance(df, pl.DataFrame):
+            for col in (self.user_col, self.session_col):
+                _refuse_inexact_float_ids(df, col, type(self).__name__)
             self._warn_counts(df, user)
         key = (
             pl.when(session_user.is_not_null())
