@@ -196,9 +196,15 @@ class _ItemItemSessionModel(FallbackMixin, BaseRecommender):
             )
             if seen is not None:
                 taken = sp.csr_matrix(taken + (seen > 0))
-            ids2, sc2, n2 = self.fallback_._rank_rows(
-                codes[rows], taken, banned, allowed, k
-            )
+            # only rows short of k items need the fallback
+            short = np.flatnonzero(n1 < k)
+            ids2 = np.full((rows.size, k), -1, dtype=np.int64)
+            sc2 = np.full((rows.size, k), -np.inf, dtype=np.float32)
+            n2 = np.zeros(rows.size, dtype=np.int64)
+            if short.size:
+                ids2[short], sc2[short], n2[short] = self.fallback_._rank_rows(
+                    codes[rows][short], taken[short], banned, allowed, k
+                )
             # rows with nothing to go on keep the fallback's scores; the
             # fill after the model's own items is scored 0
             cold = (n1 == 0)[:, None]
