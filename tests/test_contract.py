@@ -72,7 +72,9 @@ PARAMS = {
         "estimators": [
             ("knn", SessionKNNRecommender()),
             ("repeat", RepeatRecommender()),
-        ]
+        ],
+        # fixed: "auto" may give a component weight 0 on this tiny log
+        "weights": [1, 1],
     },
 }
 
@@ -84,6 +86,8 @@ SOURCES = {
     "SessionKNNRecommender": {"neighbors", "fallback"},
     "RepeatRecommender": {"repeat", "fallback"},
     "BlendRecommender": {"blend", "fallback"},
+    "SequentialRulesRecommender": {"rules", "fallback"},
+    "SLISTRecommender": {"slist", "fallback"},
 }
 
 

@@ -15,15 +15,13 @@ from numbers import Integral
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
-from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
 
-from .._frame import FrameKind, to_native
 from .._sklearn import Interval, StrOptions
 from ..preprocessing._builder import InteractionMatrix
 from ..preprocessing._confidence import VIEW_COUNT
-from ._base import BaseRecommender, warn_answer
-from ._calls import SIMILAR, check_not_event_log, item_positions
+from ._base import BaseRecommender
+from ._calls import FALLBACK, check_not_event_log
 from ._knn import WEIGHTINGS, _dense_rank_in_rows, _exact_ids, score_decay
 from ._popularity import FallbackMixin, PopularityRecommender
 from ._repeat import eligible_columns, fill_ranked, row_mask
@@ -119,6 +117,8 @@ class _ItemItemSessionModel(FallbackMixin, BaseRecommender):
     """
 
     _requires_order = True
+    #: The ``source`` of a row the model answers itself.
+    _source = "model"
 
     # ------------------------------------------------------------------ fit
     def _fit_sessions(self, X):
@@ -222,82 +222,69 @@ class _ItemItemSessionModel(FallbackMixin, BaseRecommender):
         )
 
     # --------------------------------------------------------------- public
-    def recommend_keys(self, keys, *, k=None):
-        """Answer known keys from their most recent training session.
+    def _training_keys(self):
+        return self.key_ids_
 
-        The query is the key's latest training session (by its last event
-        time), weighted as :meth:`predict` weights a session. Keys unknown to
-        the model get the fallback (global popularity), with a warning that
-        counts them.
+    def _known_keys(self, keys: pl.Series) -> np.ndarray:
+        return self._key_positions(keys) >= 0
 
-        Parameters
-        ----------
-        keys : array-like of str
-            User keys.
-        k : int or None, default=None
-            Items per answer; ``None`` uses the ``k`` parameter.
-
-        Returns
-        -------
-        recommendations : polars.DataFrame
-            One row per key: the key, ``recommendations`` and ``scores``.
-        """
-        check_is_fitted(self)
-        k = self._check_predict_params(k)
-        keys = pl.Series(self.key_name_, list(keys))
+    def _key_positions(self, keys: pl.Series) -> np.ndarray:
+        """Each key's row in ``key_contexts_`` (``-1`` if unknown); exact ids."""
         n = len(keys)
-        if self.key_ids_ is not None and n:
-            found = pl.DataFrame({"key": _exact_ids(keys, self.key_ids_.dtype)}).join(
-                pl.DataFrame({"key": self.key_ids_}).with_row_index("pos"),
-                on="key",
-                how="left",
-                maintain_order="left",
-            )
-            pos = found["pos"].fill_null(-1).cast(pl.Int64).to_numpy()
-        else:
-            pos = np.full(n, -1, dtype=np.int64)
-        n_unknown = int((pos < 0).sum())
-        if n_unknown:
-            warn_answer(
-                f"{type(self).__name__}: {n_unknown} of {n} keys were not "
-                "seen in fit; they get the fallback.",
-                stacklevel=2,
-            )
-        Q = sp.csr_matrix((n, self.n_features_in_), dtype=np.float64)
-        if self.key_contexts_ is not None and (pos >= 0).any():
-            pick = sp.csr_matrix(
-                (
-                    np.ones(int((pos >= 0).sum())),
-                    (np.flatnonzero(pos >= 0), pos[pos >= 0]),
-                ),
-                shape=(n, self.key_contexts_.shape[0]),
-            )
-            Q = sp.csr_matrix(pick @ self.key_contexts_)
-        codes = np.full(n, -1, dtype=np.int64)
-        ids, scores, counts = self._answer(Q, None, codes, k)
-        return self._answers_frame(keys, ids, scores, counts, FrameKind("polars"))
+        if self.key_ids_ is None or not n:
+            return np.full(n, -1, dtype=np.int64)
+        found = pl.DataFrame({"key": _exact_ids(keys, self.key_ids_.dtype)}).join(
+            pl.DataFrame({"key": self.key_ids_}).with_row_index("pos"),
+            on="key",
+            how="left",
+            maintain_order="left",
+        )
+        return found["pos"].fill_null(-1).cast(pl.Int64).to_numpy()
 
-    def similar_items(self, item_ids, k=10):
-        """The items with the largest weights in each item's row of the model.
+    def _key_queries(self, keys: pl.Series) -> sp.csr_matrix:
+        """Query rows of keys: their most recent training session's weights."""
+        pos = self._key_positions(keys)
+        n = len(keys)
+        if self.key_contexts_ is None or not (pos >= 0).any():
+            return sp.csr_matrix((n, self.n_features_in_), dtype=np.float64)
+        known = pos >= 0
+        pick = sp.csr_matrix(
+            (np.ones(int(known.sum())), (np.flatnonzero(known), pos[known])),
+            shape=(n, self.key_contexts_.shape[0]),
+        )
+        return sp.csr_matrix(pick @ self.key_contexts_)
 
-        Parameters
-        ----------
-        item_ids : item id or array-like of item ids
-            Items of the model (column indices when fitted on a plain matrix).
-        k : int, default=10
-            Items per answer.
+    def _rank_keys(self, keys, k):
+        """A key's query: its most recent training session (by last event)."""
+        codes = np.full(len(keys), -1, dtype=np.int64)
+        return self._answer(self._key_queries(keys), None, codes, k)
 
-        Returns
-        -------
-        similar : polars or pandas DataFrame
-            One row per item: the item column, ``similar_items`` (best first,
-            the item itself left out) and ``scores`` (the weights). Items with
-            fewer than ``k`` positive weights get shorter lists, with a
-            warning.
+    def _answer_sources(self, matrix, row_keys, use_history=None, im=None):
+        """The model's own name where it ranks an item for the row.
+
+        ``"rules"`` (SequentialRulesRecommender) or ``"slist"``
+        (SLISTRecommender) where the row's query items have a positive
+        weight towards an eligible item, else ``"fallback"``. A key's
+        answer (:meth:`recommend_keys`, empty ``matrix``) is judged on its
+        most recent training session.
         """
-        check_is_fitted(self)
-        scalar = np.ndim(item_ids) == 0
-        queries = item_positions(self, [item_ids] if scalar else item_ids, "item_ids")
+        if matrix.nnz == 0 and row_keys is not None:
+            Q = self._key_queries(row_keys)
+        else:
+            recency = None if im is None else im.recency
+            Q = self._query_weights(session_ranks(matrix, recency))
+        banned, allowed = self._filters()
+        keep = eligible_columns(self.n_features_in_, banned, allowed)
+        counts = self._ranked(Q, keep, 1)[2]
+        return np.where(counts > 0, self._source, FALLBACK).astype(object)
+
+    def _similar_ranked(self, queries, k):
+        """The largest positive weights in each item's row of the model.
+
+        ``similar_items``: the rules that lead from the item
+        (SequentialRulesRecommender) or its row of ``B``
+        (SLISTRecommender), best first, the item itself left out.
+        """
         rows = sp.csr_matrix(self._item_rows(queries), dtype=np.float64)
         rows = rows.multiply(rows > 0).tocsr()
         itself = sp.csr_matrix(
@@ -307,17 +294,7 @@ class _ItemItemSessionModel(FallbackMixin, BaseRecommender):
         rows = sp.csr_matrix(rows - rows.multiply(itself))
         rows.eliminate_zeros()
         ids, scores, counts = _sparse_topk(rows, int(k))
-        self._warn_short(counts, int(k))
-        name = self.item_name_
-        if self.item_ids_ is None:
-            series = pl.Series(name, queries)
-        else:
-            series = self.item_ids_.gather(pl.Series(queries)).rename(name)
-        frame = self._answers_frame(
-            series, ids, scores.astype(np.float32), counts, FrameKind("polars")
-        )
-        frame = frame.rename({frame.columns[1]: SIMILAR})
-        return to_native(frame, self._frame_kind or FrameKind("polars"))
+        return ids, scores.astype(np.float32), counts
 
 
 class SequentialRulesRecommender(_ItemItemSessionModel):
@@ -442,6 +419,8 @@ class SequentialRulesRecommender(_ItemItemSessionModel):
     >>> model.predict(np.array([[0, 0, 0, 1]]))
     array([[2, 1]])
     """
+
+    _source = "rules"
 
     _parameter_constraints: dict = {
         **BaseRecommender._parameter_constraints,

@@ -239,6 +239,8 @@ class SLISTRecommender(_ItemItemSessionModel):
     array([[1, 3]])
     """
 
+    _source = "slist"
+
     _parameter_constraints: dict = {
         **BaseRecommender._parameter_constraints,
         "alpha": [Interval(Real, 0, 1, closed="both")],
