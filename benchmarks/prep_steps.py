@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/prep_steps.py --scale full [--rounds 2]
+    python benchmarks/prep_steps.py --scale full [--rounds 2] [--before DIR]
 
 Runs skals' three steps one at a time (``PseudoUserUnifier.fit_transform``,
 ``ConfidenceEncoder.fit_transform``, ``InteractionMatrixBuilder.fit`` and
@@ -12,13 +12,16 @@ the CSR), each variant in its own subprocess, alternating round by round. For
 every stage it prints the median seconds and the stage's peak resident
 memory above the resident size when the stage started (sampled every 5 ms),
 so the preprocessing ratio and the memory beyond the loaded frame can be
-read stage by stage. Both variants must build the same CSR.
+read stage by stage. Both variants must build the same CSR. ``--before DIR``
+adds a third variant, skals as checked out in ``DIR`` (e.g. a worktree of the
+previous commit), alternated with the others, for a before/after table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -142,6 +145,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scale", default="small")
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--before", help="another checkout's skals, as a variant")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
@@ -149,10 +153,25 @@ def main(argv=None):
         return
     ensure(args.scale)
     runs = {"skals": [], "polars": []}
+    trees = {"skals": HERE.parent, "polars": HERE.parent}
+    if args.before:
+        runs["before"] = []
+        trees["before"] = Path(args.before).resolve()
     for _ in range(args.rounds):
         for v in runs:
-            cmd = [sys.executable, __file__, "--worker", v, "--scale", args.scale]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            tree = trees[v]
+            script = tree / "benchmarks" / "prep_steps.py"
+            role = "skals" if v == "before" else v
+            cmd = [sys.executable, str(script), "--worker", role]
+            env = {**os.environ, "PYTHONPATH": str(tree)}
+            out = subprocess.run(
+                cmd + ["--scale", args.scale],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=tree,
+                env=env,
+            )
             line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")][-1]
             runs[v].append(json.loads(line[len("RESULT ") :]))
     digests = {r["digest"] for rs in runs.values() for r in rs}
@@ -168,14 +187,22 @@ def main(argv=None):
             return float(np.median([r["stages"][name][key] for r in runs[v]]))
 
         s, b = med("skals", "s"), med("polars", "s")
+        before = ""
+        if "before" in runs:
+            before = (
+                f" before {med('before', 's'):.2f} s, {med('before', 's') / b:.2f}x"
+            )
         print(
             f"| {name} | {s:.2f} | {b:.2f} | {s / b:.2f}x | "
             f"{med('skals', 'peak_above_start') / GB:.2f} | "
-            f"{med('polars', 'peak_above_start') / GB:.2f} |"
+            f"{med('polars', 'peak_above_start') / GB:.2f} |{before}"
         )
-    s = float(np.median([r["total"] for r in runs["skals"]]))
-    b = float(np.median([r["total"] for r in runs["polars"]]))
-    print(f"| total | {s:.2f} | {b:.2f} | {s / b:.2f}x | | |")
+    total = {v: float(np.median([r["total"] for r in rs])) for v, rs in runs.items()}
+    s, b = total["skals"], total["polars"]
+    before = ""
+    if "before" in total:
+        before = f" before {total['before']:.2f} s, {total['before'] / b:.2f}x"
+    print(f"| total | {s:.2f} | {b:.2f} | {s / b:.2f}x | | |{before}")
 
 
 if __name__ == "__main__":

@@ -213,6 +213,20 @@ def test_budget_evicts_least_recently_used(events):
     assert (memory.hits, memory.misses) == (1, 3)
 
 
+def test_result_too_large_to_keep_is_not_copied(events, monkeypatch):
+    from skals.preprocessing import _cache
+
+    copies = []
+    real = _cache._copy
+    monkeypatch.setattr(_cache, "_copy", lambda obj: copies.append(1) or real(obj))
+    memory = FrameCache(max_bytes=1)
+    pipe = make_pipeline(PseudoUserUnifier(), "passthrough", memory=memory)
+    out = pipe.fit_transform(events)
+    # sized before copying: nothing kept, nothing copied, the result returned
+    assert (len(memory), memory.misses, copies) == (0, 1, [])
+    assert out.columns[-1] == "unified_user_id"
+
+
 def test_pickled_cache_starts_empty_and_is_shared_in_its_process(events):
     memory = FrameCache()
     preprocessing(memory).fit_transform(events)

@@ -346,6 +346,8 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         )
 
     def _item_stats(self, known: pl.DataFrame) -> pl.DataFrame:
+        if self.segment_col is None:
+            return _item_sums(known, self.value_col, len(self.item_ids_))
         by = ["__col"]
         if self.segment_col is not None:
             by.insert(0, self.segment_col)
@@ -356,6 +358,25 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         aggs.append(pl.len().cast(pl.Float64).alias("n_rows"))
         by_out = [c if c != "__col" else "item_index" for c in by]
         return known.group_by(by).agg(aggs).rename({"__col": "item_index"}).sort(by_out)
+
+
+def _item_sums(known: pl.DataFrame, value_col: str, n_items: int) -> pl.DataFrame:
+    """Per item column (``item_index``, the items present): summed values and
+    counts, and the number of rows; what popularity ranks by.
+
+    Column indices are dense (``0..n_items-1``), so the sums are
+    ``np.bincount`` over them rather than a group-by.
+    """
+    cols = known["__col"].to_numpy()
+    n_rows = np.bincount(cols, minlength=n_items)
+    present = np.flatnonzero(n_rows)
+    out = {"item_index": present.astype(np.int64)}
+    for name, col in [(CONFIDENCE, value_col), (VIEW_COUNT,) * 2, (CART_COUNT,) * 2]:
+        if col in known.columns:
+            weights = known[col].cast(pl.Float64).to_numpy()
+            out[name] = np.bincount(cols, weights, minlength=n_items)[present]
+    out["n_rows"] = n_rows[present].astype(np.float64)
+    return pl.DataFrame(out)
 
 
 def _epoch_seconds(df: pl.DataFrame, col: str) -> pl.Expr:

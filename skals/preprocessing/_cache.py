@@ -344,16 +344,19 @@ class FrameCache:
             result = func(*args, **kwargs)
         finally:
             _RECORDERS.reset(token)
-        stored = _copy(result)
-        size = _nbytes(stored)
+        # sized before copying: a result too large to keep is not copied
+        size = _nbytes(result)
         with self._lock:
             self.misses += 1
-            if size <= self.max_bytes:
-                self._entries[key] = (stored, tuple(recorder), size)
-                total = sum(s for _, _, s in self._entries.values())
-                while total > self.max_bytes and len(self._entries) > 1:
-                    _, (_, _, old) = self._entries.popitem(last=False)
-                    total -= old
+        if size > self.max_bytes:
+            return result
+        stored = _copy(result)
+        with self._lock:
+            self._entries[key] = (stored, tuple(recorder), size)
+            total = sum(s for _, _, s in self._entries.values())
+            while total > self.max_bytes and len(self._entries) > 1:
+                _, (_, _, old) = self._entries.popitem(last=False)
+                total -= old
         return result
 
 

@@ -281,9 +281,12 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         if self.grain == "session":
             keys.append(self.session_col)
         keys.append(self.item_col)
-        aggs = [
-            pl.len().cast(pl.Int64).alias(VIEW_COUNT),
-            cart.sum().alias(CART_COUNT),
+        aggs = [pl.len().cast(pl.Int64).alias(VIEW_COUNT), cart.sum().alias(CART_COUNT)]
+        # the validations are one reduction over the rows, run with the
+        # group-by in the same collect (per-group counts would cost the
+        # aggregation two more columns for 1 number each)
+        checks = [
+            *(pl.col(k).is_null().sum().alias(k) for k in keys),
             cart.is_null().sum().alias("__cart_null"),
             ((cart != 0) & (cart != 1)).sum().alias("__cart_bad"),
         ]
@@ -294,21 +297,20 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
             lf = lf.unique()
         if self.time_col is not None:
             time = self._time_expr(schema[self.time_col])
-            aggs += [
-                time.max().alias(LAST_TIME),
-                time.is_null().sum().alias("__t_null"),
-            ]
-        queries = [lf.group_by(keys).agg(aggs)]
+            aggs.append(time.max().alias(LAST_TIME))
+            checks.append(time.is_null().sum().alias("__t_null"))
+        queries = [lf.group_by(keys).agg(aggs), lf.select(checks)]
         if self.segment_col is not None:
             # a key's segment: its most frequent value over its events
             seg = pl.col(self.segment_col).drop_nulls().mode().sort().first()
             queries.append(lf.group_by(self.user_col).agg(seg))
-        out, *seg_frame = pl.collect_all(queries + counts)
+        out, checked, *seg_frame = pl.collect_all(queries + counts)
+        checked = checked.row(0, named=True)
         if counts:
             (n_rows,), (n_unique,) = (c.row(0) for c in seg_frame[-2:])
             seg_frame = seg_frame[:-2]
             report_duplicates(where, n_rows - n_unique, n_rows)
-        self._check_encoded(out, keys)
+        self._check_encoded(checked, keys)
         out = out.with_columns(pl.col(CART_COUNT).cast(pl.Int64))
         confidence = (
             1.0
@@ -320,7 +322,7 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
             out = out.join(seg_frame[0], on=self.user_col, how="left")
             cols.append(self.segment_col)
         if self.time_col is not None:
-            out = self._with_recency(out, keys)
+            out = self._with_recency(out, keys, checked["__t_null"])
             cols += [LAST_TIME, RECENCY]
         return out.select(cols)
 
@@ -332,9 +334,10 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
             )
         return pl.col(self.time_col)
 
-    def _with_recency(self, out: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    def _with_recency(
+        self, out: pl.DataFrame, keys: list[str], n_null: int
+    ) -> pl.DataFrame:
         """Add ``recency``: rank of the item by ``last_time`` within its group."""
-        n_null = int(out["__t_null"].sum())
         if n_null:
             raise ValueError(
                 f"{self._where}: column {self.time_col!r} has {n_null} null "
@@ -345,11 +348,7 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         rank = pl.struct(LAST_TIME, self.item_col).rank("ordinal", descending=True)
         return out.with_columns(rank.over(group).cast(pl.Int64).alias(RECENCY))
 
-    def _check_encoded(self, out: pl.DataFrame, keys) -> None:
-        counts = out.select(
-            [pl.col(k).is_null().sum().alias(k) for k in keys]
-            + [pl.col("__cart_null").sum(), pl.col("__cart_bad").sum()]
-        ).row(0, named=True)
+    def _check_encoded(self, counts: dict, keys) -> None:
         check_encoded_counts(
             self,
             {k: counts[k] for k in keys},

@@ -246,49 +246,82 @@ class PseudoUserUnifier(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         kind = frame_kind(X)
         df = to_polars(X)
         self._check_input(df)
+        return to_native(self._with_key(df), kind)
+
+    def _with_key(self, df):
+        """``df`` with the key column, computed once per session.
+
+        A group-by over the sessions finds each session's user (the smallest
+        user id among its events), whether it has several, and how many of its
+        user ids are coded-missing, in one pass; the key strings are rendered
+        per session, not per row, and joined back to the rows in their order.
+        """
         schema = schema_of(df)
-        user = user_id_expr(self.user_col, schema[self.user_col], self.missing_values)
-        # the session's user: the smallest user id among its events
-        session_user = user.min().over(self.session_col)
+        user_dtype = schema[self.user_col]
+        user = user_id_expr(self.user_col, user_dtype, self.missing_values)
+        session = self.session_col
         if isinstance(df, pl.DataFrame):
             for col in (self.user_col, self.session_col):
                 _refuse_inexact_float_ids(df, col, type(self).__name__)
-            self._warn_counts(df, user)
-        key = (
-            pl.when(session_user.is_not_null())
-            .then(
-                pl.lit(self.user_prefix)
-                + _render_id(session_user, schema[self.user_col])
+        sessions = (
+            df.lazy()
+            .group_by(session)
+            .agg(
+                user.min().alias("__user"),
+                # several different user ids: the smallest and largest differ
+                (user.min() != user.max()).alias("__multi"),
+                coded_missing(self.user_col, user_dtype, self.missing_values)
+                .sum()
+                .alias("__coded"),
             )
+        )
+        key = (
+            pl.when(pl.col("__user").is_not_null())
+            .then(pl.lit(self.user_prefix) + _render_id("__user", user_dtype))
             .otherwise(
-                pl.lit(self.session_prefix)
-                + _render_id(pl.col(self.session_col), schema[self.session_col])
+                pl.lit(self.session_prefix) + _render_id(session, schema[session])
             )
             .alias(self.output_col)
         )
-        return to_native(df.with_columns(key), kind)
-
-    def _warn_counts(self, df: pl.DataFrame, user: pl.Expr) -> None:
-        """Warn about coded-missing user ids and sessions of several users."""
-        n_coded = df.select(
-            coded_missing(
-                self.user_col, df.schema[self.user_col], self.missing_values
-            ).sum()
-        ).item()
-        # one group-by over the sessions: half the cost of a window over rows
-        n_multi = (
+        sessions = sessions.with_columns(key)
+        if isinstance(df, pl.LazyFrame):
+            # stays lazy: no counts (see Notes)
+            return df.join(
+                sessions.select(session, self.output_col),
+                on=session,
+                how="left",
+                maintain_order="left",
+                nulls_equal=True,
+            )
+        sessions = sessions.collect()
+        self._warn_counts(sessions)
+        # only the session column goes through the join: the other columns
+        # are not gathered, the key is added to the input's own columns
+        keys = (
             df.lazy()
-            .group_by(self.session_col)
-            .agg(user.drop_nulls().n_unique().alias("n_users"))
-            .filter(pl.col("n_users") > 1)
-            .select(pl.len())
+            .select(session)
+            .join(
+                sessions.lazy().select(session, self.output_col),
+                on=session,
+                how="left",
+                maintain_order="left",
+                nulls_equal=True,
+            )
+            .select(self.output_col)
             .collect()
-            .item()
+            .to_series()
         )
+        return df.with_columns(keys)
+
+    def _warn_counts(self, sessions: pl.DataFrame) -> None:
+        """Warn about coded-missing user ids and sessions of several users."""
+        n_coded, n_multi = sessions.select(
+            pl.col("__coded").sum(), pl.col("__multi").sum()
+        ).row(0)
         report_unifier_counts(
             type(self).__name__,
             self.user_col,
             int(n_coded or 0),
-            int(n_multi),
+            int(n_multi or 0),
             self.missing_values,
         )
