@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._frame import to_polars
 from ._utils import answering_pipeline
 from ._version import __version__
+from ._warnings import SkalsWarning
 from .preprocessing._unifier import _render_id
 
 __all__ = [
@@ -179,7 +180,7 @@ def load(path, *, return_metadata=False, mmap_mode=None):
             f"model file {str(path)!r} was saved by skals "
             f"{record.get('skals_version')}; this is skals {__version__}. "
             "Predictions may differ; refit it to be sure.",
-            UserWarning,
+            SkalsWarning,
             stacklevel=2,
         )
     model = record["pipeline"]
