@@ -54,6 +54,7 @@ class SkalsDeprecationWarning(SkalsWarning, FutureWarning):
     True
     """
 
+
 #: Warnings emitted through :func:`warn` while a cached call runs, per
 #: context (so per thread): a tuple of lists, one per enclosing cached call
 #: (:class:`~skals.preprocessing.FrameCache` replays them on a hit).
