@@ -16,7 +16,44 @@ import warnings
 from collections import Counter
 from contextlib import contextmanager
 
-__all__ = ["collect_warnings"]
+__all__ = ["SkalsDeprecationWarning", "SkalsWarning", "collect_warnings"]
+
+
+class SkalsWarning(UserWarning):
+    """The category of skals' warnings about the caller's data or call.
+
+    A subclass of :class:`UserWarning`, so a filter on either catches it.
+    Rows dropped, ids unseen in fit, a clipped ``k``: each is counted and
+    said with this category, so that a script (or a test suite) can turn
+    skals' own warnings into errors without touching other libraries'::
+
+        warnings.simplefilter("error", skals.SkalsWarning)
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from skals import SkalsWarning
+    >>> from skals._warnings import warn
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn("dropped 3 of 10 rows", UserWarning)
+    >>> caught[0].category is SkalsWarning, issubclass(SkalsWarning, UserWarning)
+    (True, True)
+    """
+
+
+class SkalsDeprecationWarning(SkalsWarning, FutureWarning):
+    """A skals feature that will be removed: both a :class:`SkalsWarning`
+    and a :class:`FutureWarning` (shown by default, as deprecations meant
+    for end users are).
+
+    Examples
+    --------
+    >>> from skals import SkalsDeprecationWarning, SkalsWarning
+    >>> issubclass(SkalsDeprecationWarning, (SkalsWarning, FutureWarning))
+    True
+    """
+
 
 #: Warnings emitted through :func:`warn` while a cached call runs, per
 #: context (so per thread): a tuple of lists, one per enclosing cached call
@@ -88,8 +125,12 @@ def _collector() -> tuple[int, str] | None:
     return None
 
 
-def warn(message, category=UserWarning, stacklevel=None) -> None:
+def warn(message, category=SkalsWarning, stacklevel=None) -> None:
     """``warnings.warn`` attributed to the first frame outside the libraries.
+
+    A plain :class:`UserWarning` category is given as :class:`SkalsWarning`
+    (its subclass), so that every warning skals gives through here can be
+    filtered by that one category.
 
     ``stacklevel`` is accepted for the signature of :func:`warnings.warn` and
     ignored: the level is found by walking the stack. In a joblib worker of
@@ -98,6 +139,8 @@ def warn(message, category=UserWarning, stacklevel=None) -> None:
     Inside a :class:`~skals.preprocessing.FrameCache` call it is also
     recorded (per thread), so that a cache hit shows it again.
     """
+    if category is UserWarning:
+        category = SkalsWarning
     for recorder in RECORDERS.get():
         recorder.append((str(message), category))
     collector = _collector()

@@ -30,6 +30,7 @@ from ._atomic import atomic_write
 from ._frame import to_polars
 from ._utils import answering_pipeline
 from ._version import __version__
+from ._warnings import SkalsWarning
 from .preprocessing._unifier import _render_id
 
 __all__ = [
@@ -503,7 +504,7 @@ def load(
             f"model file {str(path)!r} was saved by skals "
             f"{header.get('skals_version')}; this is skals {__version__}. "
             "Predictions may differ; refit it to be sure.",
-            UserWarning,
+            SkalsWarning,
             stacklevel=2,
         )
     if not return_metadata:

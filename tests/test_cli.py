@@ -99,7 +99,12 @@ def test_fit_then_predict_writes_the_challenge_json(files, model, tmp_path, caps
     assert "for each of" in capsys.readouterr().out
 
 
-def test_predict_k_and_session_with_unknown_items_only(files, model, tmp_path):
+#: the command line prints skals' warnings as lines: let them through to it
+PRINTED = pytest.mark.filterwarnings("default::skals.SkalsWarning")
+
+
+@PRINTED
+def test_predict_k_and_session_with_unknown_items_only(files, model, tmp_path, capsys):
     test = pl.read_parquet(files["test"])
     # a session whose only product the model never saw gets the fallback
     cold = test.head(1).with_columns(
@@ -111,6 +116,8 @@ def test_predict_k_and_session_with_unknown_items_only(files, model, tmp_path):
     out = tmp_path / "pred.json"
     args = ["predict", str(model), str(events), "--output", str(out), "-k", "12"]
     assert main([*args, "-q"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("skals: warning: InteractionMatrixBuilder: dropped 1 of")
     target = _check_target(out, files["sessions"] | {"-1"}, k=12)
     assert target["-1"]
 
@@ -506,6 +513,7 @@ def test_model_that_is_not_a_skals_model(files, tmp_path, capsys):
             assert "is not a skals model" in line
 
 
+@PRINTED
 def test_model_of_another_version_warns(files, model, tmp_path, capsys):
     old = tmp_path / "old.joblib"
     with zipfile.ZipFile(model) as zf:

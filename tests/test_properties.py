@@ -223,6 +223,7 @@ def recommender_setups(draw):
     return final.set_params(**params)
 
 
+@pytest.mark.filterwarnings("ignore:.*sessions have events of more than one user")
 @SETTINGS
 @given(
     train=event_logs(as_str=False),

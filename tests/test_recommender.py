@@ -489,6 +489,7 @@ def test_popularity_by_users_counts_distinct_keys_in_segments_too():
     assert model.segment_popularity_.tolist() == [[1.0, 1.0], [0.0, 1.0]]
 
 
+@pytest.mark.filterwarnings("ignore:.*was not seen in fit:UserWarning")
 def test_fallback_parameters_in_a_grid_with_the_default_fallback(log):
     train, _ = log
     events = train.head(6_000)

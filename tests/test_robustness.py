@@ -556,6 +556,7 @@ def test_non_finite_factors_raise(monkeypatch, value):
         als().fit(np.ones((4, 3)))
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in multiply:RuntimeWarning")
 def test_nan_factors_from_absurd_confidences():
     # implicit raises its own ModelFitError; skals says what to do instead
     X = np.full((5, 5), 3e38, dtype=np.float32)

@@ -17,7 +17,7 @@ from threadpoolctl import threadpool_limits
 from .._frame import index_of
 from .._sklearn import Interval, StrOptions
 from .._utils import implicit_seed
-from .._warnings import warn
+from .._warnings import SkalsDeprecationWarning, warn
 from ..preprocessing._builder import InteractionMatrix
 from . import _calls
 from ._base import BaseRecommender
@@ -562,7 +562,7 @@ class ImplicitALSRecommender(BaseFactorRecommender):
                 "be removed in the next release: use "
                 "skals.spark.SparkALSRecommender, which trains Spark's ALS-WR "
                 "with its own parameters.",
-                FutureWarning,
+                SkalsDeprecationWarning,
                 stacklevel=3,  # through scikit-learn's fit wrapper
             )
         return self._fit(X)
