@@ -308,7 +308,7 @@ def _load_pickle(path, mmap_mode):
         "whatever code the file holds, so do this only for a file you trust; "
         "save it again with skals.save to get a file that loads without running "
         "code.",
-        UserWarning,
+        SkalsWarning,
         stacklevel=3,
     )
     hint = "write one with skals.save(model, path) or `skals fit`."
@@ -452,7 +452,7 @@ def load(
 
     Warns
     -----
-    UserWarning
+    SkalsWarning
         If the file was written by another skals version, or is loaded as a
         pickle.
 
@@ -480,7 +480,7 @@ def load(
                 f"mmap_mode={mmap_mode!r} is ignored for {str(path)!r}: model "
                 "files of this format are read into memory (skops cannot map "
                 "arrays).",
-                UserWarning,
+                SkalsWarning,
                 stacklevel=2,
             )
         model, header = _load_skops(path, trusted)
