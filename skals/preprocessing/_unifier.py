@@ -84,7 +84,7 @@ def _refuse_inexact_float_ids(df: pl.DataFrame, col: str, where) -> None:
         n = df.select(bad.sum()).item()
         raise ValueError(
             f"{where}: {n} rows have a float {col!r} that is not an exact "
-            f"integer id (fractional, or 2**53 or more), e.g. {shown}; store "
+            f"integer id (2**53 or more in magnitude), e.g. {shown}; store "
             "the ids as integers or strings."
         )
 
