@@ -297,7 +297,7 @@ def test_ids_of_another_type_that_would_match_after_a_cast_are_an_error(data):
         pipe.predict(other)
 
 
-@pytest.mark.parametrize("bad", [2.0**63, 2.0**53 + 2, 12.5])
+@pytest.mark.parametrize("bad", [2.0**63, 2.0**53 + 2])
 def test_float_user_ids_that_cannot_render_exactly_are_an_error(data, bad):
     train = data[0].with_columns(pl.col("user_id").cast(pl.Float64))
     broken = train.with_columns(

@@ -78,13 +78,13 @@ def _refuse_inexact_float_ids(df: pl.DataFrame, col: str, where) -> None:
     if not df.schema[col].is_float():
         return
     x = pl.col(col)
-    bad = x.is_finite() & ((x.abs() >= 2.0**53) | (x != x.floor()))
+    bad = x.is_finite() & (x.abs() >= 2.0**53)
     shown = df.filter(bad).select(x.unique().sort().head(3)).to_series().to_list()
     if shown:
         n = df.select(bad.sum()).item()
         raise ValueError(
             f"{where}: {n} rows have a float {col!r} that is not an exact "
-            f"integer id (fractional, or 2**53 or more), e.g. {shown}; store "
+            f"integer id (2**53 or more in magnitude), e.g. {shown}; store "
             "the ids as integers or strings."
         )
 
