@@ -7,7 +7,7 @@ import polars as pl
 import scipy.sparse as sp
 from sklearn.utils.validation import check_is_fitted
 
-from ._frame import FrameKind, index_of, to_native
+from ._frame import FrameKind, index_of, to_native, to_polars
 from ._warnings import warn
 from .preprocessing import InteractionMatrix, PseudoUserUnifier
 from .recommender._base import quiet_answers
@@ -78,6 +78,8 @@ def recommend(pipeline, *, user_id=None, session_id=None, events=None, k=None):
     events : dataframe, optional
         New events of the requests, in the pipeline's input format (the
         columns the pipeline was fitted on; ``add_to_cart`` may be absent).
+        Given alone, its sessions are the requests: one per session, in the
+        order of their first event, with the user id where logged in.
         They are put through the pipeline's fitted preprocessing; the rows
         whose key (or, at session grain, session) is requested are folded
         in. Requests without events are answered from their history.
@@ -112,8 +114,13 @@ def recommend(pipeline, *, user_id=None, session_id=None, events=None, k=None):
     pre, model, unifier = _split(pipeline)
     check_is_fitted(model)
     users, sessions = _ids(user_id, "user_id"), _ids(session_id, "session_id")
+    if users is None and sessions is None and events is not None:
+        users, sessions = _requests_of(events, unifier)
     if users is None and sessions is None:
-        raise ValueError("recommend: give user_id, session_id or both.")
+        raise ValueError(
+            "recommend: give user_id, session_id or both (or events=, whose "
+            "sessions are then the requests)."
+        )
     n = len(users if users is not None else sessions)
     users = users if users is not None else [None] * n
     sessions = sessions if sessions is not None else [None] * n
@@ -161,6 +168,29 @@ def recommend(pipeline, *, user_id=None, session_id=None, events=None, k=None):
     )
     out = pl.concat([first, answers], how="horizontal")
     return to_native(out, kind)
+
+
+def _requests_of(events, unifier) -> tuple[list, list]:
+    """The sessions of ``events`` as requests: ``(user ids, session ids)``.
+
+    One request per session, in the order of the session's first event;
+    its user id is the session's first non-null one (``None`` if anonymous).
+    """
+    user_col = unifier.user_col if unifier is not None else "user_id"
+    session_col = unifier.session_col if unifier is not None else "session_id"
+    frame = to_polars(events, allow_lazy=False)
+    if session_col not in frame.columns:
+        raise ValueError(
+            f"recommend: events has no session column {session_col!r} to take "
+            "the requests from; give user_id= or session_id=."
+        )
+    if user_col not in frame.columns:
+        sessions = frame[session_col].unique(maintain_order=True).to_list()
+        return [None] * len(sessions), sessions
+    per_session = frame.group_by(session_col, maintain_order=True).agg(
+        pl.col(user_col).drop_nulls().first()
+    )
+    return per_session[user_col].to_list(), per_session[session_col].to_list()
 
 
 def _logged_in_sessions(model, keys, users, sessions):

@@ -791,6 +791,7 @@ def test_csv_ids_with_leading_zeros_come_back_as_written(tmp_path, capsys):
     assert fitted.steps[-1][1].item_ids_.dtype == pl.String
 
 
+@PRINTED
 def test_predict_reads_a_01x_pickle_only_with_allow_pickle(
     files, model, tmp_path, capsys
 ):

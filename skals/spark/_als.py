@@ -8,7 +8,7 @@ from sklearn_compat.base import _fit_context
 
 from .._sklearn import Interval
 from .._utils import implicit_seed
-from ..recommender._als import BaseFactorRecommender
+from ..recommender._factor import BaseFactorRecommender
 from ._als_wr import fold_in_als_wr, spark_als_factors
 
 
