@@ -38,14 +38,15 @@ def events():
 def test_unifier_keys_float_ids_with_null_and_nan():
     df = pl.DataFrame(
         {
-            "session_id": [1, 2, 3, 4],
-            "user_id": [12.0, None, NAN, 3e6],
+            "session_id": [1, 2, 3, 4, 5],
+            "user_id": [12.0, None, NAN, 3e6, 12.5],
         }
     )
     keys = PseudoUserUnifier().fit_transform(df)["unified_user_id"].to_list()
-    # null and NaN are missing -> session key; integral floats lose ".0"
-    # (a fractional id such as 12.5 is an error: tests/test_io.py)
-    assert keys == ["u_12", "s_2", "s_3", "u_3000000"]
+    # null and NaN are missing -> session key; integral floats lose ".0";
+    # a fractional id renders as written (integral floats of 2**53 or more
+    # are an error: tests/test_io.py)
+    assert keys == ["u_12", "s_2", "s_3", "u_3000000", "u_12.5"]
 
 
 def test_unifier_integer_and_string_ids():
