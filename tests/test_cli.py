@@ -316,7 +316,10 @@ def test_demo_writes_its_files_and_prints_the_table(
         "ALS, default",
         "session-kNN (V-SKNN)",
         "repeat",
-        "blend (ALS+kNN+repeat)",
+        "sequential rules",
+        "SLIST",
+        "blend (auto weights)",
+        "blend (1:3:2)",
         "popularity",
         "notebook's approach",
     )
@@ -330,7 +333,7 @@ def test_demo_writes_its_files_and_prints_the_table(
             "ALS, default",
             "popularity",
             "session-kNN (V-SKNN)",
-            "blend (ALS+kNN+repeat)",
+            "blend (auto weights)",
         )
         if line.startswith(row)
     }

@@ -28,7 +28,9 @@ from ..recommender import (
     ImplicitALSRecommender,
     PopularityRecommender,
     RepeatRecommender,
+    SequentialRulesRecommender,
     SessionKNNRecommender,
+    SLISTRecommender,
 )
 from ..schema import Schema, make_recommender_pipeline, needs_event_order
 from . import _report
@@ -495,8 +497,14 @@ def cmd_demo(args, mode: str) -> int:
         "ALS, default": pipeline(cols, {"random_state": rs}),
         "session-kNN (V-SKNN)": pipeline(cols, recommender=recommender("knn")),
         "repeat": pipeline(cols, recommender=recommender("repeat")),
-        "blend (ALS+kNN+repeat)": pipeline(
+        "sequential rules": pipeline(cols, recommender=SequentialRulesRecommender()),
+        "SLIST": pipeline(cols, recommender=SLISTRecommender()),
+        "blend (auto weights)": pipeline(
             cols, recommender=recommender("blend", random_state=rs)
+        ),
+        "blend (1:3:2)": pipeline(
+            cols,
+            recommender=BlendRecommender(weights=[1, 3, 2], random_state=rs),
         ),
         "popularity": pipeline(cols, recommender=PopularityRecommender()),
         "notebook's approach": pipeline(

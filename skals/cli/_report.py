@@ -189,8 +189,15 @@ DEMO_ROWS = {
     "the revealed events vote for their items, the last events weigh most",
     "repeat": "the session's own items again, most recent and most viewed "
     "first; popularity after them",
-    "blend (ALS+kNN+repeat)": "the three models' scores, normalised per "
-    "session and summed with the command line's weights (ALS, kNN, repeat)",
+    "sequential rules": "what followed the session's last items in training "
+    "(SequentialRulesRecommender, session-rec's SR)",
+    "SLIST": "a closed-form linear item-item model of the sessions "
+    "(SLISTRecommender, Choi et al. 2021)",
+    "blend (auto weights)": "BlendRecommender(): ALS + session-kNN + repeat, "
+    "scores normalised per session and summed with weights it fits on the "
+    "latest training sessions' next items (what --recommender blend fits)",
+    "blend (1:3:2)": "the same three models with fixed weights 1:3:2 (ALS, "
+    "kNN, repeat), the recipe of skals 0.1",
     "popularity": "the most popular items of training (summed confidences), "
     "the same for every session (the baseline)",
     "notebook's approach": "the challenge's reference notebook: ALS that "
