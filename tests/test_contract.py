@@ -286,7 +286,8 @@ def test_knn_exact_sources_and_similar_items(events):
     }
     # co-occurrence cosine: a is in sessions {1, 3, 5}, b in {1, 2},
     # c in {1, 2}, d in {3, 4}, e in {4, 5}; a-b share 1, a-d 1, a-e 1
-    sim = pipe[-1].similar_items(["b", "a"], k=3)
+    with pytest.warns(skals.SkalsWarning, match="k=3 clipped for 1 of 2 rows"):
+        sim = pipe[-1].similar_items(["b", "a"], k=3)
     assert sim["similar_items"].to_list() == [["c", "a"], ["b", "c", "d"]]
     np.testing.assert_allclose(
         sim["scores"].to_list()[0], [1.0, 1 / np.sqrt(6)], rtol=1e-6
