@@ -47,6 +47,28 @@ def _mode_for(target: str) -> int:
 
 
 @contextlib.contextmanager
+def _replacing(target: str, suffix: str):
+    """``(fd, path)`` of a temporary file beside ``target``, renamed over it.
+
+    The rename happens when the block succeeds (then the directory is
+    fsynced); when it raises, the temporary file is removed.
+    """
+    directory = os.path.dirname(os.path.abspath(target))
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{os.path.basename(target)}.", suffix=suffix, dir=directory
+    )
+    try:
+        os.chmod(tmp, _mode_for(target))
+        yield fd, tmp
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_directory(directory)
+
+
+@contextlib.contextmanager
 def atomic_write(path, mode: str = "wb", *, encoding: str | None = None):
     """Open a temporary file that replaces ``path`` when the block succeeds.
 
@@ -76,13 +98,7 @@ def atomic_write(path, mode: str = "wb", *, encoding: str | None = None):
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_write: mode must be 'wb' or 'w', got {mode!r}.")
-    target = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(target))
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{os.path.basename(target)}.", suffix=_TMP_SUFFIX, dir=directory
-    )
-    try:
-        os.chmod(tmp, _mode_for(target))
+    with _replacing(os.fspath(path), _TMP_SUFFIX) as (fd, _):
         if mode == "w":
             fh = open(fd, "w", encoding=encoding or "utf-8", newline="")  # noqa: SIM115
         else:
@@ -91,12 +107,6 @@ def atomic_write(path, mode: str = "wb", *, encoding: str | None = None):
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_directory(directory)
 
 
 @contextlib.contextmanager
@@ -128,22 +138,9 @@ def atomic_path(path):
     'drawn'
     """
     target = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(target))
     suffix = os.path.splitext(target)[1]
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{os.path.basename(target)}.",
-        suffix=f"{_TMP_SUFFIX}{suffix}",
-        dir=directory,
-    )
-    os.close(fd)
-    try:
-        os.chmod(tmp, _mode_for(target))
+    with _replacing(target, f"{_TMP_SUFFIX}{suffix}") as (fd, tmp):
+        os.close(fd)
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_directory(directory)
