@@ -98,3 +98,14 @@ class InteractionMatrix:
             f"InteractionMatrix({n} {self.id_name} x {m} {self.item_name}, "
             f"nnz={self.nnz})"
         )
+
+
+def epoch_seconds(values: pl.Series, micros: bool) -> np.ndarray:
+    """Float seconds since the epoch of integer microseconds (or of numbers).
+
+    The division is numpy's (correctly rounded): polars' ``/ 1e6`` is
+    sometimes computed as a multiplication by ``1e-6``, one ulp off, which
+    made the same log's row times differ between runs and engines.
+    """
+    out = values.to_numpy().astype(np.float64)
+    return out / 1e6 if micros else out

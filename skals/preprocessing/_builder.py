@@ -27,7 +27,7 @@ from .._frame import (
     schema_of,
     to_polars,
 )
-from .._interaction import InteractionMatrix
+from .._interaction import InteractionMatrix, epoch_seconds
 from ._base import FrameTransformerMixin, spark_call
 from ._confidence import (
     CART_COUNT,
@@ -288,7 +288,7 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
                     else []
                 ),
                 *(
-                    [_epoch_seconds(df, LAST_TIME).max().alias("__time")]
+                    [_epoch_value(df, LAST_TIME).max().alias("__time")]
                     if has_time
                     else []
                 ),
@@ -327,7 +327,7 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         stats = self._item_stats(known)
         times = recency = None
         if has_time:
-            times = rows["__time"].to_numpy().astype(np.float64)
+            times = epoch_seconds(rows["__time"], _is_temporal(df, LAST_TIME))
             recency = _recency_matrix(known, matrix)
         return InteractionMatrix(
             matrix=matrix,
@@ -379,10 +379,15 @@ def _item_sums(known: pl.DataFrame, value_col: str, n_items: int) -> pl.DataFram
     return pl.DataFrame(out)
 
 
-def _epoch_seconds(df: pl.DataFrame, col: str) -> pl.Expr:
-    """``col`` as float seconds since the epoch (datetimes, dates or numbers)."""
-    if isinstance(df.schema[col], (pl.Datetime, pl.Date)):
-        return pl.col(col).dt.epoch("us").cast(pl.Float64) / 1e6
+def _is_temporal(df, col: str) -> bool:
+    return isinstance(df.schema[col], (pl.Datetime, pl.Date))
+
+
+def _epoch_value(df, col: str) -> pl.Expr:
+    """``col`` as integer microseconds since the epoch (datetimes, dates), or
+    as float (numbers); :func:`epoch_seconds` turns it into seconds."""
+    if _is_temporal(df, col):
+        return pl.col(col).dt.epoch("us")
     return pl.col(col).cast(pl.Float64)
 
 

@@ -33,6 +33,7 @@ from .._checks import (
     report_unknown_items,
 )
 from .._frame import index_of
+from .._interaction import epoch_seconds
 from ._matrix import COL, KEY, REC, ROW, VALUE, SparkInteractionMatrix
 
 #: Columns added by ConfidenceEncoder (as in skals.preprocessing._confidence).
@@ -411,9 +412,9 @@ def builder_transform(est, df) -> SparkInteractionMatrix:
         time = col(LAST_TIME).cast("double") if micros is None else micros
         row_aggs.append(F.max(time).alias("__time"))
     rows = to_polars(df.groupBy(col(id_name)).agg(*row_aggs)).sort(id_name)
-    if has_time:
-        seconds = pl.col("__time").cast(pl.Float64)
-        rows = rows.with_columns(seconds if micros is None else seconds / 1e6)
+    row_times = None
+    if has_time:  # seconds as the polars builder computes them
+        row_times = epoch_seconds(rows["__time"], micros is not None)
     if session_grain:
         report_session_keys(where, id_name, (rows["__n_keys"] > 1).sum())
     keys = rows["__key"]
@@ -442,7 +443,7 @@ def builder_transform(est, df) -> SparkInteractionMatrix:
         item_name=est.item_col,
         row_segments=rows["__seg"].rename(seg) if seg is not None else None,
         item_stats=stats,
-        row_times=rows["__time"].to_numpy().astype(np.float64) if has_time else None,
+        row_times=row_times,
     )
 
 
