@@ -726,8 +726,8 @@ def load(
         :class:`numpy.memmap` views of the model file itself, not copies in
         memory; processes loading the same file share them. Also maps the
         arrays of a 0.1.x pickle (with ``allow_pickle=True``). A format-2
-        file (skals 0.2.0) holds no such members: ``"r"`` then warns and is
-        ignored (:doc:`/persistence`).
+        file (written before array members) holds none: ``"r"`` then warns
+        and is ignored (:doc:`/persistence`).
 
     Returns
     -------
