@@ -291,8 +291,9 @@ def _split_arrays(model):
         visiting.discard(id(obj))
         result = obj
         if changed:
-            if kind == "attr":
-                result = copy.copy(obj)
+            if kind == "attr":  # as skops builds it: no __init__, __copy__
+                result = object.__new__(type(obj))
+                vars(result).update(vars(obj))
                 vars(result).update(changed)
             elif kind == "key":
                 result = copy.copy(obj)

@@ -299,6 +299,24 @@ def test_save_leaves_the_model_as_it_was(data, fitted, tmp_path, monkeypatch):
     assert len([n for n in _members(tmp_path / "m.skops") if "skals-arrays" in n]) > 2
 
 
+class _SharedOnCopy(skals.PopularityRecommender):
+    """An estimator whose copy is itself (as FrameCache's is)."""
+
+    def __copy__(self):
+        return self
+
+
+def test_save_copies_no_estimator_through_its_own_copy(data, tmp_path, monkeypatch):
+    monkeypatch.setattr(io, "ARRAY_MIN_BYTES", 0)
+    est = _SharedOnCopy().fit(
+        skals.make_recommender_pipeline()[:-1].fit_transform(data[0])
+    )
+    arrays = {k: v for k, v in vars(est).items() if isinstance(v, np.ndarray)}
+    assert arrays
+    skals.save(est, tmp_path / "m.skops")
+    assert all(vars(est)[k] is v for k, v in arrays.items())
+
+
 def test_a_failing_save_leaves_no_file_and_the_model_intact(
     fitted, tmp_path, monkeypatch
 ):
