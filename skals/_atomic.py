@@ -114,16 +114,20 @@ def atomic_write(path, mode: str = "wb", *, encoding: str | None = None):
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path, *, keep_suffix=True):
     """A temporary path (same directory and suffix) that replaces ``path``.
 
     For writers that take a file name rather than a file object (e.g.
-    matplotlib's ``savefig``, which picks the format from the suffix).
+    matplotlib's ``savefig``, which picks the format from the suffix, or
+    the zip writer that adds a model file's arrays).
 
     Parameters
     ----------
     path : str or path-like
         The file to write.
+    keep_suffix : bool, default=True
+        End the temporary name with ``path``'s suffix (``.<name>.<random>
+        .tmp.png``); ``False``: with ``.tmp``, as :func:`atomic_write`'s.
 
     Yields
     ------
@@ -142,7 +146,7 @@ def atomic_path(path):
     'drawn'
     """
     target = os.fspath(path)
-    suffix = os.path.splitext(target)[1]
+    suffix = os.path.splitext(target)[1] if keep_suffix else ""
     with _replacing(target, f"{_TMP_SUFFIX}{suffix}") as (fd, tmp):
         os.close(fd)
         yield tmp

@@ -559,7 +559,7 @@ def save(model, path, **metadata) -> None:
     state, arrays, header["arrays"] = _split_arrays(model)
     buffer = _io.BytesIO()
     sio.dump(state, buffer)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, keep_suffix=False) as tmp:
         with open(tmp, "wb") as fh:
             fh.write(buffer.getbuffer())
         with zipfile.ZipFile(tmp, "a") as zf:
