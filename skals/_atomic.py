@@ -1,13 +1,17 @@
 """Writes that never destroy a good file: temporary file, fsync, rename.
 
 Every file skals writes (model files, the command line's ``--output``, the
-demo's outputs, reports, cache entries) goes through :func:`atomic_write`:
-the bytes go to a temporary file in the target's directory, which is
+demo's outputs, reports, cache entries) goes through :func:`atomic_write`
+(or :func:`atomic_path`, for writers that take a file name, such as the
+zip writer that appends a model's arrays): the bytes go to a temporary
+file in the target's directory, which is
 flushed, fsynced and then renamed over the target with :func:`os.replace`
 (atomic on POSIX and Windows within one file system). A process killed at
 any moment leaves either the previous file or the complete new one; a write
 that raises removes its temporary file and leaves the previous file as it
-was.
+was. (One exception: the warnings that joblib workers of a
+``collect_warnings`` block write to the block's temporary directory are an
+append-only log, one record per ``write``; see ``skals._warnings``.)
 """
 
 from __future__ import annotations
@@ -110,16 +114,20 @@ def atomic_write(path, mode: str = "wb", *, encoding: str | None = None):
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path, *, keep_suffix=True):
     """A temporary path (same directory and suffix) that replaces ``path``.
 
     For writers that take a file name rather than a file object (e.g.
-    matplotlib's ``savefig``, which picks the format from the suffix).
+    matplotlib's ``savefig``, which picks the format from the suffix, or
+    the zip writer that adds a model file's arrays).
 
     Parameters
     ----------
     path : str or path-like
         The file to write.
+    keep_suffix : bool, default=True
+        End the temporary name with ``path``'s suffix (``.<name>.<random>
+        .tmp.png``); ``False``: with ``.tmp``, as :func:`atomic_write`'s.
 
     Yields
     ------
@@ -138,7 +146,7 @@ def atomic_path(path):
     'drawn'
     """
     target = os.fspath(path)
-    suffix = os.path.splitext(target)[1]
+    suffix = os.path.splitext(target)[1] if keep_suffix else ""
     with _replacing(target, f"{_TMP_SUFFIX}{suffix}") as (fd, tmp):
         os.close(fd)
         yield tmp

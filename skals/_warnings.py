@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import importlib
@@ -150,13 +151,30 @@ def warn(message, category=SkalsWarning, stacklevel=None) -> None:
             "message": str(message),
         }
         path = os.path.join(collector[1], f"{os.getpid()}.jsonl")
-        try:
-            with open(path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(record) + "\n")
-            return
-        except OSError:  # another machine: no shared directory
-            return
+        line = (json.dumps(record) + "\n").encode("utf-8")
+        with contextlib.suppress(OSError):  # another machine: no shared directory
+            _append(path, line)
+        return
     warnings.warn(message, category, stacklevel=user_stacklevel())
+
+
+def _append(path: str, line: bytes) -> None:
+    """Append one record to a worker's log with a single ``write``.
+
+    The log is append-only (one file per worker process, read once when the
+    block ends), so it is not rewritten through a temporary file: each
+    record is one ``write`` to a descriptor opened with ``O_APPEND``, which
+    lands at the end as a whole even when threads of the worker write at
+    once (no buffer splits it), and a worker killed mid-write leaves at
+    most an incomplete last line, which :func:`_worker_records` skips.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        view = memoryview(line)
+        while view:  # a regular file takes it in one go; a short write resumes
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def _category(name: str) -> type[Warning]:
@@ -171,11 +189,19 @@ def _category(name: str) -> type[Warning]:
 
 
 def _worker_records(directory: str):
+    """The workers' records; a line that is not a whole record (a killed
+    worker's unfinished write, perhaps followed by the record of a worker
+    that got its process id) is skipped rather than failing the block."""
     for name in sorted(os.listdir(directory)):
-        with open(os.path.join(directory, name), encoding="utf-8") as fh:
+        with open(os.path.join(directory, name), "rb") as fh:
             for line in fh:
-                rec = json.loads(line)
-                yield _category(rec["category"]), rec["message"]
+                try:
+                    rec = json.loads(line.decode("utf-8"))
+                    record = _category(rec["category"]), rec["message"]
+                except (ValueError, KeyError, TypeError):
+                    continue
+                if line.endswith(b"\n"):
+                    yield record
 
 
 class WarningLog(list):

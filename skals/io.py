@@ -8,25 +8,34 @@ metadata (JSON data only). Loading one never runs code from the file: every
 type the file names is checked against the types skals trusts (its own
 estimators and the numpy, scipy, scikit-learn and polars types they hold)
 before anything is built, and a file naming any other type is refused with
-the list of those types (:doc:`/persistence`). The command line writes and
-reads the same files. Files are written atomically (a temporary file
-renamed over the target).
+the list of those types (:doc:`/persistence`). Large numeric arrays (the
+factors) are stored apart from the skops state, as uncompressed ``.npy``
+members that ``load(path, mmap_mode="r")`` memory-maps in place. The command
+line writes and reads the same files. Files are written atomically (a
+temporary file renamed over the target).
 """
 
 from __future__ import annotations
 
+import copy
 import importlib
 import io as _io
 import json
+import math
 import os
+import struct
+import time
 import warnings
 import zipfile
 
+import numpy as np
 import polars as pl
+from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
+from sklearn.utils._bunch import Bunch
 from sklearn.utils.validation import check_is_fitted
 
-from ._atomic import atomic_write
+from ._atomic import atomic_path, atomic_write
 from ._frame import to_polars
 from ._utils import answering_pipeline
 from ._version import __version__
@@ -43,8 +52,12 @@ __all__ = [
 ]
 
 #: Marker and layout version of a model file's ``skals.json`` member.
-#: Version 1 was the joblib pickle of skals 0.1.x; version 2 is skops + JSON.
-MODEL_FORMAT, MODEL_FORMAT_VERSION = "skals-model", 2
+#: Version 1 was the joblib pickle of skals 0.1.x; version 2 is skops + JSON;
+#: version 3 adds the large arrays as separate ``.npy`` members (memory-mappable).
+MODEL_FORMAT, MODEL_FORMAT_VERSION = "skals-model", 3
+
+#: The zip layouts this skals reads (besides the 0.1.x pickle, format 1).
+_READ_FORMATS = (2, 3)
 
 #: The zip member holding the marker, versions, columns and metadata.
 HEADER_MEMBER = "skals.json"
@@ -195,6 +208,263 @@ def _register_skops() -> None:
     _registered = True
 
 
+# ------------------------------------------------- large arrays: .npy members
+#: Folder of the zip holding the large arrays, one ``.npy`` member each.
+ARRAY_MEMBERS = "skals-arrays/"
+
+#: Arrays of at least this many bytes are stored as their own member.
+ARRAY_MIN_BYTES = 1 << 20
+
+#: Array data starts at a multiple of this many bytes of the file (numpy pads
+#: the ``.npy`` header to it; skals pads the zip entry's local header).
+_ALIGN = 64
+
+#: Zip extra-field id of the padding that aligns an array member's data.
+_PAD_EXTRA_ID = 0xD935
+
+#: Placeholder left in the skops state where an array member goes.
+_PLACEHOLDER = "skals-array:"
+
+#: dtype kinds stored as members: bool, integers, floats, complex.
+_NUMERIC_KINDS = "biufc"
+
+
+def _is_member_array(obj) -> bool:
+    return (
+        type(obj) in (np.ndarray, np.memmap)
+        and obj.dtype.kind in _NUMERIC_KINDS
+        and obj.dtype.fields is None
+        and obj.nbytes >= ARRAY_MIN_BYTES
+    )
+
+
+def _split_arrays(model):
+    """``(copy, arrays, entries)``: ``model`` with its large arrays left out.
+
+    Walks estimators' attributes, lists, tuples and dicts with string keys.
+    Every container on the way to a large numeric array is shallow-copied
+    and the copy gets a placeholder string instead of the array; everything
+    else is shared with ``model``, which is not modified. ``arrays`` maps a
+    member name to its array; ``entries`` (for the header) give each
+    placeholder's path, member, dtype and shape.
+    """
+    arrays: dict[str, np.ndarray] = {}
+    members: dict[int, str] = {}
+    entries: list[dict] = []
+    done: dict[int, object] = {}
+    visiting: set[int] = set()
+
+    def walk(obj, path):
+        if _is_member_array(obj):
+            member = members.get(id(obj))
+            if member is None:
+                member = f"{ARRAY_MEMBERS}{len(arrays)}.npy"
+                members[id(obj)] = member
+                arrays[member] = obj
+            entries.append(
+                {
+                    "path": path,
+                    "member": member,
+                    "dtype": obj.dtype.str,
+                    "shape": list(obj.shape),
+                }
+            )
+            return _PLACEHOLDER + member
+        if id(obj) in done:
+            return done[id(obj)]
+        if id(obj) in visiting:  # a cycle: left to skops as it is
+            return obj
+        if isinstance(obj, BaseEstimator):
+            items, kind = list(vars(obj).items()), "attr"
+        elif type(obj) in (dict, Bunch) and all(isinstance(k, str) for k in obj):
+            items, kind = list(obj.items()), "key"
+        elif type(obj) in (list, tuple):
+            items, kind = list(enumerate(obj)), "index"
+        else:
+            return obj
+        visiting.add(id(obj))
+        changed = {}
+        for key, value in items:
+            new = walk(value, [*path, [kind, key]])
+            if new is not value:
+                changed[key] = new
+        visiting.discard(id(obj))
+        result = obj
+        if changed:
+            if kind == "attr":  # as skops builds it: no __init__, __copy__
+                result = object.__new__(type(obj))
+                vars(result).update(vars(obj))
+                vars(result).update(changed)
+            elif kind == "key":
+                result = copy.copy(obj)
+                result.update(changed)
+            else:
+                values = [changed.get(i, v) for i, v in items]
+                result = type(obj)(values)
+        done[id(obj)] = result
+        return result
+
+    return walk(model, []), arrays, entries
+
+
+def _write_array_member(zf, member, array) -> None:
+    """``array`` as an uncompressed ``.npy`` member whose data is aligned."""
+    header = _io.BytesIO()
+    np.lib.format.write_array_header_2_0(
+        header, np.lib.format.header_data_from_array_1_0(array)
+    )
+    # the size decides zip64 (and so the local header's length) only; numpy
+    # may write a header of format 1.0, 2 bytes shorter
+    size = len(header.getvalue()) + array.nbytes
+    zip64 = size * 1.05 > zipfile.ZIP64_LIMIT
+    info = zipfile.ZipInfo(member, date_time=time.localtime()[:6])
+    info.compress_type = zipfile.ZIP_STORED
+    info.file_size = size
+    start = getattr(zf, "start_dir", None)
+    if start is not None:  # pad the local header: data at a multiple of _ALIGN
+        name = len(member.encode("utf-8"))
+        base = start + 30 + name + 6 + (20 if zip64 else 0)
+        pad = -base % _ALIGN
+        info.extra = struct.pack("<HHH", _PAD_EXTRA_ID, 2 + pad, _ALIGN) + bytes(pad)
+    with zf.open(info, "w", force_zip64=zip64) as fh:
+        np.lib.format.write_array(fh, array, allow_pickle=False)
+
+
+def _array_error(path, entry, why) -> ValueError:
+    member = entry.get("member") if isinstance(entry, dict) else None
+    return _damaged(path, f"array member {member!r}: {why}")
+
+
+def _check_entry(path, entry) -> None:
+    ok = (
+        isinstance(entry, dict)
+        and isinstance(entry.get("member"), str)
+        and entry["member"].startswith(ARRAY_MEMBERS)
+        and isinstance(entry.get("dtype"), str)
+        and isinstance(entry.get("shape"), list)
+        and all(type(n) is int and n >= 0 for n in entry["shape"])
+        and isinstance(entry.get("path"), list)
+        and all(
+            isinstance(step, list)
+            and len(step) == 2
+            and (
+                (step[0] in ("attr", "key") and isinstance(step[1], str))
+                or (step[0] == "index" and type(step[1]) is int)
+            )
+            for step in entry["path"]
+        )
+    )
+    if not ok:
+        raise _array_error(path, entry, f"malformed entry in {HEADER_MEMBER}")
+
+
+def _read_array_member(path, zf, fh, entry, mmap_mode):
+    """The array of one header entry: mapped (``mmap_mode="r"``) or read.
+
+    Checks, before anything is mapped or read: the member exists, is stored
+    uncompressed and unencrypted, its local header names it, it holds a
+    ``.npy`` (format 1.0 or 2.0) of a plain numeric dtype whose data fills
+    the member exactly, and dtype and shape are those of the header entry.
+    """
+    member = entry["member"]
+    try:
+        info = zf.getinfo(member)
+    except KeyError:
+        raise _array_error(path, entry, "no such member") from None
+    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+        raise _array_error(path, entry, "compressed or encrypted")
+    fh.seek(info.header_offset)
+    local = fh.read(30)
+    if len(local) != 30 or local[:4] != b"PK\x03\x04":
+        raise _array_error(path, entry, "no local header at its offset")
+    n_name, n_extra = struct.unpack("<HH", local[26:30])
+    if fh.read(n_name) != info.orig_filename.encode("utf-8"):
+        raise _array_error(path, entry, "its local header names another member")
+    start = info.header_offset + 30 + n_name + n_extra
+    fh.seek(start)
+    try:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            raise ValueError(f".npy format {version} is not read here")
+    except (ValueError, SyntaxError, TypeError, OSError) as exc:
+        raise _array_error(path, entry, f"not a .npy array ({exc})") from None
+    if dtype.kind not in _NUMERIC_KINDS or dtype.fields is not None:
+        raise _array_error(path, entry, f"dtype {dtype} is not a plain numeric one")
+    if dtype.str != entry["dtype"] or list(shape) != entry["shape"]:
+        raise _array_error(
+            path,
+            entry,
+            f"holds {dtype.str} {list(shape)}, {HEADER_MEMBER} says "
+            f"{entry['dtype']} {entry['shape']}",
+        )
+    offset = fh.tell()
+    nbytes = math.prod(shape) * dtype.itemsize
+    if offset - start + nbytes != info.file_size:
+        raise _array_error(path, entry, "its data does not fill the member")
+    if mmap_mode is None or nbytes == 0:
+        with zf.open(info) as data:  # checked as above: no pickle, no object
+            return np.lib.format.read_array(data, allow_pickle=False)
+    return np.memmap(
+        os.fspath(path),
+        dtype=dtype,
+        mode="r",
+        offset=offset,
+        shape=shape,
+        order="F" if fortran else "C",
+    )
+
+
+def _put_array(path, obj, steps, array, entry):
+    """``obj`` with the placeholder at ``steps`` replaced by ``array``."""
+    if not steps:
+        if not (isinstance(obj, str) and obj == _PLACEHOLDER + entry["member"]):
+            raise _array_error(path, entry, "its path does not lead to its placeholder")
+        return array
+    kind, key = steps[0]
+    found = (
+        (kind == "attr" and isinstance(obj, BaseEstimator) and key in vars(obj))
+        or (kind == "key" and isinstance(obj, dict) and key in obj)
+        or (kind == "index" and type(obj) in (list, tuple) and 0 <= key < len(obj))
+    )
+    if not found:
+        raise _array_error(path, entry, f"its path fails at {kind} {key!r}")
+    child = vars(obj)[key] if kind == "attr" else obj[key]
+    new = _put_array(path, child, steps[1:], array, entry)
+    if new is child:
+        return obj
+    if kind == "attr":
+        vars(obj)[key] = new
+    elif isinstance(obj, tuple):
+        return (*obj[:key], new, *obj[key + 1 :])
+    else:
+        obj[key] = new
+    return obj
+
+
+def _restore_arrays(path, model, entries, mmap_mode):
+    """Put the array members of a format-3 file back in place of their
+    placeholders (mapped or read)."""
+    if not isinstance(entries, list):
+        raise _damaged(path, f"malformed 'arrays' in {HEADER_MEMBER}")
+    for entry in entries:
+        _check_entry(path, entry)
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        with zipfile.ZipFile(path) as zf, open(path, "rb") as fh:
+            for entry in entries:
+                member = entry["member"]
+                if member not in arrays:
+                    arrays[member] = _read_array_member(path, zf, fh, entry, mmap_mode)
+                model = _put_array(path, model, entry["path"], arrays[member], entry)
+    except zipfile.BadZipFile as exc:
+        raise _damaged(path, f"not a complete zip file: {exc}") from exc
+    return model
+
+
 # ------------------------------------------------------------------ save
 def _model_columns(model) -> dict:
     """``{role: column name or None}``: the columns the model's steps read."""
@@ -225,8 +495,11 @@ def save(model, path, **metadata) -> None:
     matrices, parameters, id vocabularies; no pickle), the format marker,
     the skals version and the column names the estimator reads (from its
     steps' ``*_col`` parameters); :func:`load` and ``skals predict`` read
-    it. The file is written atomically: a crash leaves the previous file or
-    the complete new one.
+    it. Numeric arrays of 1 MiB or more (the factors, SLIST's dense
+    weights) are stored apart, as uncompressed ``.npy`` members that
+    ``load(path, mmap_mode="r")`` maps in place; ``model`` itself is not
+    modified. The file is written atomically: a crash leaves the previous
+    file or the complete new one.
 
     Parameters
     ----------
@@ -283,12 +556,16 @@ def save(model, path, **metadata) -> None:
         "metadata": metadata,
     }
     _register_skops()
+    state, arrays, header["arrays"] = _split_arrays(model)
     buffer = _io.BytesIO()
-    sio.dump(model, buffer)
-    with zipfile.ZipFile(buffer, "a") as zf:
-        zf.writestr(HEADER_MEMBER, json.dumps(header, indent=1))
-    with atomic_write(path, "wb") as fh:
-        fh.write(buffer.getbuffer())
+    sio.dump(state, buffer)
+    with atomic_path(path, keep_suffix=False) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(buffer.getbuffer())
+        with zipfile.ZipFile(tmp, "a") as zf:
+            zf.writestr(HEADER_MEMBER, json.dumps(header, indent=1))
+            for member, array in arrays.items():  # streamed: no copy in memory
+                _write_array_member(zf, member, array)
 
 
 # ------------------------------------------------------------------ load
@@ -326,8 +603,7 @@ def _load_pickle(path, mmap_mode):
     if record.get("format_version") != 1:
         raise ValueError(
             f"{str(path)!r} has model format {record.get('format_version')!r}; "
-            f"this skals reads formats 1 (pickle) and {MODEL_FORMAT_VERSION}. "
-            "Refit it."
+            f"this skals reads formats {_formats()}. Refit it."
         )
     header = {k: v for k, v in record.items() if k not in ("format", "pipeline")}
     return record["pipeline"], header
@@ -356,15 +632,23 @@ def _read_header(path, zf) -> dict:
             f"{str(path)!r} is not a skals model (no skals model marker in "
             f"{HEADER_MEMBER})."
         )
-    if header.get("format_version") != MODEL_FORMAT_VERSION:
+    if header.get("format_version") not in _READ_FORMATS:
         raise ValueError(
             f"{str(path)!r} has model format {header.get('format_version')!r}; "
-            f"this skals reads format {MODEL_FORMAT_VERSION}. Refit it."
+            f"this skals reads formats {_formats()}. Refit it."
         )
     return header
 
 
-def _load_skops(path, trusted):
+def _formats() -> str:
+    return (
+        "1 (pickle), "
+        + ", ".join(map(str, _READ_FORMATS[:-1]))
+        + (f" and {_READ_FORMATS[-1]}")
+    )
+
+
+def _load_skops(path, trusted, mmap_mode):
     import skops.io as sio
     from skops.io.exceptions import UntrustedTypesFoundException
 
@@ -393,7 +677,18 @@ def _load_skops(path, trusted):
         ) from None
     except (KeyError, zipfile.BadZipFile, json.JSONDecodeError, EOFError) as exc:
         raise _damaged(path, f"{type(exc).__name__}: {exc}") from exc
-    meta = {k: v for k, v in header.items() if k not in ("format", "metadata")}
+    if header["format_version"] >= 3:
+        model = _restore_arrays(path, model, header.get("arrays"), mmap_mode)
+    elif mmap_mode is not None:
+        warnings.warn(
+            f"mmap_mode={mmap_mode!r} is ignored for {str(path)!r}: a model file "
+            "of format 2 holds its arrays in skops' state, which is read into "
+            "memory. skals.save it again (format 3) to map its large arrays.",
+            SkalsWarning,
+            stacklevel=3,
+        )
+    skip = ("format", "metadata", "arrays")
+    meta = {k: v for k, v in header.items() if k not in skip}
     meta.update(header.get("metadata") or {})
     return model, meta
 
@@ -427,10 +722,13 @@ def load(
         Read a skals 0.1.x model file (a joblib pickle). Unpickling runs
         code from the file: allow it only for a file you trust. Warns.
     mmap_mode : {None, "r"}, default=None
-        Memory-map the large arrays of a 0.1.x pickle (with
-        ``allow_pickle=True``). Model files of the current format are read
-        into memory: skops reads arrays from the zip, it cannot map them
-        (:doc:`/persistence`); ``"r"`` then warns and is ignored.
+        ``"r"``: the large numeric arrays (those :func:`save` stored as
+        their own members, e.g. the factors) are read-only
+        :class:`numpy.memmap` views of the model file itself, not copies in
+        memory; processes loading the same file share them. Also maps the
+        arrays of a 0.1.x pickle (with ``allow_pickle=True``). A format-2
+        file (written before array members) holds none: ``"r"`` then warns
+        and is ignored (:doc:`/persistence`).
 
     Returns
     -------
@@ -453,8 +751,8 @@ def load(
     Warns
     -----
     SkalsWarning
-        If the file was written by another skals version, or is loaded as a
-        pickle.
+        If the file was written by another skals version, is loaded as a
+        pickle, or is of format 2 and ``mmap_mode="r"``.
 
     Examples
     --------
@@ -475,15 +773,7 @@ def load(
     with open(path, "rb") as fh:
         head = fh.read(4)
     if head == b"PK\x03\x04":
-        if mmap_mode is not None:
-            warnings.warn(
-                f"mmap_mode={mmap_mode!r} is ignored for {str(path)!r}: model "
-                "files of this format are read into memory (skops cannot map "
-                "arrays).",
-                SkalsWarning,
-                stacklevel=2,
-            )
-        model, header = _load_skops(path, trusted)
+        model, header = _load_skops(path, trusted, mmap_mode)
     elif allow_pickle:
         model, header = _load_pickle(path, mmap_mode)
     elif head[:1] == b"\x80":

@@ -63,12 +63,27 @@ class _FullDisk:
 
 def _full_disk(monkeypatch):
     real = open
-    monkeypatch.setattr(
-        skals._atomic,
-        "open",
-        lambda *a, **k: _FullDisk(real(*a, **k)),
-        raising=False,
-    )
+    for module in (skals._atomic, io):  # io writes a model file by its name
+        monkeypatch.setattr(
+            module,
+            "open",
+            lambda *a, **k: _FullDisk(real(*a, **k)),
+            raising=False,
+        )
+
+
+def test_a_model_file_is_written_under_a_tmp_name(good, tmp_path, monkeypatch):
+    path, pipe, _ = good
+    seen = []
+    real = skals._atomic._replacing
+
+    def spy(target, suffix):
+        seen.append(suffix)
+        return real(target, suffix)
+
+    monkeypatch.setattr(skals._atomic, "_replacing", spy)
+    skals.save(pipe, tmp_path / "m.skals")
+    assert seen == [".tmp"]  # .<name>.<random>.tmp, as documented
 
 
 def test_a_save_that_fails_halfway_keeps_the_previous_file(good, monkeypatch):

@@ -46,7 +46,7 @@ def files(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model(files):
-    path = files["dir"] / "model.joblib"
+    path = files["dir"] / "model.skals"
     assert main(["fit", str(files["train"]), "--model", str(path), "-q", *FAST]) == 0
     return path
 
@@ -344,7 +344,7 @@ def test_demo_writes_its_files_and_prints_the_table(
     target = json.loads((out / "predictions.json").read_text())["target"]
     assert len(target) == 150
     assert all(len(set(v)) == 5 for v in target.values())
-    assert _saved(out / "model.joblib")["format"] == "skals-model"
+    assert _saved(out / "model.skals")["format"] == "skals-model"
     png = out / "grid_scores.png"
     if with_matplotlib:
         assert png.read_bytes()[:4] == b"\x89PNG"

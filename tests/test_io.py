@@ -1,9 +1,11 @@
 """Model files (skals.save / skals.load) and the challenge's answers (skals.io)."""
 
 import json
+import os
 import pickle
 import warnings
 import zipfile
+from io import BytesIO
 
 import joblib
 import numpy as np
@@ -82,7 +84,7 @@ def test_file_layout_and_metadata(fitted, tmp_path):
     skals.save(fitted, path, best_params={"factors": 4}, command="python")
     record = _header(path)
     assert record["format"] == "skals-model"
-    assert record["format_version"] == 2
+    assert record["format_version"] == 3
     assert record["skals_version"] == skals.__version__
     assert record["columns"] == {
         "session": "session_id",
@@ -96,7 +98,7 @@ def test_file_layout_and_metadata(fitted, tmp_path):
     model, meta = skals.load(path, return_metadata=True)
     assert model.get_params()["implicitalsrecommender__factors"] == 4
     assert meta == {
-        "format_version": 2,
+        "format_version": 3,
         "skals_version": skals.__version__,
         "columns": record["columns"],
         "best_params": {"factors": 4},
@@ -171,8 +173,11 @@ def test_a_pickle_is_refused_naming_allow_pickle(kind, fitted, tmp_path):
 def test_unknown_format_version_is_refused(fitted, tmp_path):
     path = tmp_path / "m.joblib"
     skals.save(fitted, path)
-    _rewrite_header(path, format_version=3)
-    with pytest.raises(ValueError, match="model format 3; this skals reads format 2"):
+    _rewrite_header(path, format_version=4)
+    with pytest.raises(
+        ValueError,
+        match=r"model format 4; this skals reads formats 1 \(pickle\), 2 and 3",
+    ):
         skals.load(path)
 
 
@@ -206,11 +211,263 @@ def test_memory_mapped_load_of_a_legacy_pickle_predicts_the_same(
     _same_answers(loaded.predict(data[1]), fitted.predict(data[1]))
 
 
-def test_mmap_mode_on_the_current_format_warns_and_reads(data, fitted, tmp_path):
-    skals.save(fitted, tmp_path / "m.skals")
-    with pytest.warns(UserWarning, match="mmap_mode='r' is ignored"):
-        loaded = skals.load(tmp_path / "m.skals", mmap_mode="r")
+# ------------------------------------------- memory-mapped arrays (issue 19)
+def _members(path):
+    with zipfile.ZipFile(path) as zf:
+        return {i.filename: i for i in zf.infolist()}
+
+
+def _format2(model, path):
+    """A model file as skals 0.2.0 wrote it: skops state + skals.json v2."""
+    import skops.io
+
+    io._register_skops()
+    buffer = BytesIO()
+    skops.io.dump(model, buffer)
+    header = {
+        "format": "skals-model",
+        "format_version": 2,
+        "skals_version": skals.__version__,
+        "columns": io._model_columns(model),
+        "metadata": {},
+    }
+    with zipfile.ZipFile(buffer, "a") as zf:
+        zf.writestr("skals.json", json.dumps(header))
+    path.write_bytes(buffer.getvalue())
+
+
+@pytest.fixture(scope="module")
+def big(data):
+    """ALS whose factors are over the 1 MiB default: 64 factors, 8000 users."""
+    events = make_sessions(8000, n_items=300, random_state=2)
+    rec = skals.ImplicitALSRecommender(
+        factors=64, iterations=1, random_state=0, num_threads=1
+    )
+    return events, skals.make_recommender_pipeline(rec).fit(events)
+
+
+def test_mmap_load_maps_the_factors_of_the_model_file(big, tmp_path):
+    events, pipe = big
+    als = pipe[-1]
+    assert als.user_factors_.nbytes >= io.ARRAY_MIN_BYTES
+    assert als.item_factors_.nbytes < io.ARRAY_MIN_BYTES  # 300 x 64: stays
+    path = tmp_path / "m.skops"
+    skals.save(pipe, path)
+    member = _members(path)["skals-arrays/0.npy"]
+    assert member.compress_type == zipfile.ZIP_STORED
+    mapped = skals.load(path, mmap_mode="r")
+    read = skals.load(path)
+    users = mapped[-1].user_factors_
+    assert isinstance(users, np.memmap) and not users.flags.writeable
+    assert users.filename == os.path.abspath(path)
+    assert users.offset % 64 == 0 and users.flags.aligned  # data is aligned
+    assert users.base is not None  # a view of the mapping, no copy
+    assert type(read[-1].user_factors_) is np.ndarray
+    for loaded in (mapped, read):
+        np.testing.assert_array_equal(loaded[-1].user_factors_, als.user_factors_)
+        assert loaded[-1].user_factors_.dtype == np.float32
+        np.testing.assert_array_equal(loaded[-1].item_factors_, als.item_factors_)
+    test = events.head(300)
+    _same_answers(mapped.predict(test), read.predict(test))
+    _same_answers(mapped.predict(test), pipe.predict(test))
+    # implicit's calls on read-only mapped factors: the same answers
+    csr = als.user_items_
+    users_idx = np.arange(20)
+    got = mapped[-1].recommend(users_idx, csr[users_idx], N=5)
+    want = read[-1].recommend(users_idx, csr[users_idx], N=5)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    items = events["partnumber"].unique().sort().head(5).to_list()
+    assert (
+        mapped[-1].similar_items(items, k=4).equals(read[-1].similar_items(items, k=4))
+    )
+    assert not users.flags.writeable  # predicting copied what implicit needed
+
+
+def test_save_leaves_the_model_as_it_was(data, fitted, tmp_path, monkeypatch):
+    monkeypatch.setattr(io, "ARRAY_MIN_BYTES", 0)
+    als = fitted[-1]
+    before = {k: (v, id(v)) for k, v in vars(als).items()}
+    steps = list(fitted.steps)
+    skals.save(fitted, tmp_path / "m.skops")
+    assert fitted.steps == steps
+    assert all(a is b for a, b in zip(fitted.steps, steps, strict=True))
+    assert {k: id(v) for k, v in vars(als).items()} == {
+        k: i for k, (_, i) in before.items()
+    }
+    assert type(als.item_factors_) is np.ndarray and als.item_factors_.flags.writeable
+    assert len([n for n in _members(tmp_path / "m.skops") if "skals-arrays" in n]) > 2
+
+
+class _SharedOnCopy(skals.PopularityRecommender):
+    """An estimator whose copy is itself (as FrameCache's is)."""
+
+    def __copy__(self):
+        return self
+
+
+def test_save_copies_no_estimator_through_its_own_copy(data, tmp_path, monkeypatch):
+    monkeypatch.setattr(io, "ARRAY_MIN_BYTES", 0)
+    est = _SharedOnCopy().fit(
+        skals.make_recommender_pipeline()[:-1].fit_transform(data[0])
+    )
+    arrays = {k: v for k, v in vars(est).items() if isinstance(v, np.ndarray)}
+    assert arrays
+    skals.save(est, tmp_path / "m.skops")
+    assert all(vars(est)[k] is v for k, v in arrays.items())
+
+
+def test_a_failing_save_leaves_no_file_and_the_model_intact(
+    fitted, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(io, "ARRAY_MIN_BYTES", 0)
+
+    def boom(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(io, "_write_array_member", boom)
+    with pytest.raises(OSError, match="disk full"):
+        skals.save(fitted, tmp_path / "m.skops")
+    assert list(tmp_path.iterdir()) == []
+    assert isinstance(fitted[-1].item_factors_, np.ndarray)
+
+
+def test_a_pipeline_with_a_dense_slist_matrix_maps_it(data, tmp_path, monkeypatch):
+    monkeypatch.setattr(io, "ARRAY_MIN_BYTES", 4096)
+    pipe = skals.make_recommender_pipeline(skals.SLISTRecommender()).fit(data[0])
+    coef = pipe[-1].coef_
+    assert coef.ndim == 2 and coef.nbytes >= 4096
+    path = tmp_path / "m.skops"
+    skals.save(pipe, path)
+    mapped = skals.load(path, mmap_mode="r")
+    read = skals.load(path)
+    assert isinstance(mapped[-1].coef_, np.memmap)
+    assert not mapped[-1].coef_.flags.writeable
+    assert type(read[-1].coef_) is np.ndarray
+    np.testing.assert_array_equal(mapped[-1].coef_, coef)
+    _same_answers(mapped.predict(data[1]), read.predict(data[1]))
+    _same_answers(mapped.predict(data[1]), pipe.predict(data[1]))
+
+
+def test_a_mapped_model_saved_over_its_own_file_stays_valid(
+    data, fitted, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(io, "ARRAY_MIN_BYTES", 0)
+    path = tmp_path / "m.skops"
+    skals.save(fitted, path)
+    mapped = skals.load(path, mmap_mode="r")
+    skals.save(mapped, path)  # renamed over the mapped file: the map stays
+    again = skals.load(path, mmap_mode="r")
+    np.testing.assert_array_equal(again[-1].item_factors_, fitted[-1].item_factors_)
+    np.testing.assert_array_equal(mapped[-1].item_factors_, fitted[-1].item_factors_)
+    _same_answers(again.predict(data[1]), fitted.predict(data[1]))
+
+
+def test_unaligned_array_members_still_load(data, fitted, tmp_path, monkeypatch):
+    monkeypatch.setattr(io, "ARRAY_MIN_BYTES", 0)
+    path = tmp_path / "m.skops"
+    skals.save(fitted, path)
+    _rewrite_header(path)  # zipfile rewrites every member: no padding
+    mapped = skals.load(path, mmap_mode="r")
+    np.testing.assert_array_equal(mapped[-1].item_factors_, fitted[-1].item_factors_)
+    _same_answers(mapped.predict(data[1]), fitted.predict(data[1]))
+
+
+def test_a_format_2_file_loads_and_mmap_warns(data, fitted, tmp_path):
+    path = tmp_path / "v2.skops"
+    _format2(fitted, path)
+    model, meta = skals.load(path, return_metadata=True)
+    assert meta["format_version"] == 2
+    _same_answers(model.predict(data[1]), fitted.predict(data[1]))
+    with pytest.warns(UserWarning, match="mmap_mode='r' is ignored .*format 2"):
+        loaded = skals.load(path, mmap_mode="r")
+    assert type(loaded[-1].item_factors_) is np.ndarray
     _same_answers(loaded.predict(data[1]), fitted.predict(data[1]))
+
+
+def _tamper(path, entry_changes=None, member=None, data=None, compress=None):
+    """Rewrite a model file: change its first array entry, or a member."""
+    with zipfile.ZipFile(path) as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    header = json.loads(members["skals.json"])
+    header["arrays"][0].update(entry_changes or {})
+    members["skals.json"] = json.dumps(header).encode()
+    if data is not None:
+        members[member] = data
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, content in members.items():
+            kind = compress if name == member else zipfile.ZIP_STORED
+            zf.writestr(name, content, compress_type=kind)
+    return header["arrays"][0]
+
+
+def _npy_header(descr, shape):
+    text = repr({"descr": descr, "fortran_order": False, "shape": shape})
+    text += " " * (-(len(text) + 11) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode()
+
+
+@pytest.mark.parametrize("mmap_mode", [None, "r"])
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("no member", "no such member"),
+        ("object dtype", "dtype object is not a plain numeric one"),
+        ("other dtype", "holds <f4 .*skals.json says <f8"),
+        ("other shape", "holds <f4 .*skals.json says <f4 \\[1, 2\\]"),
+        ("another member", "holds"),
+        ("bad path", "its path fails at attr 'nope'"),
+        ("path to another array", "does not lead to its placeholder"),
+        ("malformed", "malformed entry"),
+        ("compressed", "compressed or encrypted"),
+        ("object npy", "not a plain numeric one"),
+        ("not npy", "not a .npy array"),
+        ("short data", "does not fill the member"),
+    ],
+)
+def test_a_tampered_array_entry_is_an_error_naming_the_file(
+    fitted, tmp_path, monkeypatch, case, match, mmap_mode
+):
+    monkeypatch.setattr(io, "ARRAY_MIN_BYTES", 0)
+    path = tmp_path / "m.skops"
+    skals.save(fitted, path)
+    entry = _header(path)["arrays"][0]
+    name = entry["member"]
+    others = [e for e in _header(path)["arrays"] if e["shape"] != entry["shape"]]
+    changes, data, compress = {}, None, zipfile.ZIP_STORED
+    with zipfile.ZipFile(path) as zf:
+        content = zf.read(name)
+    if case == "no member":
+        changes = {"member": "skals-arrays/99.npy"}
+    elif case == "object dtype":
+        changes = {"dtype": "|O"}
+        data = _npy_header("|O", tuple(entry["shape"])) + b"\0" * 64
+    elif case == "other dtype":
+        changes = {"dtype": "<f8"}
+    elif case == "other shape":
+        changes = {"shape": [1, 2]}
+    elif case == "another member":
+        changes = {"member": others[0]["member"]}
+    elif case == "bad path":
+        changes = {"path": [*entry["path"][:-1], ["attr", "nope"]]}
+    elif case == "path to another array":
+        changes = {"path": others[0]["path"]}
+    elif case == "malformed":
+        changes = {"path": "steps.3"}
+    elif case == "compressed":
+        data, compress = content, zipfile.ZIP_DEFLATED
+    elif case == "object npy":  # an .npy of object dtype: never unpickled
+        changes = {"dtype": "|O"}
+        data = _npy_header("|O", (2,)) + pickle.dumps([1, 2])
+    elif case == "not npy":
+        data = b"not an array" + content[12:]
+    else:
+        data = content[:-8]
+    _tamper(path, changes, member=name, data=data, compress=compress)
+    with pytest.raises(ValueError, match=r"'.*m\.skops' is damaged \(array member"):
+        skals.load(path, mmap_mode=mmap_mode)
+    with pytest.raises(ValueError, match=match):
+        skals.load(path, mmap_mode=mmap_mode)
 
 
 # ------------------------------------------------------------ session answers

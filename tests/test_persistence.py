@@ -217,8 +217,29 @@ def test_every_public_estimator_class_is_trusted():
                 assert f"{obj.__module__}.{obj.__qualname__}" in trusted, name
 
 
+def _mapped(obj, seen=None):
+    """The np.memmap arrays in an estimator's state, recursively."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, np.memmap):
+        return [obj]
+    if isinstance(obj, dict):
+        children = list(obj.values())
+    elif isinstance(obj, (list, tuple)):
+        children = list(obj)
+    elif isinstance(obj, BaseEstimator):
+        children = list(vars(obj).values())
+    else:
+        return []
+    return [m for child in children for m in _mapped(child, seen)]
+
+
 def _assert_same_state(a, b, where="model"):
     """Fitted state equal, recursively: arrays, sparse matrices, Series."""
+    if isinstance(b, np.memmap) and type(a) is np.ndarray:
+        b = np.asarray(b)  # a mapped load: same values, another class
     assert type(a) is type(b), where
     if isinstance(a, np.ndarray):
         assert a.dtype == b.dtype, where
@@ -245,20 +266,32 @@ def _assert_same_state(a, b, where="model"):
         assert a == b, where
 
 
+@pytest.mark.parametrize(
+    "arrays",
+    ["default", "all as members, mapped"],
+)
 @pytest.mark.parametrize("cls", _public_recommenders(), ids=lambda c: c.__name__)
-def test_every_recommender_round_trips(cls, events, tmp_path):
+def test_every_recommender_round_trips(cls, events, tmp_path, monkeypatch, arrays):
     if cls.__name__ == "FactorCheckpoints":  # pragma: no cover - not an estimator
         pytest.skip("not an estimator")
+    mmap_mode = None
+    if arrays != "default":  # every numeric array a .npy member, memory-mapped
+        monkeypatch.setattr(io, "ARRAY_MIN_BYTES", 0)
+        mmap_mode = "r"
     pipe = skals.make_recommender_pipeline(_instance(cls)).fit(events)
     path = tmp_path / "m.skals"
     skals.save(pipe, path)
-    loaded = skals.load(path)
+    loaded = skals.load(path, mmap_mode=mmap_mode)
     assert loaded is not pipe
     test = events.head(200)
     assert loaded.predict(test).equals(pipe.predict(test))
     assert repr(loaded.get_params()) == repr(pipe.get_params())
     for (name, a), (_, b) in zip(pipe.steps, loaded.steps, strict=True):
         _assert_same_state(a, b, name)
+    if mmap_mode:
+        mapped = _mapped(loaded)
+        assert mapped, "no array was memory-mapped"
+        assert all(not m.flags.writeable for m in mapped)
 
 
 def test_a_fitted_searchs_best_estimator_round_trips(events, tmp_path):
@@ -305,30 +338,46 @@ def test_the_file_holds_no_pickle(fitted, tmp_path):
 
 
 # ------------------------------------------------------------------ damage
-def test_a_truncated_file_is_damaged(fitted, tmp_path):
+@pytest.mark.parametrize("min_bytes", [io.ARRAY_MIN_BYTES, 0])
+def test_a_truncated_file_is_damaged(fitted, tmp_path, monkeypatch, min_bytes):
+    monkeypatch.setattr(io, "ARRAY_MIN_BYTES", min_bytes)  # 0: arrays at the end
     path = tmp_path / "m.skals"
     skals.save(fitted, path)
     data = path.read_bytes()
-    for cut in (10, len(data) // 5, len(data) // 2, len(data) - 100, len(data) - 1):
+    with zipfile.ZipFile(path) as zf:
+        arrays = [i for i in zf.infolist() if i.filename.startswith("skals-arrays/")]
+    assert len(arrays) == (0 if min_bytes else 3)  # factors and popularity
+    cuts = [10, len(data) // 5, len(data) // 2, len(data) - 100, len(data) - 1]
+    cuts += [i.header_offset + 100 for i in arrays]  # inside an array member
+    for cut in cuts:
         path.write_bytes(data[:cut])
-        with pytest.raises(ValueError, match=r"is damaged"):
-            skals.load(path)
+        for mmap_mode in (None, "r"):
+            with pytest.raises(ValueError, match=r"is damaged"):
+                skals.load(path, mmap_mode=mmap_mode)
     path.write_bytes(b"")
     with pytest.raises(ValueError, match=r"is damaged \(the file is empty\)"):
         skals.load(path)
 
 
-def test_a_corrupted_member_is_damaged(fitted, tmp_path):
+@pytest.mark.parametrize("which", ["largest", "an array member"])
+def test_a_corrupted_member_is_damaged(fitted, tmp_path, monkeypatch, which):
+    monkeypatch.setattr(io, "ARRAY_MIN_BYTES", 0)
     path = tmp_path / "m.skals"
     skals.save(fitted, path)
     with zipfile.ZipFile(path) as zf:
-        info = max(zf.infolist(), key=lambda i: i.file_size)
+        infos = zf.infolist()
+    if which != "largest":
+        infos = [i for i in infos if i.filename.startswith("skals-arrays/")]
+        assert all(len(i.extra) >= 6 for i in infos)  # the alignment padding
+    info = max(infos, key=lambda i: i.file_size)
     data = bytearray(path.read_bytes())
-    middle = info.header_offset + 30 + len(info.filename) + info.file_size // 2
+    local = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    middle = local + info.file_size // 2
     data[middle] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(ValueError, match=r"is damaged .*fails its checksum"):
-        skals.load(path)
+    for mmap_mode in (None, "r"):
+        with pytest.raises(ValueError, match=r"is damaged .*fails its checksum"):
+            skals.load(path, mmap_mode=mmap_mode)
 
 
 # ------------------------------------------------------------------ legacy

@@ -27,10 +27,10 @@ def test_demo_saves_the_winner_of_its_table_and_explains_each_row(tmp_path, caps
         explained = label.split() + text.split()
         assert any(ln.split() == explained for ln in lines), label
     best = max(ndcg.values())
-    pipe, info = skals.load(out / "model.joblib", return_metadata=True)
+    pipe, info = skals.load(out / "model.skals", return_metadata=True)
     assert info["winner"] in DEMO_ROWS
     assert ndcg[info["winner"]] == best  # as printed, to 4 decimals
-    assert f"wrote {out / 'model.joblib'}: {info['winner']!r}" in stdout
+    assert f"wrote {out / 'model.skals'}: {info['winner']!r}" in stdout
     target = json.loads((out / "predictions.json").read_text())["target"]
     assert len(target) == 150
     assert type(pipe[-1]).__name__ in {

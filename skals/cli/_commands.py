@@ -458,7 +458,7 @@ def cmd_demo(args, mode: str) -> int:
     # here, and not worth a warning per scored fit
     warnings.filterwarnings("ignore", "InteractionMatrixBuilder: dropped", UserWarning)
     out = Path(args.out)
-    outputs = ("predictions.json", "model.joblib", "grid_scores.png")
+    outputs = ("predictions.json", "model.skals", "grid_scores.png")
     if out.is_dir():
         check_not_inputs(
             [(out / name, name) for name in outputs], [(args.grid, "grid")]
@@ -534,9 +534,9 @@ def cmd_demo(args, mode: str) -> int:
         f"events, by {winner!r}"
     )
     metadata = {"best_params": search.best_params_} if winner == "ALS, tuned" else {}
-    io.save(best, out / "model.joblib", command="demo", winner=winner, **metadata)
+    io.save(best, out / "model.skals", command="demo", winner=winner, **metadata)
     print(
-        f"wrote {out / 'model.joblib'}: {winner!r}, the best NDCG@{k} of the "
+        f"wrote {out / 'model.skals'}: {winner!r}, the best NDCG@{k} of the "
         "table, fitted on the training sessions (skals predict reads it)"
     )
     why = _plot.missing_matplotlib()

@@ -227,7 +227,7 @@ _SUBCOMMANDS = {
         "print NDCG@5 and overlap@5 of every model (tuned and default ALS, "
         "session-kNN, repeat, their blend, popularity and the challenge "
         "notebook's approach), overall and per segment, with a line on what "
-        "each row is. Writes model.joblib (the model with the best NDCG@5), "
+        "each row is. Writes model.skals (the model with the best NDCG@5), "
         "its predictions.json and grid_scores.png (the plot needs "
         "matplotlib: pip install 'skals[plot]') into DIR.",
         _add_demo,
@@ -270,9 +270,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         epilog=(
             "examples:\n"
             "  skals demo --out skals-demo\n"
-            "  skals tune train.parquet --model model.joblib --report grid.png\n"
-            "  skals fit train.parquet --model model.joblib --factors 64\n"
-            "  skals predict model.joblib test.parquet --output predictions.json\n"
+            "  skals tune train.parquet --model model.skals --report grid.png\n"
+            "  skals fit train.parquet --model model.skals --factors 64\n"
+            "  skals predict model.skals test.parquet --output predictions.json\n"
             "\nrun `skals COMMAND --help` for the options of a command."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
