@@ -1,5 +1,6 @@
 """Tests of BlendRecommender: exact blends, parity, parameters, the fit cache."""
 
+import dataclasses
 import pickle
 import warnings
 
@@ -262,6 +263,8 @@ from skals.recommender import default_session_estimators  # noqa: E402
 from skals.recommender._blend_auto import (  # noqa: E402
     holdout_split,
     mrr,
+    ndcg,
+    session_split,
     simplex_grid,
 )
 from skals.schema import needs_event_order  # noqa: E402
@@ -337,6 +340,7 @@ def test_auto_weights_exact_on_a_hand_made_case():
         [("succ", _Successor()), ("fixed", _Fixed())],
         validation_size=0.5,
         grid_resolution=2,
+        validation="next_item",
     ).fit(np.array(rows))
     np.testing.assert_array_equal(blend.weight_grid_, [[1, 0], [0, 1], [0.5, 0.5]])
     # succ alone: the truth first (MRR 1); fixed alone: the truth i + 4 at
@@ -350,22 +354,141 @@ def test_auto_weights_exact_on_a_hand_made_case():
     assert blend.predict(np.array([[0, 1, 0, 0, 0, 0, 0, 0]]))[0, 0] == 5
 
 
-def test_vertex_scores_equal_each_component_alone_naive():
-    # the vertex of a component is that component alone: its validation MRR
-    # computed by a plain loop over the held-out rows
+def test_auto_weights_exact_on_the_session_protocol():
+    # the same rows, scored by the default session protocol: each held-out
+    # row {r, r + 4} (r = i % 4) reveals its first item r (a plain matrix:
+    # column order) and, with no cart counts, the rest {r + 4} is the truth;
+    # NDCG@5 of the blend's 5 items
+    rows = [[1 if j in (i % 4, i % 4 + 4) else 0 for j in range(8)] for i in range(8)]
+    blend = BlendRecommender(
+        [("succ", _Successor()), ("fixed", _Fixed())],
+        validation_size=0.5,
+        grid_resolution=2,
+        validation="session",
+    ).fit(np.array(rows))
+    # succ: the truth first; fixed: the truth r + 4 at rank r + 5, inside the
+    # top 5 for r = 0 only; half each: first for r < 3, second for r = 3
+    session = [1.0, 1 / np.log2(6) / 4, (3 + 1 / np.log2(3)) / 4]
+    np.testing.assert_allclose(blend.weight_scores_, session)
+    np.testing.assert_array_equal(blend.weights_, [1.0, 0.0])
+    # the default, "both": per vector the smaller of its two scores over the
+    # best vertex's (here succ's 1 on both protocols)
+    both = clone(blend).set_params(validation="both").fit(np.array(rows))
+    next_item = [1.0, np.mean([1 / 5, 1 / 6, 1 / 7, 0]), (3 + 0.5) / 4]
+    np.testing.assert_allclose(both.weight_scores_, np.minimum(session, next_item))
+    assert BlendRecommender().validation == "both"
+
+
+def _cart_log_matrix():
+    """An InteractionMatrix of ConfidenceEncoder values 1 + views + 10 carts."""
+    import polars as pl
+
+    from skals._interaction import InteractionMatrix
+
+    # (row, item, events, carts, recency); times: d 0, a 1, b 2, c 3
+    cells = [
+        (0, 0, 1, 0, 3), (0, 1, 1, 0, 2), (0, 2, 1, 0, 1),  # a: no cart
+        (1, 0, 1, 0, 4), (1, 1, 2, 1, 1), (1, 2, 1, 0, 3), (1, 3, 1, 0, 2),  # b
+        (2, 1, 1, 0, 2), (2, 4, 1, 1, 1),  # c: item 4 carted once, no view
+        (3, 2, 1, 0, 1),  # d: one item, never held out
+    ]  # fmt: skip
+    r, c, e, k, rec = (np.array(x) for x in zip(*cells, strict=True))
+    shape = (4, 5)
+    m = sp.csr_matrix(((1 + e + 10 * k).astype(np.float32), (r, c)), shape=shape)
+    stats = pl.DataFrame(
+        {
+            "item_index": np.arange(5),
+            "confidence": np.bincount(c, 1 + e + 10 * k, minlength=5),
+            "view_count": np.bincount(c, e, minlength=5).astype(float),
+            "cart_count": np.bincount(c, k, minlength=5).astype(float),
+            "n_rows": np.bincount(c, minlength=5).astype(float),
+        }
+    )
+    ids = pl.Series("s", ["a", "b", "c", "d"])
+    return InteractionMatrix(
+        m,
+        row_ids=ids,
+        row_keys=ids,
+        item_ids=pl.Series("item", [10, 11, 12, 13, 14]),
+        item_stats=stats,
+        row_times=np.array([1.0, 2.0, 3.0, 0.0]),
+        recency=sp.csr_matrix((rec, (r, c)), shape=shape),
+    )
+
+
+def test_session_split_exact_with_carts_and_repeats():
+    im = _cart_log_matrix()
+    fit_im, q, q_im, truth = session_split(im, None, 3, 3, random_state=0)
+    assert fit_im.row_ids.to_list() == ["d"]
+    # a has no cart add: no truth, dropped; b and c are the queries
+    assert q_im.row_ids.to_list() == ["b", "c"]
+    # b: items by their last event 0, 2, 3, 1; the first 3 revealed, and 1
+    # (two events, one a cart add) too; c: item 1 revealed, item 4 (one cart
+    # add, no other event) not. Every revealed item has one view's value (2)
+    assert q.toarray().tolist() == [[2, 2, 2, 2, 0], [0, 2, 0, 0, 0]]
+    # the truth: the carted items
+    assert truth.toarray().tolist() == [[0, 1, 0, 0, 0], [0, 0, 0, 0, 1]]
+    b = q_im.recency.toarray()[0]
+    assert sorted(b.tolist()) == [0, 1, 2, 3, 4]  # a permutation of 1..4
+    assert b[0] > b[2] > b[3]  # the revealed keep their order
+    assert q_im.recency.toarray()[1].tolist() == [0, 1, 0, 0, 0]
+    # without cart counts the truth is the rest: b's item 1, c's item 4, and
+    # a (3 items: 2 revealed) its last item 2
+    no_carts = dataclasses.replace(im, item_stats=None)
+    _, q, q_im, truth = session_split(no_carts, None, 3, 3, random_state=0)
+    assert q_im.row_ids.to_list() == ["a", "b", "c"]
+    assert truth.toarray().tolist() == [
+        [0, 0, 1, 0, 0],
+        [0, 1, 0, 0, 0],
+        [0, 0, 0, 0, 1],
+    ]
+
+
+def test_validation_ndcg_matches_the_metric():
+    from skals.metrics import ndcg_at_k
+
+    rng = np.random.default_rng(0)
+    truth = sp.random(30, 12, density=0.2, random_state=1, format="csr")
+    truth.data[:] = 1
+    keep = np.diff(truth.indptr) > 0
+    truth = truth[keep]
+    ids = np.array([rng.permutation(12)[:5] for _ in range(truth.shape[0])])
+    ids[0, 3:] = -1  # a short answer
+    sets = [set(truth[i].indices) for i in range(truth.shape[0])]
+    lists = [[j for j in row if j >= 0] for row in ids]
+    assert ndcg(ids, truth, 5) == pytest.approx(ndcg_at_k(sets, lists, k=5))
+
+
+@pytest.mark.parametrize("validation", ["next_item", "session"])
+def test_vertex_scores_equal_each_component_alone_naive(validation):
+    # the vertex of a component is that component alone: its validation
+    # score (next item: MRR@20; session: NDCG@5 of the truth sets) computed
+    # by a plain loop over the held-out rows
+    from skals.metrics import ndcg_at_k
+
     train = sp.random(80, 30, density=0.15, random_state=3, format="csr") * 4
     parts = [
         ("knn", SessionKNNRecommender(n_neighbors=10)),
         ("pop", PopularityRecommender()),
     ]
-    blend = BlendRecommender(parts, validation_size=16).fit(train)
-    fit_rows, query, _, truth = holdout_split(None, sp.csr_matrix(train), 16)
+    blend = BlendRecommender(
+        parts, validation_size=16, validation=validation, random_state=0
+    ).fit(train)
+    if validation == "next_item":
+        fit_rows, query, _, truth = holdout_split(None, sp.csr_matrix(train), 16)
+    else:
+        fit_rows, query, _, truth = session_split(None, train, 16, 3, 0)
     assert query.shape[0] == 16
     for j, (_, est) in enumerate(parts):
         model = clone(est).fit(fit_rows)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ids, _, _ = model._rank_context(query, None, None, k=20)
+        if validation == "session":
+            sets = [set(truth[i].indices) for i in range(truth.shape[0])]
+            lists = [[i for i in row if i >= 0][:5] for row in ids]
+            assert blend.weight_scores_[j] == pytest.approx(ndcg_at_k(sets, lists))
+            continue
         reciprocal = []
         for row, t in zip(ids, truth, strict=True):
             ranked = [i for i in row if i >= 0][:20]
@@ -418,23 +541,30 @@ def test_simplex_grid_and_mrr():
 
 
 def test_auto_blend_never_loses_to_its_parts_with_sequential_structure():
+    # the goal of the issue on session quality: the default blend at 0.99x
+    # or more of its best component, on both protocols (next click; carts
+    # after 3 revealed events)
     from skals import make_recommender_pipeline
 
     events = make_sessions(2500, n_items=300, sequential_strength=0.5, random_state=1)
     train, test = next(SessionHoldoutSplit(n_splits=1, test_size=0.2).split(events))
     train, test = events[train], events[test]
-    scorer = make_next_item_scorer(k=20)
+    next_item = make_next_item_scorer(k=20)
+    carts = make_session_scorer("ndcg", k=5, n_revealed=3)
 
     def score(model):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            return scorer(make_recommender_pipeline(model).fit(train), test)
+            pipe = make_recommender_pipeline(model).fit(train)
+            return {**next_item(pipe, test), "ndcg@5": carts(pipe, test)}
 
     auto = score(BlendRecommender(random_state=0))
-    for _, part in default_session_estimators(0):
-        alone = score(part)
-        for metric in ("hit_rate@20", "mrr@20"):
-            assert auto[metric] >= alone[metric], (part, metric, auto, alone)
+    parts = [score(part) for _, part in default_session_estimators(0)]
+    for metric in ("hit_rate@20", "mrr@20", "ndcg@5"):
+        best = max(p[metric] for p in parts)
+        assert auto[metric] >= 0.99 * best, (metric, auto, parts)
+    # on the challenge's metric the blend is ahead of every part
+    assert auto["ndcg@5"] > max(p["ndcg@5"] for p in parts)
 
 
 def test_auto_without_a_session_to_validate_on_warns_and_uses_equal_weights():
@@ -486,3 +616,25 @@ def test_holdout_split_a_single_cart_add_is_no_repeat():
     kept = [[items[c] for c in q[r].indices] for r in range(2)]
     assert sorted(kept[0]) == [11]  # the cart add left the query
     assert sorted(kept[1]) == [11, 13]  # the re-viewed item stayed
+
+
+def test_default_blend_beats_its_parts_on_cart_adds():
+    # the demo's protocol (carts after 3 revealed events) on make_sessions'
+    # defaults: with next-item validation alone the default blend lost to
+    # its repeat part here (0.495 vs 0.504 NDCG@5); "both" validation also
+    # scores the cart protocol
+    from skals import make_recommender_pipeline
+
+    events = make_sessions(3000, random_state=0)
+    train, test = next(SessionHoldoutSplit(n_splits=1, test_size=0.2).split(events))
+    train, test = events[train], events[test]
+    carts = make_session_scorer("ndcg", k=5, n_revealed=3)
+
+    def score(model):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return carts(make_recommender_pipeline(model).fit(train), test)
+
+    auto = score(BlendRecommender(random_state=0))
+    parts = {name: score(part) for name, part in default_session_estimators(0)}
+    assert auto > max(parts.values()), (auto, parts)

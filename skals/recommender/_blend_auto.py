@@ -179,3 +179,160 @@ def mrr(ids: np.ndarray, truth: np.ndarray, k: int = VALIDATION_K) -> float:
     hit = ids[:, :k] == truth[:, None]
     rank = np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, np.inf)
     return float(np.mean(1.0 / rank))
+
+
+def session_split(im: InteractionMatrix | None, matrix, size, n_revealed, random_state):
+    """Split the training rows for the session protocol (reveal, then score).
+
+    The validation rows are chosen as in :func:`holdout_split` (the latest
+    ``size`` sessions with at least two items). Each one's items are put in
+    the order of their last event (``recency``; a plain matrix: column
+    order), and the first ``min(n_revealed, n_items - 1)`` of them are
+    revealed, as the challenge reveals a session's first events. An item
+    beyond those whose value says it had more than one event
+    (:func:`single_event_values`) is revealed too: its earlier event may
+    well have come first, which is where a repeat component earns its
+    weight; it takes a random place in the revealed order. Every revealed
+    item has the value of one view (a cart add is not shown, as the
+    challenge's test log has no cart column).
+
+    The truth of a row: when the log has cart adds (``item_stats`` count
+    some), its items with at least one cart add, revealed or not (the
+    challenge's relevance, ``relevance="cart"``); else its items that were
+    not revealed (the rest-of-session protocol). Rows without a truth are
+    dropped.
+
+    Returns ``None`` when nothing is left to validate or to fit on; else
+    ``(fit_input, query_matrix, query_im, truth)`` with ``truth`` a CSR
+    matrix of 0/1 over the items, one row per query.
+    """
+    if im is not None:
+        matrix = sp.csr_matrix(im.matrix, dtype=np.float32)
+    n_rows = matrix.shape[0]
+    lengths = np.diff(matrix.indptr)
+    eligible = np.flatnonzero(lengths >= 2)
+    if isinstance(size, float):
+        n_val = int(round(size * eligible.size))
+    else:
+        n_val = min(int(size), eligible.size)
+    if n_val < 1 or n_val >= n_rows:
+        return None
+    times = None if im is None else im.row_times
+    if times is not None:
+        order = np.lexsort((eligible, times[eligible]))
+        val = np.sort(eligible[order[-n_val:]])
+    else:
+        val = eligible[-n_val:]
+
+    q = sp.csr_matrix(matrix[val], dtype=np.float32, copy=True)
+    q.sort_indices()
+    n_q = len(val)
+    n_items = np.diff(q.indptr)
+    rows = np.repeat(np.arange(n_q), n_items)
+    recency = None
+    if im is not None and im.recency is not None:
+        recency = sp.csr_matrix(im.recency[val], copy=True)
+        recency.sort_indices()
+        if not np.array_equal(recency.indices, q.indices):
+            raise ValueError("InteractionMatrix: recency and matrix differ in pattern.")
+        # earliest last event first (largest recency); ties: column order
+        order = np.lexsort((q.indices, -recency.data.astype(np.int64), rows))
+    else:
+        order = np.arange(q.nnz)
+    place = np.empty(q.nnz, dtype=np.int64)
+    place[order] = np.arange(q.nnz) - q.indptr[rows[order]]
+    revealed = place < np.minimum(n_revealed, n_items - 1)[rows]
+
+    smallest = float(matrix.data.min())
+    single = single_event_values(im, smallest)
+    one_event = np.isclose(q.data[:, None], single[None, :], rtol=1e-5).any(axis=1)
+    # an item beyond the revealed ones with more events than one had its
+    # earlier events somewhere before its last: in the revealed prefix with
+    # the chance that one of its e - 1 earlier events falls among the first
+    # n_revealed of the session's events (uniform places)
+    events = _event_counts(q.data, single)
+    per_row = np.bincount(rows, weights=events, minlength=n_q)
+    share = np.minimum(n_revealed / np.maximum(per_row[rows] - 1, 1), 1.0)
+    p_early = 1.0 - (1.0 - share) ** np.maximum(events - 1, 0)
+    rng = check_random_state(random_state)
+    early = (~one_event) & (rng.uniform(size=q.nnz) < p_early)
+    context = revealed | early
+    stats = None if im is None else im.item_stats
+    has_carts = (
+        stats is not None
+        and "cart_count" in stats.columns
+        and float(stats["cart_count"].sum()) > 0
+        and single.size == 2
+        and single[1] > single[0]
+    )
+    # carted (value of a cart add or more), else not revealed
+    relevant = q.data >= single[1] * (1 - 1e-5) if has_carts else ~revealed
+    truth = _keep(
+        sp.csr_matrix((np.ones(q.nnz), q.indices, q.indptr), q.shape), relevant
+    )
+    has_truth = np.diff(truth.indptr) > 0
+
+    q.data[:] = single[0]
+    if recency is not None:
+        # the revealed order: places 0..r-1, the kept repeats at random places
+        key = place.astype(np.float64)
+        kept = context & ~revealed
+        r = np.minimum(n_revealed, n_items - 1)[rows]
+        key[kept] = rng.uniform(0, r[kept])
+        sel = np.flatnonzero(context)
+        new_order = sel[np.lexsort((key[sel], rows[sel]))]
+        counts = np.bincount(rows[context], minlength=n_q)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        rank = np.arange(new_order.size) - starts[rows[new_order]]
+        data = np.zeros(q.nnz, dtype=recency.data.dtype)
+        data[new_order] = counts[rows[new_order]] - rank  # 1 = most recent
+        recency.data = data
+        recency = _keep(recency, context)
+    q = _keep(q, context)
+
+    keep_rows = np.flatnonzero(has_truth)
+    if keep_rows.size == 0:
+        return None
+    q, truth = q[keep_rows], truth[keep_rows]
+    fit_rows = np.setdiff1d(np.arange(n_rows), val)
+    if im is None:
+        return matrix[fit_rows], q, None, truth
+    fit_im = _take_rows(im, fit_rows)
+    query_im = _take_rows(im, val[keep_rows])
+    query_im = dataclasses.replace(
+        query_im,
+        matrix=q,
+        recency=None if recency is None else recency[keep_rows],
+    )
+    return fit_im, q, query_im, truth
+
+
+def _event_counts(values: np.ndarray, single: np.ndarray) -> np.ndarray:
+    """Events behind each value: ``(v - 1 - w_c [carted]) / w_v``, at least 1.
+
+    ``single`` is :func:`single_event_values`' answer: ``[1 + w_v, 1 + w_v +
+    w_c]`` for ConfidenceEncoder values (a value of a cart add or more is
+    read as one cart add and views), else ``[smallest]``: a value above the
+    smallest counts as two events.
+    """
+    if single.size == 2 and single[0] > 1:
+        w_v, w_c = single[0] - 1.0, single[1] - single[0]
+        carted = (w_c > 0) & (values >= single[1] * (1 - 1e-5))
+        n = np.rint((values - 1.0 - w_c * carted) / w_v)
+        return np.maximum(n, 1.0)
+    return np.where(np.isclose(values, single[0], rtol=1e-5), 1.0, 2.0)
+
+
+def ndcg(ids: np.ndarray, truth: sp.csr_matrix, k: int) -> float:
+    """Mean NDCG@k of the ranked ``ids`` (-1: empty) against 0/1 ``truth`` rows."""
+    ids = ids[:, :k]
+    n = ids.shape[0]
+    rows = np.broadcast_to(np.arange(n)[:, None], ids.shape)
+    valid = ids >= 0
+    hit = np.zeros(ids.shape)
+    hit[valid] = np.asarray(truth[rows[valid], ids[valid]]).ravel()
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = hit @ discount[: ids.shape[1]]
+    n_rel = np.minimum(np.diff(truth.indptr), k)
+    ideal = np.concatenate([[0.0], np.cumsum(discount)])[n_rel]
+    return float(np.mean(dcg / ideal))
