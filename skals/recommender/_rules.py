@@ -62,9 +62,28 @@ def session_ranks(matrix: sp.csr_matrix, recency) -> sp.csr_matrix:
     rec.eliminate_zeros()
     rec.sort_indices()
     ranks = rec.copy()
-    if rec.nnz:
+    if rec.nnz and _rank_slots(rec) is None:  # else already 1..n per row
         ranks.data = _dense_ranks(rec)
     return ranks
+
+
+def _rank_slots(m: sp.csr_matrix):
+    """``indptr[row] + value - 1`` per entry, if every row holds ``1..n``.
+
+    The builder's recencies are such ranks (one per item of a session), so
+    they need no sort: a value is its own rank and its slot is its place
+    in the row's order. ``None`` if some row is not a permutation of
+    ``1..n`` (ties, gaps, non-integers).
+    """
+    counts = np.diff(m.indptr)
+    n_row = np.repeat(counts, counts)
+    v = m.data
+    if not (np.all(v >= 1) and np.all(v <= n_row) and np.all(v == np.floor(v))):
+        return None
+    slots = np.repeat(m.indptr[:-1], counts) + (v.astype(np.int64) - 1)
+    if not np.all(np.bincount(slots, minlength=v.size) == 1):
+        return None
+    return slots
 
 
 def _order_in_rows(m: sp.csr_matrix, descending: bool = False) -> np.ndarray:
@@ -114,7 +133,14 @@ def sequences(ranks: sp.csr_matrix):
     if not ranks.has_sorted_indices:
         ranks = ranks.copy()
         ranks.sort_indices()
-    order = _order_in_rows(ranks, descending=True)
+    slots = _rank_slots(ranks)
+    if slots is None:
+        order = _order_in_rows(ranks, descending=True)
+    else:  # distinct ranks 1..n: rank r goes to place n - r of the row
+        counts = np.diff(ranks.indptr)
+        rev = 2 * np.repeat(ranks.indptr[:-1], counts) + counts.repeat(counts) - 1
+        order = np.empty(ranks.nnz, dtype=np.int64)
+        order[rev - slots] = np.arange(ranks.nnz)
     return _row_of(ranks.indptr)[order], ranks.indices[order].astype(np.int64)
 
 
