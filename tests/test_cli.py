@@ -9,6 +9,7 @@ from pathlib import Path
 import joblib
 import polars as pl
 import pytest
+from sklearn.model_selection import ParameterGrid
 from sklearn.pipeline import make_pipeline
 
 import skals
@@ -385,6 +386,75 @@ def test_tune_other_recommender_has_its_own_default_grid(files, tmp_path, capsys
         search_params["repeatrecommender__recency_decay"]
         in (DEFAULT_GRIDS["repeat"]["recency_decay"])
     )
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("rules", "SequentialRulesRecommender"),
+        ("slist", "SLISTRecommender"),
+    ],
+)
+def test_fit_and_predict_rules_and_slist(files, tmp_path, name, expected):
+    model = tmp_path / f"{name}.joblib"
+    args = ["fit", str(files["train"]), "--model", str(model), "--recommender", name]
+    assert main([*args, "-q"]) == 0
+    pipe = skals.load(model)
+    assert type(pipe.steps[-1][1]) is getattr(skals, expected)
+    # the rules and SLIST read each session's order: the pipeline has it
+    encoder = next(s for _, s in pipe.steps if isinstance(s, skals.ConfidenceEncoder))
+    assert encoder.time_col == "timestamp_local"
+    out = tmp_path / "pred.json"
+    assert main(["predict", str(model), str(files["test"]), "--output", str(out)]) == 0
+    _check_target(out, files["sessions"], k=5)
+
+
+def test_tune_rules_searches_its_default_grid(files, tmp_path):
+    from skals.cli._options import DEFAULT_GRIDS
+
+    model = tmp_path / "rules.joblib"
+    args = ["tune", str(files["train"]), "--model", str(model), "--cv", "1"]
+    assert main([*args, "--recommender", "rules", "-q"]) == 0
+    pipe, meta = skals.load(model, return_metadata=True)
+    grid = DEFAULT_GRIDS["rules"]
+    assert set(meta["best_params"]) == {
+        f"sequentialrulesrecommender__{p}" for p in grid
+    }
+    final = pipe.steps[-1][1]
+    assert type(final) is skals.SequentialRulesRecommender
+    for p, values in grid.items():  # the refitted model is the best candidate
+        assert (
+            getattr(final, p) == meta["best_params"][f"sequentialrulesrecommender__{p}"]
+        )
+        assert getattr(final, p) in values
+
+
+@pytest.mark.parametrize("name", ["rules", "slist"])
+def test_new_default_grids_hold_the_defaults(name):
+    from skals.cli._commands import recommender
+    from skals.cli._options import DEFAULT_GRIDS
+
+    grid = DEFAULT_GRIDS[name]
+    assert 4 <= len(ParameterGrid(grid)) <= 9
+    defaults = recommender(name).get_params()
+    assert all(defaults[p] in values for p, values in grid.items())
+
+
+def test_knn_default_grid_has_a_stan_weighted_point():
+    from skals.cli._options import DEFAULT_GRIDS
+
+    candidates = list(ParameterGrid(DEFAULT_GRIDS["knn"]))
+    stan = [
+        c
+        for c in candidates
+        if not isinstance(c["weighting"], str)
+        and c.get("recency_decay") is not None
+        and c.get("neighbor_position_decay") is not None
+    ]
+    assert len(stan) == 1
+    # every candidate is a valid SessionKNNRecommender
+    for c in candidates:
+        skals.SessionKNNRecommender(**c)._validate_params()
 
 
 # ------------------------------------------------------------- help, version

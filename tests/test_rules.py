@@ -9,6 +9,7 @@ from collections import defaultdict
 import numpy as np
 import polars as pl
 import pytest
+import scipy.sparse as sp
 from sklearn.base import clone
 
 from skals import (
@@ -18,6 +19,7 @@ from skals import (
     SequentialRulesRecommender,
 )
 from skals.recommender._knn import WEIGHTINGS, score_decay
+from skals.recommender._rules import sequences, session_ranks, successor_rules
 
 T0 = dt.datetime(2024, 6, 1)
 
@@ -261,3 +263,61 @@ def test_clone_pickle_and_fitted_params():
     again = pickle.loads(pickle.dumps(model))
     assert again.predict(im).equals(before)
     assert clone(model).get_params()["n_context"] == 5
+
+
+def _naive_ranks_and_sequences(dense):
+    """Dense rank per row (1: smallest value) and items oldest first."""
+    ranks, seqs = np.zeros_like(dense), []
+    for r, row in enumerate(dense):
+        cols = np.flatnonzero(row)
+        distinct = sorted(set(row[cols].tolist()))
+        for c in cols:
+            ranks[r, c] = distinct.index(row[c]) + 1
+        seqs.append(sorted(cols.tolist(), key=lambda c: (-ranks[r, c], c)))
+    return ranks, seqs
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_session_ranks_and_sequences_match_naive(ties):
+    # ties=False: every row is a permutation of 1..n (the builder's
+    # recencies, no sort needed); ties=True: ties and gaps (the sort path)
+    rng = np.random.default_rng(7)
+    dense = np.zeros((40, 15))
+    for r in range(40):
+        cols = rng.choice(15, size=int(rng.integers(0, 9)), replace=False)
+        if ties:
+            dense[r, cols] = rng.integers(1, 4, size=cols.size) * 3
+        else:
+            dense[r, cols] = rng.permutation(cols.size) + 1
+    recency = sp.csr_matrix(dense)
+    matrix = sp.csr_matrix((np.ones(recency.nnz), recency.indices, recency.indptr))
+    ranks = session_ranks(matrix, recency)
+    want_ranks, want_seqs = _naive_ranks_and_sequences(dense)
+    np.testing.assert_array_equal(ranks.toarray(), want_ranks)
+    rows, items = sequences(ranks)
+    got = [items[rows == r].tolist() for r in range(40)]
+    assert got == want_seqs
+
+
+def test_successor_rules_long_window_and_diagonal():
+    # a session longer than 256 items needs two-byte distances
+    rng = np.random.default_rng(2)
+    sessions = [list(rng.permutation(300)), list(rng.permutation(40))]
+    items = np.concatenate(sessions)
+    indptr = np.array([0, 300, 340])
+    weights = score_decay("div", np.arange(1, 281, dtype=float))
+    diagonal = np.zeros(300)
+    diagonal[[0, 5, 299]] = [2.0, 0.5, 1.0]
+    got = successor_rules(items, indptr, 300, weights, diagonal)
+    want = np.diag(diagonal)
+    for seq in sessions:
+        for i, a in enumerate(seq):
+            for d in range(1, 281):
+                if i + d < len(seq):
+                    want[a, seq[i + d]] += 1.0 / d
+    assert got.has_canonical_format and got.dtype == np.float32
+    np.testing.assert_allclose(got.toarray(), want.astype(np.float32), rtol=1e-6)
+    assert got.nnz == np.count_nonzero(want)
+    # no pairs at all: only the diagonal
+    only = successor_rules(np.arange(3), np.array([0, 1, 2, 3]), 3, [1.0], [0, 4, 0])
+    np.testing.assert_array_equal(only.toarray(), np.diag([0, 4.0, 0]))

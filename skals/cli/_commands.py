@@ -214,6 +214,10 @@ def recommender(name: str = "als", random_state=None):
         return SessionKNNRecommender()
     if name == "repeat":
         return RepeatRecommender()
+    if name == "rules":
+        return SequentialRulesRecommender()
+    if name == "slist":
+        return SLISTRecommender()
     if name == "blend":
         # the default recipe (ALS + session-kNN + repeat), weights fitted
         return BlendRecommender(random_state=random_state)

@@ -21,18 +21,47 @@ RECOMMENDERS = {
     "als": "ImplicitALSRecommender: ALS, fold-in of new sessions (default)",
     "knn": "SessionKNNRecommender: V-SKNN session neighbours",
     "repeat": "RepeatRecommender: the session's own items first",
+    "rules": "SequentialRulesRecommender: what followed the session's last items",
+    "slist": "SLISTRecommender: closed-form linear item x item model of sessions",
     "blend": "BlendRecommender: ALS + session-kNN + repeat, weights fitted (auto)",
 }
 
+#: STAN's weights in session-kNN: session-rec's VSTAN setting tuned for HR
+#: on rsc15 in skals' names (BENCHMARKS.md, ``benchmarks/real_clicks.py``
+#: "skals-stan-hr"), at 500 neighbours (HR@20 0.6934 against 0.6942 at 2000).
+STAN_POINT = {
+    "n_neighbors": [500],
+    "sample_size": [2500],
+    "similarity": ["cosine"],
+    "weighting": [8.0],
+    "weighting_score": [0.5],
+    "recency_decay": [10.0],
+    "neighbor_position_decay": [8.0],
+    "idf_weighting": [2.0],
+}
+
 #: Grid of ``skals tune --recommender R`` without ``--grid`` (R other than als).
+#: A list is several grids, searched one after the other (``GridSearchCV``).
 DEFAULT_GRIDS = {
     "als": DEFAULT_GRID,
-    "knn": {
-        "n_neighbors": [50, 100, 200],
-        "sample_size": [500, 1000],
+    "knn": [
+        {
+            "n_neighbors": [50, 100, 200],
+            "sample_size": [500, 1000],
+            "weighting": ["div", "quadratic"],
+        },
+        STAN_POINT,
+    ],
+    "repeat": {"recency_decay": [0.3, 0.5, 0.8], "count_weight": [0.0, 0.1, 0.5]},
+    # 8 candidates around the defaults (20, 3, "quadratic"); n_context=1 is
+    # SR as published
+    "rules": {
+        "window": [10, 20],
+        "n_context": [1, 3],
         "weighting": ["div", "quadratic"],
     },
-    "repeat": {"recency_decay": [0.3, 0.5, 0.8], "count_weight": [0.0, 0.1, 0.5]},
+    # 6 candidates around the defaults (0.2, 10.0): SLIS against SLIT, ridge
+    "slist": {"alpha": [0.2, 0.5], "l2": [1.0, 10.0, 100.0]},
     "blend": {
         "weights": [
             "auto",

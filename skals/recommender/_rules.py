@@ -22,14 +22,14 @@ from ..preprocessing._builder import InteractionMatrix
 from ..preprocessing._confidence import VIEW_COUNT
 from ._base import BaseRecommender
 from ._calls import FALLBACK, check_not_event_log
-from ._knn import WEIGHTINGS, _dense_rank_in_rows, _exact_ids, score_decay
+from ._knn import WEIGHTINGS, _exact_ids, score_decay
 from ._popularity import FallbackMixin, PopularityRecommender
 from ._repeat import eligible_columns, fill_ranked, row_mask
 from ._topk import row_of as _row_of
 from ._topk import sparse_topk as _sparse_topk
 
 #: Bound on the (item, next item) pairs materialised at once in fit.
-_CHUNK_PAIRS = 1 << 23
+_CHUNK_PAIRS = 1 << 21
 
 
 def session_ranks(matrix: sp.csr_matrix, recency) -> sp.csr_matrix:
@@ -62,9 +62,66 @@ def session_ranks(matrix: sp.csr_matrix, recency) -> sp.csr_matrix:
     rec.eliminate_zeros()
     rec.sort_indices()
     ranks = rec.copy()
-    if rec.nnz:
-        ranks.data = _dense_rank_in_rows(rec).astype(np.float64)
+    if rec.nnz and _rank_slots(rec) is None:  # else already 1..n per row
+        ranks.data = _dense_ranks(rec)
     return ranks
+
+
+def _rank_slots(m: sp.csr_matrix):
+    """``indptr[row] + value - 1`` per entry, if every row holds ``1..n``.
+
+    The builder's recencies are such ranks (one per item of a session), so
+    they need no sort: a value is its own rank and its slot is its place
+    in the row's order. ``None`` if some row is not a permutation of
+    ``1..n`` (ties, gaps, non-integers).
+    """
+    counts = np.diff(m.indptr)
+    n_row = np.repeat(counts, counts)
+    v = m.data
+    if not (np.all(v >= 1) and np.all(v <= n_row) and np.all(v == np.floor(v))):
+        return None
+    slots = np.repeat(m.indptr[:-1], counts) + (v.astype(np.int64) - 1)
+    if not np.all(np.bincount(slots, minlength=v.size) == 1):
+        return None
+    return slots
+
+
+def _order_in_rows(m: sp.csr_matrix, descending: bool = False) -> np.ndarray:
+    """Order of ``m``'s entries by row, then value, then column.
+
+    ``m`` has sorted indices. Integer values (recencies, ranks) take one
+    stable sort of an int64 key (row, value): stability keeps the column
+    order of equal values. Other values take a lexsort.
+    """
+    rows = _row_of(m.indptr)
+    v = -m.data if descending else m.data
+    if v.size and np.all(np.isfinite(v)):
+        lo, hi = float(v.min()), float(v.max())
+        span = hi - lo + 1
+        if np.all(v == np.round(v)) and span * m.shape[0] < 2.0**62:
+            key = rows.astype(np.int64) * int(span) + (v - lo).astype(np.int64)
+            return np.argsort(key, kind="stable")
+    return np.lexsort((m.indices, v, rows))
+
+
+def _dense_ranks(m: sp.csr_matrix) -> np.ndarray:
+    """Per stored entry: 1 + number of smaller distinct values in its row.
+
+    The values of ``_knn_weights.dense_rank_in_rows``, by the faster
+    :func:`_order_in_rows` on integer values.
+    """
+    order = _order_in_rows(m)
+    v = m.data[order]
+    counts = np.diff(m.indptr)
+    first = np.zeros(v.size, dtype=bool)
+    first[m.indptr[:-1][counts > 0]] = True
+    new = first.copy()
+    new[1:] |= v[1:] != v[:-1]
+    csum = np.cumsum(new)
+    start = np.repeat(csum[m.indptr[:-1][counts > 0]], counts[counts > 0])
+    out = np.empty(v.size, dtype=np.float64)
+    out[order] = csum - start + 1
+    return out
 
 
 def sequences(ranks: sp.csr_matrix):
@@ -73,9 +130,98 @@ def sequences(ranks: sp.csr_matrix):
     Returns ``(rows, items)``: the items of each row in the order of their
     last event (rank ``n`` first, rank 1 last; equal ranks by column).
     """
-    rows = _row_of(ranks.indptr)
-    order = np.lexsort((ranks.indices, -ranks.data, rows))
-    return rows[order], ranks.indices[order].astype(np.int64)
+    if not ranks.has_sorted_indices:
+        ranks = ranks.copy()
+        ranks.sort_indices()
+    slots = _rank_slots(ranks)
+    if slots is None:
+        order = _order_in_rows(ranks, descending=True)
+    else:  # distinct ranks 1..n: rank r goes to place n - r of the row
+        counts = np.diff(ranks.indptr)
+        rev = 2 * np.repeat(ranks.indptr[:-1], counts) + counts.repeat(counts) - 1
+        order = np.empty(ranks.nnz, dtype=np.int64)
+        order[rev - slots] = np.arange(ranks.nnz)
+    return _row_of(ranks.indptr)[order], ranks.indices[order].astype(np.int64)
+
+
+def successor_rules(items, indptr, n_items: int, weights, diagonal=None):
+    """Sum of ``weights[d - 1]`` over the pairs (``a``, ``b`` ``d`` places later).
+
+    ``items`` holds every session's items in order, session ``s`` at
+    ``indptr[s]:indptr[s + 1]`` (what :func:`sequences` returns: distinct
+    within a session, so ``a != b``); ``d`` runs up to ``len(weights)``.
+    ``diagonal`` (per item, or ``None``) is added on the diagonal. Returns
+    the ``n_items x n_items`` canonical CSR matrix whose ``[a, b]`` is that
+    sum, summed in float64 and stored as float32; zeros are not stored.
+
+    One pass over all distances and no comparison sort: the positions are
+    grouped by their item ``b`` (a counting sort); each position's
+    predecessors ``a`` (a run of ``items`` just before it) are written with
+    their distance ``d`` (one byte) into ``b``'s row of the transposed
+    matrix; transposing that (another counting sort) orders every row ``a``
+    by ``b`` with equal pairs adjacent, and summing those is linear. A
+    diagonal entry is one more position that reads only itself (``d = 0``).
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    width = int(weights.size)
+    lens = np.diff(indptr)
+    n_pos = int(items.size)
+    diag_items = np.empty(0, dtype=np.int64)
+    if diagonal is not None:
+        diagonal = np.asarray(diagonal, dtype=np.float64)
+        diag_items = np.flatnonzero(diagonal)
+    items = np.concatenate([items, diag_items]).astype(np.int32)
+    # position q reads items[stop - count .. stop - 1], at distances q - that:
+    # its predecessors within the session (at most ``width``), or itself
+    count = np.ones(items.size, dtype=np.int64)
+    count[:n_pos] = np.minimum(width, np.arange(n_pos) - np.repeat(indptr[:-1], lens))
+    stop = np.arange(items.size, dtype=np.int64)
+    stop[n_pos:] += 1
+    # positions grouped by item, in position order (a counting sort)
+    where = (
+        sp.csr_matrix(
+            (np.ones(items.size, dtype=np.int8), items, np.arange(items.size + 1)),
+            shape=(items.size, n_items),
+        )
+        .tocsc()
+        .indices
+    )
+    count_w = count[where]
+    ends = np.cumsum(count_w)
+    total = int(ends[-1]) if ends.size else 0
+    # row b of the transposed matrix: what b's positions read
+    indptr_t = np.zeros(n_items + 1, dtype=np.int64)
+    indptr_t[1:] = np.cumsum(np.bincount(items, weights=count, minlength=n_items))
+    code_dtype = np.min_scalar_type(width)
+    pred = np.empty(total, dtype=np.int32)
+    code = np.empty(total, dtype=code_dtype)
+    cuts = np.searchsorted(ends, np.arange(_CHUNK_PAIRS, total, _CHUNK_PAIRS)) + 1
+    bounds = np.concatenate([[0], cuts, [where.size]])
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        q, c = where[lo:hi], count_w[lo:hi]
+        first = int(ends[lo - 1]) if lo else 0
+        end = ends[lo:hi] - first
+        run = np.arange(int(end[-1]) if end.size else 0)
+        at = run + np.repeat(stop[q] - end, c)
+        pred[first : first + run.size] = items[at]
+        code[first : first + run.size] = np.repeat(q, c) - at
+    transposed = sp.csr_matrix((code, pred, indptr_t), shape=(n_items, n_items)).tocsc()
+    del pred, code
+    values = np.concatenate([[0.0], weights])[transposed.data]
+    if diag_items.size:  # d = 0 is the diagonal (pairs have a != b)
+        at = np.flatnonzero(transposed.data == 0)
+        values[at] = diagonal[transposed.indices[at]]
+    rules = sp.csr_matrix(
+        (values, transposed.indices, transposed.indptr), shape=(n_items, n_items)
+    )
+    rules.has_sorted_indices = True  # the transposition sorts
+    rules.sum_duplicates()
+    rules = sp.csr_matrix(
+        (rules.data.astype(np.float32), rules.indices, rules.indptr),
+        shape=(n_items, n_items),
+    )
+    rules.eliminate_zeros()
+    return rules
 
 
 def repeated_events(im, n_items: int) -> np.ndarray:
@@ -306,8 +452,9 @@ class SequentialRulesRecommender(_ItemItemSessionModel):
     ``a`` (``1 <= d <= window``) the rule ``a -> b`` gains ``w(d)``
     (``weighting``: ``"div"`` 1/d, ``"quadratic"`` 1/d^2, ``"linear"``
     max(1 - 0.1 d, 0), ``"log"`` 1/log10(d + 1.7), ``"same"`` 1). The rules
-    form an items x items sparse matrix ``R`` (``rules_``), built with one
-    vectorised pass per distance.
+    form an items x items sparse matrix ``R`` (``rules_``), built in one
+    vectorised pass over all distances (two counting sorts, no per-distance
+    loop).
 
     A query session is answered from the rules of its most recent items:
     item ``j`` scores ``sum over t <= n_context of c(t) * R[a_t, j]``, where
@@ -494,40 +641,23 @@ class SequentialRulesRecommender(_ItemItemSessionModel):
             rules = sp.csr_matrix(binary.T @ binary)
             rules.setdiag(0.0)
         else:
-            rows, items = sequences(ranks)
-            rules = sp.csr_matrix((n_items, n_items), dtype=np.float32)
-            parts_a, parts_b, parts_w, held = [], [], [], 0
-            for d in range(1, min(int(self.window), max(rows.size - 1, 0)) + 1):
-                same = np.flatnonzero(rows[d:] == rows[:-d])
-                if same.size == 0:
-                    break  # no session is longer than d
-                parts_a.append(items[same])
-                parts_b.append(items[same + d])
-                weight = score_decay(self.weighting, np.array([float(d)]))[0]
-                parts_w.append(np.full(same.size, weight, dtype=np.float64))
-                held += same.size
-                if held >= _CHUNK_PAIRS:
-                    rules = rules + self._pairs(parts_a, parts_b, parts_w, n_items)
-                    parts_a, parts_b, parts_w, held = [], [], [], 0
-            if held:
-                rules = rules + self._pairs(parts_a, parts_b, parts_w, n_items)
+            _, items = sequences(ranks)
+            longest = int(np.diff(ranks.indptr).max(initial=0))
+            steps = np.arange(1, min(int(self.window), max(longest - 1, 0)) + 1)
+            weights = score_decay(self.weighting, steps.astype(np.float64))
+            positive = np.flatnonzero(weights > 0)
+            weights = weights[: positive[-1] + 1 if positive.size else 0]
+            diagonal = None
             if self.repeat_rules:
                 repeats = repeated_events(im, n_items)
                 weight = score_decay(self.weighting, np.array([1.0]))[0]
-                rules = rules + sp.diags(weight * repeats)
-            rules = sp.csr_matrix(rules, dtype=np.float32)
+                diagonal = weight * repeats
+            rules = successor_rules(items, ranks.indptr, n_items, weights, diagonal)
         rules.eliminate_zeros()
         rules.sort_indices()
         if self.max_rules is not None:
             rules = self._prune(rules, int(self.max_rules))
         self.rules_ = rules
-
-    @staticmethod
-    def _pairs(a, b, w, n_items):
-        return sp.csr_matrix(
-            (np.concatenate(w), (np.concatenate(a), np.concatenate(b))),
-            shape=(n_items, n_items),
-        )
 
     @staticmethod
     def _prune(rules, keep):
