@@ -24,7 +24,7 @@ from skals import (
 )
 from skals.datasets import make_sessions
 from skals.metrics import make_next_item_scorer, make_session_scorer
-from skals.recommender._blend import normalise
+from skals.recommender._blend_scores import normalise
 
 X = np.array([[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0]])
 

@@ -23,6 +23,7 @@ from ._blend_auto import (
     session_split,
     simplex_grid,
 )
+from ._blend_scores import normalise, sum_parts
 from ._calls import BLEND, FALLBACK
 from ._knn import SessionKNNRecommender
 from ._popularity import FallbackMixin, PopularityRecommender
@@ -87,28 +88,6 @@ def _cache_versions(estimator) -> tuple:
         implicit = None
     cls = type(estimator)
     return (__version__, implicit, f"{cls.__module__}.{cls.__qualname__}")
-
-
-def normalise(ids, scores, method: str) -> np.ndarray:
-    """Per-row normalised scores of ranked candidates (0 where ``ids < 0``).
-
-    ``"rank"``: the candidate at 0-based position ``j`` of ``n`` valid ones
-    gets ``(n - j) / n``. ``"minmax"``: ``(s - min) / (max - min)`` over the
-    row's valid candidates (``1`` when they are all equal).
-    """
-    valid = ids >= 0
-    n = valid.sum(axis=1, keepdims=True)
-    if method == "rank":
-        j = np.arange(ids.shape[1])[None, :]
-        out = (n - j) / np.maximum(n, 1)
-    else:
-        s = np.asarray(scores, dtype=np.float64)
-        # the row's valid candidates only (a row without any gives 0 below)
-        lo = np.where(valid, s, np.inf).min(axis=1, keepdims=True)
-        hi = np.where(valid, s, -np.inf).max(axis=1, keepdims=True)
-        span = np.where(np.isfinite(hi - lo), hi - lo, 0.0)
-        out = np.where(span > 0, (s - lo) / np.where(span > 0, span, 1.0), 1.0)
-    return np.where(valid, out, 0.0)
 
 
 class BlendRecommender(FallbackMixin, BaseRecommender):
@@ -547,7 +526,7 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         liked = query > 0 if self.filter_already_liked_items else None
         out = np.empty(len(grid))
         for g, weights in enumerate(grid):
-            S = row_mask(self._sum_parts(parts, weights, self.n_features_in_), keep)
+            S = row_mask(sum_parts(parts, weights, self.n_features_in_), keep)
             if liked is not None:
                 S = S - S.multiply(liked)
             S.data = S.data + 1e-12  # a zero blended score is still a candidate
@@ -559,39 +538,21 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
                 out[g] = mrr(ids, truth)
         return out
 
-    @staticmethod
-    def _sum_parts(parts, weights, n_items) -> sp.csr_matrix:
-        """Sum of ``w * normalised score`` over the components' candidates."""
-        n = parts[0][0].shape[0]
-        total = sp.csr_matrix((n, n_items), dtype=np.float64)
-        for (ids, norm), w in zip(parts, weights, strict=True):
-            if w == 0:
-                continue
-            valid = ids >= 0
-            rows = np.broadcast_to(np.arange(n)[:, None], ids.shape)[valid]
-            total = total + sp.csr_matrix(
-                (w * norm[valid], (rows, ids[valid])), shape=(n, n_items)
-            )
-        return sp.csr_matrix(total)
-
     # -------------------------------------------------------------- predict
     def blend_scores(self, matrix, row_keys, im) -> sp.csr_matrix:
         """Blended scores of the candidates: a sparse rows x items matrix."""
-        n, n_items = matrix.shape[0], self.n_features_in_
-        n_cand = min(self.n_candidates, n_items)
-        total = sp.csr_matrix((n, n_items), dtype=np.float64)
+        n_cand = min(self.n_candidates, self.n_features_in_)
+        parts = []
         for est, w in zip(self.estimators_, self.weights_, strict=True):
-            if w == 0:
+            if w == 0:  # not asked to rank: sum_parts skips it
+                parts.append((None, None))
                 continue
             with quiet_answers():  # short candidate lists: by design, this thread
                 ids, scores, _ = est._rank_context(matrix, row_keys, im, k=n_cand)
-            norm = w * normalise(ids, scores, self.normalization)
-            valid = ids >= 0
-            rows = np.broadcast_to(np.arange(n)[:, None], ids.shape)[valid]
-            total = total + sp.csr_matrix(
-                (norm[valid], (rows, ids[valid])), shape=(n, n_items)
-            )
-        return sp.csr_matrix(total)
+            parts.append((ids, normalise(ids, scores, self.normalization)))
+        if not np.any(self.weights_):
+            return sp.csr_matrix((matrix.shape[0], self.n_features_in_))
+        return sum_parts(parts, self.weights_, self.n_features_in_)
 
     def _rank_context(self, matrix, row_keys, im, *, k):
         banned, allowed = self._filters()
