@@ -42,6 +42,30 @@ def simplex_grid(n_components: int, resolution: int) -> np.ndarray:
     return np.vstack([np.eye(n_components), others])
 
 
+def _validation_rows(im, matrix, size):
+    """``(matrix, rows)``: the training rows and the held-out ones, sorted.
+
+    The latest ``size`` rows (an int, or that share as a float) among those
+    with at least two items, by ``row_times`` (else the last rows); ``rows``
+    is ``None`` when none or all would be held out. With ``im``, ``matrix``
+    is its session rows (not their sums per key).
+    """
+    if im is not None:
+        matrix = sp.csr_matrix(im.matrix, dtype=np.float32)
+    eligible = np.flatnonzero(np.diff(matrix.indptr) >= 2)
+    if isinstance(size, float):
+        n_val = int(round(size * eligible.size))
+    else:
+        n_val = min(int(size), eligible.size)
+    if n_val < 1 or n_val >= matrix.shape[0]:
+        return matrix, None
+    times = None if im is None else im.row_times
+    if times is None:
+        return matrix, eligible[-n_val:]
+    order = np.lexsort((eligible, times[eligible]))
+    return matrix, np.sort(eligible[order[-n_val:]])
+
+
 def holdout_split(
     im: InteractionMatrix | None, matrix: sp.csr_matrix, size, random_state=None
 ):
@@ -62,23 +86,10 @@ def holdout_split(
     on; else ``(fit_input, query_matrix, query_im, truth)``, ``fit_input``
     an InteractionMatrix when ``im`` is one, else a CSR matrix.
     """
-    if im is not None:  # the session rows, not their sums per key
-        matrix = sp.csr_matrix(im.matrix, dtype=np.float32)
-    n_rows = matrix.shape[0]
-    lengths = np.diff(matrix.indptr)
-    eligible = np.flatnonzero(lengths >= 2)
-    if isinstance(size, float):
-        n_val = int(round(size * eligible.size))
-    else:
-        n_val = min(int(size), eligible.size)
-    if n_val < 1 or n_val >= n_rows:
+    matrix, val = _validation_rows(im, matrix, size)
+    if val is None:
         return None
-    times = None if im is None else im.row_times
-    if times is not None:
-        order = np.lexsort((eligible, times[eligible]))
-        val = np.sort(eligible[order[-n_val:]])
-    else:
-        val = eligible[-n_val:]
+    n_rows = matrix.shape[0]
     fit_rows = np.setdiff1d(np.arange(n_rows), val)
 
     q = sp.csr_matrix(matrix[val], dtype=np.float32, copy=True)
@@ -206,23 +217,10 @@ def session_split(im: InteractionMatrix | None, matrix, size, n_revealed, random
     ``(fit_input, query_matrix, query_im, truth)`` with ``truth`` a CSR
     matrix of 0/1 over the items, one row per query.
     """
-    if im is not None:
-        matrix = sp.csr_matrix(im.matrix, dtype=np.float32)
-    n_rows = matrix.shape[0]
-    lengths = np.diff(matrix.indptr)
-    eligible = np.flatnonzero(lengths >= 2)
-    if isinstance(size, float):
-        n_val = int(round(size * eligible.size))
-    else:
-        n_val = min(int(size), eligible.size)
-    if n_val < 1 or n_val >= n_rows:
+    matrix, val = _validation_rows(im, matrix, size)
+    if val is None:
         return None
-    times = None if im is None else im.row_times
-    if times is not None:
-        order = np.lexsort((eligible, times[eligible]))
-        val = np.sort(eligible[order[-n_val:]])
-    else:
-        val = eligible[-n_val:]
+    n_rows = matrix.shape[0]
 
     q = sp.csr_matrix(matrix[val], dtype=np.float32, copy=True)
     q.sort_indices()
