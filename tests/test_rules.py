@@ -321,3 +321,35 @@ def test_successor_rules_long_window_and_diagonal():
     # no pairs at all: only the diagonal
     only = successor_rules(np.arange(3), np.array([0, 1, 2, 3]), 3, [1.0], [0, 4, 0])
     np.testing.assert_array_equal(only.toarray(), np.diag([0, 4.0, 0]))
+
+
+@pytest.mark.parametrize(
+    "params", [{}, {"filter_items": [3, 4, 5]}, {"items": [0, 1, 2]}, {"n_context": 1}]
+)
+def test_sources_without_ranking_match_the_ranking(params):
+    # SR's source check (a rule from a weighted item to an eligible one)
+    # against the general one: rank and count the row's own items
+    from skals.recommender._rules import _ItemItemSessionModel
+
+    sessions = _random_sessions(5, n_sessions=80, n_items=12, max_len=5)
+    im, _ = _matrix(_frame(sessions))
+    model = SequentialRulesRecommender(window=1, **params).fit(im)
+    ranks = session_ranks(im.matrix, im.recency)
+    Q = model._query_weights(ranks)
+    # plus a row with no item and one whose only item has no rule
+    no_rule = np.flatnonzero(np.diff(model.rules_.indptr) == 0)
+    extra = sp.csr_matrix((2, Q.shape[1]))
+    if no_rule.size:
+        extra[1, no_rule[0]] = 1.0
+    Q = sp.csr_matrix(sp.vstack([Q, extra]))
+    keep = np.ones(model.n_features_in_, dtype=bool)
+    banned, allowed = model._filters()
+    if allowed is not None:
+        keep[:] = False
+        keep[allowed] = True
+    if banned is not None:
+        keep[banned] = False
+    fast = model._has_own_items(Q, keep)
+    slow = _ItemItemSessionModel._has_own_items(model, Q, keep)
+    np.testing.assert_array_equal(fast, slow)
+    assert 0 < fast.sum() < fast.size  # both kinds of rows are there

@@ -421,8 +421,12 @@ class _ItemItemSessionModel(FallbackMixin, BaseRecommender):
             Q = self._query_weights(session_ranks(matrix, recency))
         banned, allowed = self._filters()
         keep = eligible_columns(self.n_features_in_, banned, allowed)
-        counts = self._ranked(Q, keep, 1)[2]
-        return np.where(counts > 0, self._source, FALLBACK).astype(object)
+        own = self._has_own_items(Q, keep)
+        return np.where(own, self._source, FALLBACK).astype(object)
+
+    def _has_own_items(self, Q, keep) -> np.ndarray:
+        """Whether each row of ``Q`` scores an eligible item above 0."""
+        return self._ranked(Q, keep, 1)[2] > 0
 
     def _similar_ranked(self, queries, k):
         """The largest positive weights in each item's row of the model.
@@ -678,6 +682,13 @@ class SequentialRulesRecommender(_ItemItemSessionModel):
         )
         Q.eliminate_zeros()
         return Q
+
+    def _has_own_items(self, Q, keep) -> np.ndarray:
+        # rules and query weights are positive: a row scores an eligible item
+        # where one of its weighted items has a rule to one (no product with
+        # the whole rules matrix, no ranking)
+        reach = (self.rules_ @ keep.astype(np.float32)) > 0
+        return np.asarray((Q > 0) @ reach.astype(np.float32)).ravel() > 0
 
     def _ranked(self, Q, keep, k, seen=None):
         scores = sp.csr_matrix(Q @ self.rules_.astype(np.float64))
