@@ -379,21 +379,21 @@ def test_auto_weights_exact_on_the_session_protocol():
     assert BlendRecommender().validation == "both"
 
 
-def _cart_log_matrix():
+def _cart_log_matrix(cells=None, times=(1.0, 2.0, 3.0, 0.0)):
     """An InteractionMatrix of ConfidenceEncoder values 1 + views + 10 carts."""
     import polars as pl
 
     from skals._interaction import InteractionMatrix
 
     # (row, item, events, carts, recency); times: d 0, a 1, b 2, c 3
-    cells = [
+    cells = cells or [
         (0, 0, 1, 0, 3), (0, 1, 1, 0, 2), (0, 2, 1, 0, 1),  # a: no cart
         (1, 0, 1, 0, 4), (1, 1, 2, 1, 1), (1, 2, 1, 0, 3), (1, 3, 1, 0, 2),  # b
         (2, 1, 1, 0, 2), (2, 4, 1, 1, 1),  # c: item 4 carted once, no view
         (3, 2, 1, 0, 1),  # d: one item, never held out
     ]  # fmt: skip
     r, c, e, k, rec = (np.array(x) for x in zip(*cells, strict=True))
-    shape = (4, 5)
+    shape = (len(times), 5)
     m = sp.csr_matrix(((1 + e + 10 * k).astype(np.float32), (r, c)), shape=shape)
     stats = pl.DataFrame(
         {
@@ -404,14 +404,14 @@ def _cart_log_matrix():
             "n_rows": np.bincount(c, minlength=5).astype(float),
         }
     )
-    ids = pl.Series("s", ["a", "b", "c", "d"])
+    ids = pl.Series("s", list("abcdefgh")[: len(times)])
     return InteractionMatrix(
         m,
         row_ids=ids,
         row_keys=ids,
         item_ids=pl.Series("item", [10, 11, 12, 13, 14]),
         item_stats=stats,
-        row_times=np.array([1.0, 2.0, 3.0, 0.0]),
+        row_times=np.array(times),
         recency=sp.csr_matrix((rec, (r, c)), shape=shape),
     )
 
@@ -442,6 +442,25 @@ def test_session_split_exact_with_carts_and_repeats():
         [0, 1, 0, 0, 0],
         [0, 0, 0, 0, 1],
     ]
+
+
+def test_session_split_without_repeats_counts_only_unrevealed_carts():
+    # a log where no item has two events in a session (ratings, say): a
+    # revealed cart add is not a later event, so it is no truth
+    cells = [
+        (0, 0, 1, 1, 2), (0, 1, 1, 0, 1),  # a: item 0 carted, then 1 viewed
+        (1, 0, 1, 0, 3), (1, 1, 1, 1, 2), (1, 2, 1, 1, 1),  # b: 1, 2 carted
+        (2, 3, 1, 0, 1),  # c: never held out
+    ]  # fmt: skip
+    im = _cart_log_matrix(cells, times=(1.0, 2.0, 0.0))
+    _, q, q_im, truth = session_split(im, None, 2, 1, random_state=0)
+    assert q_im.row_ids.to_list() == ["b"]  # a's only cart was revealed
+    assert truth.toarray().tolist() == [[0, 1, 1, 0, 0]]
+    # one item seen twice anywhere in the log: a's revealed cart counts
+    im = _cart_log_matrix([*cells, (2, 4, 2, 0, 2)], times=(1.0, 2.0, 0.0))
+    _, q, q_im, truth = session_split(im, None, 2, 1, random_state=0)
+    assert q_im.row_ids.to_list() == ["a", "b"]
+    assert truth.toarray().tolist() == [[1, 0, 0, 0, 0], [0, 1, 1, 0, 0]]
 
 
 def test_validation_ndcg_matches_the_metric():

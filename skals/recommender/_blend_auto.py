@@ -210,8 +210,10 @@ def session_split(im: InteractionMatrix | None, matrix, size, n_revealed, random
     The truth of a row: when the log has cart adds (``item_stats`` count
     some), its items with at least one cart add, revealed or not (the
     challenge's relevance, ``relevance="cart"``); else its items that were
-    not revealed (the rest-of-session protocol). Rows without a truth are
-    dropped.
+    not revealed (the rest-of-session protocol). In a log where no item has
+    two events in one session (ratings, say) a revealed item cannot be a
+    later event, so only carted items not revealed count. Rows without a
+    truth are dropped.
 
     Returns ``None`` when nothing is left to validate or to fit on; else
     ``(fit_input, query_matrix, query_im, truth)`` with ``truth`` a CSR
@@ -263,8 +265,12 @@ def session_split(im: InteractionMatrix | None, matrix, size, n_revealed, random
         and single.size == 2
         and single[1] > single[0]
     )
-    # carted (value of a cart add or more), else not revealed
+    # carted (value of a cart add or more), else not revealed; in a log
+    # where no item ever has two events in a session (ratings, say), a
+    # revealed item is never a later event: only carts not revealed count
     relevant = q.data >= single[1] * (1 - 1e-5) if has_carts else ~revealed
+    if has_carts and not (_event_counts(matrix.data, single) > 1).any():
+        relevant &= ~revealed
     truth = _keep(
         sp.csr_matrix((np.ones(q.nnz), q.indices, q.indptr), q.shape), relevant
     )
