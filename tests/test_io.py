@@ -325,7 +325,7 @@ def test_a_failing_save_leaves_no_file_and_the_model_intact(
     def boom(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(io, "_write_array_member", boom)
+    monkeypatch.setattr(io, "write_array_member", boom)
     with pytest.raises(OSError, match="disk full"):
         skals.save(fitted, tmp_path / "m.skops")
     assert list(tmp_path.iterdir()) == []

@@ -119,7 +119,7 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
     of a hit is hashing the training matrix and loading the fitted component.
 
     **Weights fitted on the data** (``weights="auto"``, the default). As
-    :class:`sklearn.ensemble.StackingClassifier` does with an internal
+    ``sklearn.ensemble.StackingClassifier`` does with an internal
     split, ``fit`` first holds out the latest ``validation_size`` of the
     training sessions (those with at least two items; by ``row_times``,
     else the last rows), fits the components on the other rows, and asks

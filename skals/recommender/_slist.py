@@ -129,7 +129,7 @@ class SLISTRecommender(_ItemItemSessionModel):
     * **SLIT**, sequential dependency: every split of a session into past
       and future, ``T ~ S B``, the past items weighted
       ``exp(-(t - p) / position_decay)`` by their distance to the split and
-      the future ones likewise (see :func:`split_matrices`).
+      the future ones likewise (see ``_slist.split_matrices``).
 
     ``B`` minimises ``alpha * SLIS + (1 - alpha) * SLIT + l2 ||B||^2`` with
     ``diag(B) = 0`` (an item does not explain itself; ``repeat_weight``
