@@ -691,12 +691,14 @@ class SequentialRulesRecommender(_ItemItemSessionModel):
         return np.asarray((Q > 0) @ reach.astype(np.float32)).ravel() > 0
 
     def _ranked(self, Q, keep, k, seen=None):
+        # rules and query weights are positive, so every stored score is: no
+        # pass to drop non-positive ones, and none for filters that keep all
         scores = sp.csr_matrix(Q @ self.rules_.astype(np.float64))
-        scores = row_mask(scores, keep)
+        if not keep.all():
+            scores = row_mask(scores, keep)
         if seen is not None:
             scores = sp.csr_matrix(scores - scores.multiply(seen > 0))
-            scores.eliminate_zeros()
-        scores = scores.multiply(scores > 0).tocsr()
+        scores.eliminate_zeros()
         ids, vals, counts = _sparse_topk(scores, k)
         return ids, vals.astype(np.float32), counts.astype(np.int64)
 
