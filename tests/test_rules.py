@@ -329,6 +329,7 @@ def test_successor_rules_long_window_and_diagonal():
 def test_sources_without_ranking_match_the_ranking(params):
     # SR's source check (a rule from a weighted item to an eligible one)
     # against the general one: rank and count the row's own items
+    from skals.recommender._repeat import eligible_columns
     from skals.recommender._rules import _ItemItemSessionModel
 
     sessions = _random_sessions(5, n_sessions=80, n_items=12, max_len=5)
@@ -342,13 +343,7 @@ def test_sources_without_ranking_match_the_ranking(params):
     if no_rule.size:
         extra[1, no_rule[0]] = 1.0
     Q = sp.csr_matrix(sp.vstack([Q, extra]))
-    keep = np.ones(model.n_features_in_, dtype=bool)
-    banned, allowed = model._filters()
-    if allowed is not None:
-        keep[:] = False
-        keep[allowed] = True
-    if banned is not None:
-        keep[banned] = False
+    keep = eligible_columns(model.n_features_in_, *model._filters())
     fast = model._has_own_items(Q, keep)
     slow = _ItemItemSessionModel._has_own_items(model, Q, keep)
     np.testing.assert_array_equal(fast, slow)

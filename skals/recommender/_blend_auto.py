@@ -89,18 +89,8 @@ def holdout_split(
     matrix, val = _validation_rows(im, matrix, size)
     if val is None:
         return None
-    n_rows = matrix.shape[0]
-    fit_rows = np.setdiff1d(np.arange(n_rows), val)
-
-    q = sp.csr_matrix(matrix[val], dtype=np.float32, copy=True)
-    q.sort_indices()
-    recency = None
-    if im is not None and im.recency is not None:
-        recency = sp.csr_matrix(im.recency[val], copy=True)
-        recency.sort_indices()
+    q, recency = _held_out_rows(im, matrix, val)
     starts, ends = q.indptr[:-1], q.indptr[1:]
-    if recency is not None and not np.array_equal(recency.indices, q.indices):
-        raise ValueError("InteractionMatrix: recency and matrix differ in pattern.")
     rows = np.repeat(np.arange(len(val)), np.diff(q.indptr))
     if recency is not None:
         # each row's entry of smallest recency: first of its row in this order
@@ -128,12 +118,37 @@ def holdout_split(
         recency.data = data
         recency = _keep(recency, keep)
     q = _keep(q, keep)
+    return _split_output(im, matrix, val, val, q, recency, truth)
 
+
+def _held_out_rows(im, matrix, val):
+    """Copies of the held-out rows ``val``: values (float32) and recency.
+
+    Both with sorted indices, in one sparsity pattern (checked); recency is
+    ``None`` without ``im`` or its recency.
+    """
+    q = sp.csr_matrix(matrix[val], dtype=np.float32, copy=True)
+    q.sort_indices()
+    if im is None or im.recency is None:
+        return q, None
+    recency = sp.csr_matrix(im.recency[val], copy=True)
+    recency.sort_indices()
+    if not np.array_equal(recency.indices, q.indices):
+        raise ValueError("InteractionMatrix: recency and matrix differ in pattern.")
+    return q, recency
+
+
+def _split_output(im, matrix, held_out, queried, q, recency, truth):
+    """``(fit_input, q, query_im, truth)`` of a split.
+
+    The fit input is every row but ``held_out``; ``queried`` (a subset of
+    it, in order) are the rows of the queries ``q`` and ``recency``.
+    """
+    fit_rows = np.setdiff1d(np.arange(matrix.shape[0]), held_out)
     if im is None:
         return matrix[fit_rows], q, None, truth
-    fit_im = _take_rows(im, fit_rows)
-    query_im = dataclasses.replace(_take_rows(im, val), matrix=q, recency=recency)
-    return fit_im, q, query_im, truth
+    query_im = dataclasses.replace(_take_rows(im, queried), matrix=q, recency=recency)
+    return _take_rows(im, fit_rows), q, query_im, truth
 
 
 def single_event_values(im: InteractionMatrix | None, smallest: float):
@@ -222,19 +237,11 @@ def session_split(im: InteractionMatrix | None, matrix, size, n_revealed, random
     matrix, val = _validation_rows(im, matrix, size)
     if val is None:
         return None
-    n_rows = matrix.shape[0]
-
-    q = sp.csr_matrix(matrix[val], dtype=np.float32, copy=True)
-    q.sort_indices()
+    q, recency = _held_out_rows(im, matrix, val)
     n_q = len(val)
     n_items = np.diff(q.indptr)
     rows = np.repeat(np.arange(n_q), n_items)
-    recency = None
-    if im is not None and im.recency is not None:
-        recency = sp.csr_matrix(im.recency[val], copy=True)
-        recency.sort_indices()
-        if not np.array_equal(recency.indices, q.indices):
-            raise ValueError("InteractionMatrix: recency and matrix differ in pattern.")
+    if recency is not None:
         # earliest last event first (largest recency); ties: column order
         order = np.lexsort((q.indices, -recency.data.astype(np.int64), rows))
     else:
@@ -297,18 +304,11 @@ def session_split(im: InteractionMatrix | None, matrix, size, n_revealed, random
     keep_rows = np.flatnonzero(has_truth)
     if keep_rows.size == 0:
         return None
-    q, truth = q[keep_rows], truth[keep_rows]
-    fit_rows = np.setdiff1d(np.arange(n_rows), val)
-    if im is None:
-        return matrix[fit_rows], q, None, truth
-    fit_im = _take_rows(im, fit_rows)
-    query_im = _take_rows(im, val[keep_rows])
-    query_im = dataclasses.replace(
-        query_im,
-        matrix=q,
-        recency=None if recency is None else recency[keep_rows],
+    if recency is not None:
+        recency = recency[keep_rows]
+    return _split_output(
+        im, matrix, val, val[keep_rows], q[keep_rows], recency, truth[keep_rows]
     )
-    return fit_im, q, query_im, truth
 
 
 def _event_counts(values: np.ndarray, single: np.ndarray) -> np.ndarray:
