@@ -657,3 +657,53 @@ def test_default_blend_beats_its_parts_on_cart_adds():
     auto = score(BlendRecommender(random_state=0))
     parts = {name: score(part) for name, part in default_session_estimators(0)}
     assert auto > max(parts.values()), (auto, parts)
+
+
+@pytest.mark.parametrize("split", ["next_item", "session"])
+def test_the_split_fit_input_has_no_item_stats_of_the_held_out_sessions(split):
+    # the components fitted on the internal split must not see the held-out
+    # sessions through the builder's per-item totals (popularity, the repeat
+    # rates of SR and SLIST): before, item_stats was kept whole and leaked
+    import polars as pl
+
+    # at most one cart add and 5 events per (session, item): a cell's value
+    # (1 + views + 10 carts) then says how many events it holds and whether
+    # one was a cart add (11 views would read as a cart add)
+    cell = ["session_id", "partnumber"]
+    events = (
+        make_sessions(300, n_items=40, random_state=4)
+        .filter(pl.int_range(pl.len()).over(cell) < 5)
+        .with_columns(
+            pl.col("session_id").cast(pl.Utf8),
+            add_to_cart=pl.when(pl.col("add_to_cart").cum_sum().over(cell) > 1)
+            .then(0)
+            .otherwise(pl.col("add_to_cart")),
+        )
+    )
+    enc = ConfidenceEncoder(grain="session", time_col="timestamp_local")
+    unified = PseudoUserUnifier().fit_transform(events)
+    im = InteractionMatrixBuilder().fit_transform(enc.fit_transform(unified))
+    if split == "next_item":
+        fit_im = holdout_split(im, im.matrix, 0.3)[0]
+    else:
+        fit_im = session_split(im, im.matrix, 0.3, 3, 0)[0]
+    assert fit_im.matrix.shape[0] < im.matrix.shape[0]
+    # the same totals, counted naively from the events of the fit sessions
+    kept = set(fit_im.row_ids.to_list())
+    rows = unified.filter(pl.col("session_id").is_in(list(kept)))
+    item_index = {v: i for i, v in enumerate(im.item_ids.to_list())}
+    expected = {}
+    for (_session, item), group in rows.group_by(["session_id", "partnumber"]):
+        e = expected.setdefault(item_index[item], [0.0, 0.0, 0.0])
+        e[0] += group.height  # every event of the (session, item)
+        e[1] += group["add_to_cart"].sum()
+        e[2] += 1
+    got = fit_im.item_stats.filter(pl.col("n_rows") > 0)
+    assert got.height == len(expected)
+    for r in got.iter_rows(named=True):
+        assert [r["view_count"], r["cart_count"], r["n_rows"]] == pytest.approx(
+            expected[r["item_index"]]
+        ), r["item_index"]
+    # confidence: the fit rows' own values, per item
+    sums = np.asarray(fit_im.matrix.sum(axis=0)).ravel()
+    np.testing.assert_allclose(got["confidence"], sums[got["item_index"]], rtol=1e-6)

@@ -12,10 +12,12 @@ import dataclasses
 from itertools import combinations
 
 import numpy as np
+import polars as pl
 import scipy.sparse as sp
 from sklearn.utils import check_random_state
 
 from .._interaction import InteractionMatrix
+from ..preprocessing._confidence import CART_COUNT, CONFIDENCE, VIEW_COUNT
 
 #: Cut-off of the validation metric (session-rec's next-item protocol).
 VALIDATION_K = 20
@@ -148,7 +150,53 @@ def _split_output(im, matrix, held_out, queried, q, recency, truth):
     if im is None:
         return matrix[fit_rows], q, None, truth
     query_im = dataclasses.replace(_take_rows(im, queried), matrix=q, recency=recency)
-    return _take_rows(im, fit_rows), q, query_im, truth
+    fit_im = dataclasses.replace(
+        _take_rows(im, fit_rows), item_stats=_stats_without(im, matrix, held_out)
+    )
+    return fit_im, q, query_im, truth
+
+
+def _stats_without(im: InteractionMatrix, matrix, rows) -> pl.DataFrame | None:
+    """``im.item_stats`` less what the rows ``rows`` put in it.
+
+    The components fitted on the split must not learn from the held-out
+    sessions through the per-item totals (popularity, the repeat rates of
+    SR and SLIST). Per (segment,) item: ``n_rows`` and ``confidence`` are
+    exact (a cell counts once, its value is its confidence); ``view_count``
+    and ``cart_count`` are read back from each value (:func:`_event_counts`:
+    its events, one of them a cart add when the value is at least that of
+    one). For the encoder's output that is exact unless a cell has two cart
+    adds, or so many views that they weigh a cart add (11 views at the
+    default weights); the totals are clipped at 0.
+    """
+    stats = im.item_stats
+    if stats is None or "item_index" not in stats.columns:
+        return stats
+    held = sp.csr_matrix(matrix[rows]).tocoo()
+    cols = {"item_index": held.col}
+    sums = {CONFIDENCE: held.data.astype(np.float64), "n_rows": np.ones(held.nnz)}
+    single = single_event_values(im, float(matrix.data.min()))
+    events = _event_counts(held.data.astype(np.float64), single)
+    carted = np.zeros(held.nnz)
+    if single.size == 2 and single[1] > single[0]:
+        carted = (held.data >= single[1] * (1 - 1e-5)).astype(np.float64)
+    sums.update({VIEW_COUNT: events, CART_COUNT: carted})
+    by = ["item_index"]
+    seg = im.row_segments
+    if seg is not None and seg.name in stats.columns:
+        cols[seg.name] = seg.gather(np.asarray(rows)[held.row]).to_numpy()
+        by.insert(0, seg.name)
+    sums = {c: v for c, v in sums.items() if c in stats.columns}
+    part = (
+        pl.DataFrame({**cols, **{f"__{c}": v for c, v in sums.items()}})
+        .with_columns([pl.col(c).cast(stats.schema[c]) for c in by])
+        .group_by(by)
+        .agg(pl.col(f"__{c}").sum() for c in sums)
+    )
+    out = stats.join(part, on=by, how="left", nulls_equal=True)
+    return out.with_columns(
+        (pl.col(c) - pl.col(f"__{c}").fill_null(0.0)).clip(0.0).alias(c) for c in sums
+    ).select(stats.columns)
 
 
 def single_event_values(im: InteractionMatrix | None, smallest: float):
@@ -182,8 +230,8 @@ def _keep(m: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
 def _take_rows(im: InteractionMatrix, rows: np.ndarray) -> InteractionMatrix:
     """The rows ``rows`` of ``im`` (its per-row fields alike).
 
-    ``item_stats`` (per-item totals) is kept whole: it cannot be split by
-    row, so popularity still counts the validation rows' events.
+    ``item_stats`` (per-item totals) is kept whole here; the fit input of a
+    split takes :func:`_stats_without` the held-out rows instead.
     """
 
     def take(series):
