@@ -71,7 +71,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from skals import PopularityRecommender, SessionKNNRecommender
+from skals import (
+    BlendRecommender,
+    PopularityRecommender,
+    SequentialRulesRecommender,
+    SessionKNNRecommender,
+    SLISTRecommender,
+)
 from skals.metrics import make_next_item_scorer, make_session_scorer, ndcg_at_k
 from skals.schema import Schema, make_recommender_pipeline
 
@@ -202,6 +208,14 @@ SKALS_MODELS = {
         idf_weighting=2.0,
     ),
     "skals-knn-tuned": _tuned_knn,
+    # the other session models at their defaults, and the recommended one
+    "skals-sr": lambda: make_recommender_pipeline(
+        SequentialRulesRecommender(), schema=SCHEMA
+    ),
+    "skals-slist": lambda: make_recommender_pipeline(SLISTRecommender(), schema=SCHEMA),
+    "skals-blend": lambda: make_recommender_pipeline(
+        BlendRecommender(random_state=0), schema=SCHEMA
+    ),
 }
 
 
