@@ -268,8 +268,10 @@ class EarlyStoppingPipeline(Pipeline):
                 stalled = stalled + 1 if score < best + self.tol else 0
                 if score > best:
                     best = score
-                    # the best stage's fitted state (factors, fallback, ...)
-                    kept = None if k == stages[-1] else copy.deepcopy(vars(final))
+                    # the best stage's fitted state (factors, fallback, ...);
+                    # a model whose warm fits assign new arrays (never
+                    # writing into the previous ones) is kept without a copy
+                    kept = None if k == stages[-1] else _fitted_state(final)
                     kept_k = k
                 if stalled >= self.n_iter_no_change:
                     break
@@ -302,6 +304,19 @@ class EarlyStoppingPipeline(Pipeline):
                 X, fitted = cached(clone(step), X)
                 self.steps[i] = (name, fitted)
         return X
+
+
+def _fitted_state(estimator) -> dict:
+    """The estimator's attributes, to put back after later (warm) fits.
+
+    A shallow copy when the class declares ``_warm_fit_keeps_arrays`` (its
+    warm-started fits replace every fitted attribute with a new object, as
+    :class:`~skals.ImplicitALSRecommender`'s does: the factors of the best
+    stage are then not copied a second time); a deep copy otherwise.
+    """
+    if getattr(type(estimator), "_warm_fit_keeps_arrays", False):
+        return dict(vars(estimator))
+    return copy.deepcopy(vars(estimator))
 
 
 def _fit_transform_one(transformer, X):

@@ -200,6 +200,11 @@ class ImplicitALSRecommender(BaseFactorRecommender):
 
     _predict_params = (*BaseFactorRecommender._predict_params, "num_threads")
 
+    #: A warm-started fit copies the previous factors before implicit's
+    #: sweeps write into them, and every fit assigns new fitted attributes:
+    #: EarlyStoppingPipeline keeps its best stage without a copy.
+    _warm_fit_keeps_arrays = True
+
     def __init__(
         self,
         factors=64,
