@@ -253,14 +253,18 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
             lookup = pl.Series([None] * df.height, dtype=self.item_ids_.dtype)
         # one lazy plan, hash joins throughout (cheaper than binary searches
         # over millions of string ids), collected together
-        lf = (
-            df.lazy()
-            .with_columns(lookup.alias("__item"))
-            .join(
-                vocab.lazy().rename({self.item_col: "__item"}),
-                on="__item",
-                how="left",
-            )
+        simple = id_name == self.user_col and self.segment_col is None
+        simple = simple and not (LAST_TIME in df.columns and RECENCY in df.columns)
+        by_vocabulary = simple and self._rows_from_vocabulary(df)
+        lf = df.lazy()
+        if by_vocabulary:
+            # the input's position of each pair: its ids are read from ``df``
+            # only where needed (keys not in fit, unknown items)
+            lf = lf.with_row_index("__i")
+        lf = lf.with_columns(lookup.alias("__item")).join(
+            vocab.lazy().rename({self.item_col: "__item"}),
+            on="__item",
+            how="left",
         )
         has_time = LAST_TIME in df.columns and RECENCY in df.columns
         # only what the matrix and the item statistics need: the ids'
@@ -274,13 +278,11 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         unknown_lf = lf.filter(pl.col("__col").is_null()).select(
             pl.len().alias("rows"), pl.col(self.item_col).n_unique().alias("ids")
         )
-        simple = id_name == self.user_col and self.segment_col is None
-        simple = simple and not has_time
         # every key/session of the input keeps a row, even if all its items
         # were unknown: it still gets an answer (from history or popularity)
-        if simple and self._rows_from_vocabulary(df):
+        if by_vocabulary:
             unknown, row_ids, known = _rows_by_vocabulary(
-                lf, self.user_ids_, keep, self.item_col
+                lf, df, self.user_ids_, keep, self.item_col
             )
             rows = pl.DataFrame({id_name: row_ids, "__key": row_ids})
         else:
@@ -393,12 +395,12 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         return known.group_by(by).agg(aggs).rename({"__col": "item_index"}).sort(by_out)
 
 
-def _rows_by_vocabulary(lf, vocabulary: pl.Series, keep: list[str], item_col: str):
-    """Rows of the keys of ``lf`` through the sorted fitted keys ``vocabulary``.
+def _rows_by_vocabulary(lf, df, vocabulary: pl.Series, keep: list[str], item_col):
+    """Rows of the keys of ``df`` through the sorted fitted keys ``vocabulary``.
 
     One hash join of the rows to the vocabulary gives each pair its fitted
-    key's position, in one pass with the item lookup (one collect); the
-    input's rows are the fitted keys that occur (in their sorted order)
+    key's position, in one pass with the item lookup ``lf`` (one collect);
+    the input's rows are the fitted keys that occur (in their sorted order)
     merged with the keys not seen in fit (sorted, placed by
     ``search_sorted``): the same rows as sorting the input's unique keys.
     Returns the unknown items' (rows, distinct ids), the row ids, and the
@@ -409,23 +411,17 @@ def _rows_by_vocabulary(lf, vocabulary: pl.Series, keep: list[str], item_col: st
     fitted = pl.DataFrame(
         {key: vocabulary, "__fit": pl.int_range(n, dtype=pl.Int64, eager=True)}
     )
-    found = pl.col("__fit").is_not_null()
-    item_known = pl.col("__col").is_not_null()
-    # the ids are carried only where needed: keys not in fit, unknown items
     out = (
         lf.join(fitted.lazy(), on=key, how="left")
-        .select(
-            "__fit",
-            *keep[1:],
-            pl.when(~found).then(pl.col(key)).alias("__new"),
-            pl.when(~item_known).then(pl.col(item_col)).alias("__unk"),
-        )
+        .select("__i", "__fit", *keep[1:])
         .collect()
     )
-    unknown = (out["__unk"].len() - out["__unk"].null_count(), out["__unk"].n_unique())
-    unknown = (unknown[0], unknown[1] - int(out["__unk"].null_count() > 0))
+    unknown_at = out.filter(pl.col("__col").is_null())["__i"]
+    unknown_ids = df[item_col].gather(unknown_at)
+    unknown = (len(unknown_ids), unknown_ids.n_unique())
+    new_at = out.filter(pl.col("__fit").is_null())["__i"]
     present = out["__fit"].drop_nulls().unique().to_numpy()
-    new_keys = out["__new"].drop_nulls().unique().sort().rename(key)
+    new_keys = df[key].gather(new_at).unique().sort().rename(key)
     seen = np.zeros(n, dtype=bool)
     seen[present] = True
     fit_pos = np.flatnonzero(seen)
@@ -443,20 +439,22 @@ def _rows_by_vocabulary(lf, vocabulary: pl.Series, keep: list[str], item_col: st
     row_ids = pl.concat([fit_keys, new_keys]).gather(order).rename(key)
     to_row = np.full(n, -1, dtype=np.int64)
     to_row[fit_pos] = fit_row
+    fit = out["__fit"]
     if len(new_keys):
-        new_index = pl.DataFrame(
-            {"__new": new_keys, "__new_row": pl.Series(new_row, dtype=pl.Int64)}
+        new_index = pl.DataFrame({key: new_keys, "__new_row": new_row})
+        mapped = (
+            df[key]
+            .gather(new_at)
+            .to_frame()
+            .join(new_index, on=key, how="left", maintain_order="left")
         )
-        out = out.join(new_index, on="__new", how="left", maintain_order="left")
-        fit = out["__fit"].fill_null(0).to_numpy()
-        rows = np.where(
-            out["__new_row"].is_null().to_numpy(),
-            to_row[fit],
-            out["__new_row"].fill_null(0).to_numpy(),
-        )
+        rows = to_row[fit.fill_null(0).to_numpy()]
+        rows[fit.is_null().to_numpy()] = mapped["__new_row"].to_numpy()
     else:
-        rows = to_row[out["__fit"].to_numpy()]
-    known = out.select(pl.Series("__row", rows), *keep[1:]).filter(item_known)
+        rows = to_row[fit.to_numpy()]
+    known = out.select(pl.Series("__row", rows), *keep[1:])
+    if unknown[0]:
+        known = known.filter(pl.col("__col").is_not_null())
     return unknown, row_ids, known
 
 
@@ -473,7 +471,11 @@ def _item_sums(known: pl.DataFrame, value_col: str, n_items: int) -> pl.DataFram
     out = {"item_index": present.astype(np.int64)}
     for name, col in [(CONFIDENCE, value_col), (VIEW_COUNT,) * 2, (CART_COUNT,) * 2]:
         if col in known.columns:
-            weights = known[col].cast(pl.Float64).to_numpy()
+            weights = known[col]
+            if weights.dtype not in (pl.Float64, pl.Int64):
+                weights = weights.cast(pl.Float64)
+            # np.bincount sums the weights in float64
+            weights = weights.to_numpy()
             out[name] = np.bincount(cols, weights, minlength=n_items)[present]
     out["n_rows"] = n_rows[present].astype(np.float64)
     return pl.DataFrame(out)
