@@ -15,6 +15,14 @@ so the preprocessing ratio and the memory beyond the loaded frame can be
 read stage by stage. Both variants must build the same CSR. ``--before DIR``
 adds a third variant, skals as checked out in ``DIR`` (e.g. a worktree of the
 previous commit), alternated with the others, for a before/after table.
+
+``--source scan`` starts every variant from ``pl.scan_parquet`` of the log
+instead of a loaded frame: the key column then stays lazy (its stage only
+builds the plan) and the group-by stage reads the file, so compare the
+totals and stages 1+2 together. The last columns of the total row are the
+whole run's peak resident memory above the loaded frame (``ru_maxrss`` minus
+the resident size after loading; from a scan, after importing) and the peak
+in all, medians over the rounds, in GB.
 """
 
 from __future__ import annotations
@@ -33,9 +41,10 @@ import polars as pl
 import scipy.sparse as sp
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent), str(HERE)]
+# the skals under test: this checkout, or the one --before names (set by main)
+sys.path[:0] = [os.environ.get("SKALS_TREE", str(HERE.parent)), str(HERE)]
 from _data import ensure  # noqa: E402
-from _tasks import csr_digest, rss_now  # noqa: E402
+from _tasks import csr_digest, maxrss, rss_now  # noqa: E402
 
 GB = 1024**3
 
@@ -131,14 +140,26 @@ def baseline_stages(frame, st: Stages):
     return st.run("3b rows, joins, CSR (builder transform)", rows)
 
 
-def worker(variant, scale):
-    frame = pl.read_parquet(ensure(scale)[0])
+def worker(variant, scale, source="frame"):
+    import skals  # noqa: F401  (imported before the loaded size is read)
+
+    path = ensure(scale)[0]
+    frame = pl.scan_parquet(path) if source == "scan" else pl.read_parquet(path)
+    rss_loaded = rss_now()
     st = Stages()
     t0 = time.perf_counter()
     fn = skals_stages if variant == "skals" else baseline_stages
     matrix = fn(frame, st)
     total = time.perf_counter() - t0
-    return {"stages": st.out, "total": total, "digest": csr_digest(matrix)}
+    peak = maxrss()
+    return {
+        "stages": st.out,
+        "total": total,
+        "digest": csr_digest(matrix),
+        "rss_loaded": rss_loaded,
+        "maxrss": peak,
+        "skals": str(Path(skals.__file__).parent),
+    }
 
 
 def main(argv=None):
@@ -146,10 +167,17 @@ def main(argv=None):
     p.add_argument("--scale", default="small")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--before", help="another checkout's skals, as a variant")
+    p.add_argument(
+        "--source",
+        choices=["frame", "scan"],
+        default="frame",
+        help="start from a loaded frame (default) or from pl.scan_parquet",
+    )
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
-        print("RESULT " + json.dumps(worker(args.worker, args.scale)), flush=True)
+        result = worker(args.worker, args.scale, args.source)
+        print("RESULT " + json.dumps(result), flush=True)
         return
     ensure(args.scale)
     runs = {"skals": [], "polars": []}
@@ -160,12 +188,12 @@ def main(argv=None):
     for _ in range(args.rounds):
         for v in runs:
             tree = trees[v]
-            script = tree / "benchmarks" / "prep_steps.py"
+            # this script's stages, with the skals of the variant's tree
             role = "skals" if v == "before" else v
-            cmd = [sys.executable, str(script), "--worker", role]
-            env = {**os.environ, "PYTHONPATH": str(tree)}
+            cmd = [sys.executable, str(HERE / "prep_steps.py"), "--worker", role]
+            env = {**os.environ, "PYTHONPATH": str(tree), "SKALS_TREE": str(tree)}
             out = subprocess.run(
-                cmd + ["--scale", args.scale],
+                cmd + ["--scale", args.scale, "--source", args.source],
                 capture_output=True,
                 text=True,
                 check=True,
@@ -174,8 +202,11 @@ def main(argv=None):
             )
             line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")][-1]
             runs[v].append(json.loads(line[len("RESULT ") :]))
+    for v, rs in runs.items():
+        print(f"{v}: skals from {sorted({r['skals'] for r in rs})}")
     digests = {r["digest"] for rs in runs.values() for r in rs}
-    print(f"same CSR in every run: {len(digests) == 1}")
+    print(f"same CSR in every run: {len(digests) == 1}; source: {args.source}")
+    print(f"load average after the runs: {os.getloadavg()}")
     print(
         "| stage | skals s | polars s | ratio | skals peak above start GB "
         "| polars peak above start GB |"
@@ -203,6 +234,13 @@ def main(argv=None):
     if "before" in total:
         before = f" before {total['before']:.2f} s, {total['before'] / b:.2f}x"
     print(f"| total | {s:.2f} | {b:.2f} | {s / b:.2f}x | | |{before}")
+    for v, rs in runs.items():
+        beyond = np.median([r["maxrss"] - r["rss_loaded"] for r in rs]) / GB
+        peak = np.median([r["maxrss"] for r in rs]) / GB
+        print(
+            f"{v}: peak above the loaded frame {beyond:.2f} GB, peak in all "
+            f"{peak:.2f} GB (medians of {len(rs)} runs)"
+        )
 
 
 if __name__ == "__main__":

@@ -253,47 +253,20 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
             lookup = pl.Series([None] * df.height, dtype=self.item_ids_.dtype)
         # one lazy plan, hash joins throughout (cheaper than binary searches
         # over millions of string ids), collected together
-        lf = (
-            df.lazy()
-            .with_columns(lookup.alias("__item"))
-            .join(
-                vocab.lazy().rename({self.item_col: "__item"}),
-                on="__item",
-                how="left",
-            )
+        simple = id_name == self.user_col and self.segment_col is None
+        simple = simple and not (LAST_TIME in df.columns and RECENCY in df.columns)
+        by_vocabulary = simple and self._rows_from_vocabulary(df)
+        lf = df.lazy()
+        if by_vocabulary:
+            # the input's position of each pair: its ids are read from ``df``
+            # only where needed (keys not in fit, unknown items)
+            lf = lf.with_row_index("__i")
+        lf = lf.with_columns(lookup.alias("__item")).join(
+            vocab.lazy().rename({self.item_col: "__item"}),
+            on="__item",
+            how="left",
         )
         has_time = LAST_TIME in df.columns and RECENCY in df.columns
-        # every key/session of the input keeps a row, even if all its items
-        # were unknown: it still gets an answer (from history or popularity)
-        if id_name == self.user_col and self.segment_col is None and not has_time:
-            rows_lf = lf.select(pl.col(id_name).unique().sort()).with_columns(
-                pl.col(id_name).alias("__key")
-            )
-        else:
-            # a session's key: the smallest of its keys (one, after
-            # PseudoUserUnifier), whatever the row order; its segment: that
-            # key's
-            key = pl.col(self.user_col)
-            rows_lf = lf.group_by(id_name).agg(
-                key.min().alias("__key"),
-                key.n_unique().alias("__n_keys"),
-                *(
-                    [
-                        pl.col(self.segment_col)
-                        .sort_by(key, pl.col(self.segment_col), nulls_last=True)
-                        .first()
-                        .alias("__seg")
-                    ]
-                    if self.segment_col is not None
-                    else []
-                ),
-                *(
-                    [_epoch_value(df, LAST_TIME).max().alias("__time")]
-                    if has_time
-                    else []
-                ),
-            )
-        rows_lf = rows_lf.sort(id_name).with_row_index("__row")
         # only what the matrix and the item statistics need: the ids'
         # strings are not carried through the join's output
         keep = ["__row", "__col", self.value_col]
@@ -302,16 +275,22 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
             keep.append(self.segment_col)
         if has_time:
             keep.append(RECENCY)
-        known_lf = (
-            lf.filter(pl.col("__col").is_not_null())
-            .join(rows_lf.select(id_name, "__row"), on=id_name, how="left")
-            .select(keep)
-        )
         unknown_lf = lf.filter(pl.col("__col").is_null()).select(
             pl.len().alias("rows"), pl.col(self.item_col).n_unique().alias("ids")
         )
-        rows, known, unknown = pl.collect_all([rows_lf, known_lf, unknown_lf])
-        n_unknown, n_unknown_ids = unknown.row(0)
+        # every key/session of the input keeps a row, even if all its items
+        # were unknown: it still gets an answer (from history or popularity)
+        if by_vocabulary:
+            unknown, row_ids, known = _rows_by_vocabulary(
+                lf, df, self.user_ids_, keep, self.item_col
+            )
+            rows = pl.DataFrame({id_name: row_ids, "__key": row_ids})
+        else:
+            rows, known, unknown = self._rows_by_input(
+                df, lf, id_name, has_time, keep, unknown_lf
+            )
+            unknown = unknown.row(0)
+        n_unknown, n_unknown_ids = unknown
         if "__n_keys" in rows.columns:
             report_session_keys(where, id_name, (rows["__n_keys"] > 1).sum())
         report_unknown_items(where, self.item_col, n_unknown, df.height, n_unknown_ids)
@@ -345,6 +324,62 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
             recency=recency,
         )
 
+    def _rows_from_vocabulary(self, df: pl.DataFrame) -> bool:
+        """Whether the rows are found through the fitted keys (``user_ids_``).
+
+        Only a speed choice (both ways give the same rows): a log at least as
+        long as the vocabulary (the training log, a large fold) is joined to
+        the fitted keys, so its keys are neither made unique nor sorted
+        again; a short one (sessions to predict) sorts its own few keys
+        rather than probing millions. The keys must have the fitted dtype,
+        strings or integers (whose sort order ``search_sorted`` follows).
+        """
+        dtype = df.schema[self.user_col]
+        if dtype != self.user_ids_.dtype:
+            return False
+        if not (dtype == pl.String or dtype.is_integer()):
+            return False
+        return df.height >= len(self.user_ids_)
+
+    def _rows_by_input(self, df, lf, id_name, has_time, keep, unknown_lf):
+        """Rows from the input's own keys (or sessions): sorted unique ids,
+        and the known pairs with their row."""
+        if id_name == self.user_col and self.segment_col is None and not has_time:
+            rows_lf = lf.select(pl.col(id_name).unique().sort()).with_columns(
+                pl.col(id_name).alias("__key")
+            )
+        else:
+            # a session's key: the smallest of its keys (one, after
+            # PseudoUserUnifier), whatever the row order; its segment: that
+            # key's
+            key = pl.col(self.user_col)
+            rows_lf = lf.group_by(id_name).agg(
+                key.min().alias("__key"),
+                key.n_unique().alias("__n_keys"),
+                *(
+                    [
+                        pl.col(self.segment_col)
+                        .sort_by(key, pl.col(self.segment_col), nulls_last=True)
+                        .first()
+                        .alias("__seg")
+                    ]
+                    if self.segment_col is not None
+                    else []
+                ),
+                *(
+                    [_epoch_value(df, LAST_TIME).max().alias("__time")]
+                    if has_time
+                    else []
+                ),
+            )
+        rows_lf = rows_lf.sort(id_name).with_row_index("__row")
+        known_lf = (
+            lf.filter(pl.col("__col").is_not_null())
+            .join(rows_lf.select(id_name, "__row"), on=id_name, how="left")
+            .select(keep)
+        )
+        return pl.collect_all([rows_lf, known_lf, unknown_lf])
+
     def _item_stats(self, known: pl.DataFrame) -> pl.DataFrame:
         if self.segment_col is None:
             return _item_sums(known, self.value_col, len(self.item_ids_))
@@ -360,6 +395,69 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         return known.group_by(by).agg(aggs).rename({"__col": "item_index"}).sort(by_out)
 
 
+def _rows_by_vocabulary(lf, df, vocabulary: pl.Series, keep: list[str], item_col):
+    """Rows of the keys of ``df`` through the sorted fitted keys ``vocabulary``.
+
+    One hash join of the rows to the vocabulary gives each pair its fitted
+    key's position, in one pass with the item lookup ``lf`` (one collect);
+    the input's rows are the fitted keys that occur (in their sorted order)
+    merged with the keys not seen in fit (sorted, placed by
+    ``search_sorted``): the same rows as sorting the input's unique keys.
+    Returns the unknown items' (rows, distinct ids), the row ids, and the
+    known pairs (``__col`` not null) with their ``__row`` and ``keep``.
+    """
+    key = vocabulary.name
+    n = len(vocabulary)
+    fitted = pl.DataFrame(
+        {key: vocabulary, "__fit": pl.int_range(n, dtype=pl.Int64, eager=True)}
+    )
+    out = (
+        lf.join(fitted.lazy(), on=key, how="left")
+        .select("__i", "__fit", *keep[1:])
+        .collect()
+    )
+    unknown_at = out.filter(pl.col("__col").is_null())["__i"]
+    unknown_ids = df[item_col].gather(unknown_at)
+    unknown = (len(unknown_ids), unknown_ids.n_unique())
+    new_at = out.filter(pl.col("__fit").is_null())["__i"]
+    present = out["__fit"].drop_nulls().unique().to_numpy()
+    new_keys = df[key].gather(new_at).unique().sort().rename(key)
+    seen = np.zeros(n, dtype=bool)
+    seen[present] = True
+    fit_pos = np.flatnonzero(seen)
+    fit_keys = vocabulary.gather(fit_pos)
+    # merged order: a new key goes before the fitted key at its insertion
+    # point (it equals none of them)
+    at = fit_keys.search_sorted(new_keys).to_numpy().astype(np.int64)
+    new_row = at + np.arange(len(new_keys))
+    fit_row = np.arange(len(fit_keys)) + np.searchsorted(
+        at, np.arange(len(fit_keys)), side="right"
+    )
+    order = np.empty(len(fit_keys) + len(new_keys), dtype=np.int64)
+    order[fit_row] = np.arange(len(fit_keys))
+    order[new_row] = len(fit_keys) + np.arange(len(new_keys))
+    row_ids = pl.concat([fit_keys, new_keys]).gather(order).rename(key)
+    to_row = np.full(n, -1, dtype=np.int64)
+    to_row[fit_pos] = fit_row
+    fit = out["__fit"]
+    if len(new_keys):
+        new_index = pl.DataFrame({key: new_keys, "__new_row": new_row})
+        mapped = (
+            df[key]
+            .gather(new_at)
+            .to_frame()
+            .join(new_index, on=key, how="left", maintain_order="left")
+        )
+        rows = to_row[fit.fill_null(0).to_numpy()]
+        rows[fit.is_null().to_numpy()] = mapped["__new_row"].to_numpy()
+    else:
+        rows = to_row[fit.to_numpy()]
+    known = out.select(pl.Series("__row", rows), *keep[1:])
+    if unknown[0]:
+        known = known.filter(pl.col("__col").is_not_null())
+    return unknown, row_ids, known
+
+
 def _item_sums(known: pl.DataFrame, value_col: str, n_items: int) -> pl.DataFrame:
     """Per item column (``item_index``, the items present): summed values and
     counts, and the number of rows; what popularity ranks by.
@@ -373,7 +471,11 @@ def _item_sums(known: pl.DataFrame, value_col: str, n_items: int) -> pl.DataFram
     out = {"item_index": present.astype(np.int64)}
     for name, col in [(CONFIDENCE, value_col), (VIEW_COUNT,) * 2, (CART_COUNT,) * 2]:
         if col in known.columns:
-            weights = known[col].cast(pl.Float64).to_numpy()
+            weights = known[col]
+            if weights.dtype not in (pl.Float64, pl.Int64):
+                weights = weights.cast(pl.Float64)
+            # np.bincount sums the weights in float64
+            weights = weights.to_numpy()
             out[name] = np.bincount(cols, weights, minlength=n_items)[present]
     out["n_rows"] = n_rows[present].astype(np.float64)
     return pl.DataFrame(out)
