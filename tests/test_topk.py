@@ -116,6 +116,21 @@ def test_banned_matches_implicit(blocks):
     assert_same(got, implicit_answers(users, items, 5, banned=np.unique(banned)))
 
 
+def test_banned_best_items_are_not_the_bound(blocks):
+    """Banning the items of largest norm (the bound's columns otherwise)
+    leaves the answers exact, and the bound is read from other columns, so
+    rows keep a handful of candidates rather than every item."""
+    users, items = factors(200, 600, seed=12)
+    banned = np.argsort(-np.linalg.norm(items, axis=1))[:300]
+    got = topk(users, items, 5, banned=banned)
+    assert_same(got, implicit_answers(users, items, 5, banned=np.sort(banned)))
+    cols = _topk._bound_columns(items, 5, np.sort(banned))
+    if blocks == "many blocks":
+        assert cols.size == 40 and not np.isin(cols, banned).any()
+    else:  # 256 of the 300 eligible: the whole row is partitioned
+        assert cols is None
+
+
 def test_allowed_matches_implicit_on_the_allowed_items(blocks):
     users, items = factors(200, 300, seed=4)
     allowed = np.sort(np.random.default_rng(0).choice(300, 120, replace=False))

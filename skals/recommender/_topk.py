@@ -118,18 +118,20 @@ def _implicit_order(r, c, v, n_rows, k):
     return ids, scores, counts
 
 
-def _bound_columns(items: np.ndarray, k: int) -> np.ndarray | None:
+def _bound_columns(items: np.ndarray, k: int, banned) -> np.ndarray | None:
     """Columns whose ``k``-th best score bounds each row's from below.
 
     The items of largest norm score highest for most rows, so their
-    ``k``-th best is a tight bound. ``None`` when that would be most items
-    (then the whole row is partitioned).
+    ``k``-th best is a tight bound; banned items are never among them (their
+    scores are ``-inf``). ``None`` when that would be most of the eligible
+    items (then the whole row is partitioned).
     """
     size = max(SAMPLE, SAMPLE_PER_K * k)
-    n_items = items.shape[0]
-    if 2 * size >= n_items:
-        return None
     norms = np.einsum("ij,ij->i", items, items)
+    if banned is not None:
+        norms[banned] = -np.inf
+    if 2 * size >= items.shape[0] - (0 if banned is None else banned.size):
+        return None
     return np.sort(np.argpartition(-norms, size - 1)[:size])
 
 
@@ -224,7 +226,7 @@ def topk(
         indptr, indices = exclude.indptr, exclude.indices
     users = np.asarray(user_factors, dtype=np.float32)
     items_t = np.ascontiguousarray(items).T  # the product implicit computes
-    bound_cols = _bound_columns(items, k_eff)
+    bound_cols = _bound_columns(items, k_eff, banned)
     step = _block_rows(n_items)
     starts = range(0, n_rows, step)
     threads = (os.cpu_count() or 1) if num_threads == 0 else int(num_threads)
