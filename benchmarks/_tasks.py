@@ -273,6 +273,16 @@ def _floor(user_factors, item_factors, rows, chunk=2000):
         user_factors[rows[start : start + chunk]] @ items_t
 
 
+def _floor_reused(user_factors, item_factors, rows, chunk=2000):
+    """The same product into one reused output buffer (no page faults for a
+    fresh 350 MB block per chunk): a tighter floor than :func:`_floor`."""
+    items_t = np.ascontiguousarray(item_factors.T)
+    out = np.empty((chunk, items_t.shape[1]), dtype=np.float32)
+    for start in range(0, rows.size, chunk):
+        query = user_factors[rows[start : start + chunk]]
+        np.matmul(query, items_t, out=out[: query.shape[0]])
+
+
 def _ids_of(frame, model, k) -> np.ndarray:
     """Column indices of a predictions frame's recommendations."""
     from skals._frame import index_of
@@ -310,6 +320,9 @@ def recommend(scale, repeats=5, k=5):
         "skals": skals_keys(False),
         "implicit": implicit_batch(False),
         "floor_matmul": lambda: _floor(model.user_factors_, model.item_factors_, rows),
+        "floor_matmul_reused": lambda: _floor_reused(
+            model.user_factors_, model.item_factors_, rows
+        ),
     }
     results = _median_interleaved(fns, repeats)
     # filtered variants measured separately: set_params switches the model

@@ -573,10 +573,11 @@ def test_sparse_arrays_and_matrices_alike(cls, matrix):
 
 # ------------------------------------------------------------ private kernels
 def test_implicit_topk_kernel_behaves_as_pinned():
-    """skals relies on implicit's top-k kernel (implicit.cpu.topk.topk):
-    filtered candidates score ``-FLT_MAX``, and scores are bit for bit
-    implicit's ``recommend`` (its 100-row BLAS batches). Fails if a new
-    implicit changes either; pyproject.toml pins the tested versions."""
+    """skals' own top-k (tests/test_topk.py) answers as implicit's kernel
+    (implicit.cpu.topk.topk) does: filtered candidates score ``-FLT_MAX``,
+    and scores are bit for bit implicit's ``recommend`` (its 100-row BLAS
+    batches). Fails if a new implicit changes either; pyproject.toml pins
+    the tested versions."""
     from implicit.cpu.topk import topk as kernel
 
     rng = np.random.default_rng(0)

@@ -1,24 +1,39 @@
-"""Top-k selection with filters, in row chunks (no dense users x items matrix).
+"""Top-k selection with filters, in row blocks (no dense users x items matrix).
 
-Scores come from implicit's kernel (a BLAS product per 100 rows and a
-C++ selection, on all cores), so skals ranks exactly as implicit does.
+Each block of rows is scored by one BLAS product (float32, the same product
+as implicit's kernel, so scores are bit for bit implicit's). Instead of
+sorting or partitioning every row, a lower bound of each row's ``k``-th best
+score is read from a few columns (the items of largest norm: the ``k``-th
+best of any subset of a row is at most the row's), and one comparison over
+the block keeps the few scores at or above it; only those are ordered.
+Ties are resolved as implicit's kernel does (:func:`_implicit_order`), so
+the answers are implicit's, filters included.
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import scipy.sparse as sp
-from implicit.cpu.topk import topk as _implicit_topk
 
-#: implicit marks filtered candidates with this score.
+#: implicit marks filtered candidates with this score; it and lower scores
+#: are padding in skals' answers (``-1`` ids).
 _FILTERED = np.finfo(np.float32).min
 
-#: Rows per call of implicit's kernel, a multiple of its 100-row batches so
-#: that unfiltered scores are bit for bit those of implicit's ``recommend``.
-CHUNK = 4000
+#: The lowest score a kept candidate may have.
+_LOWEST = np.nextafter(_FILTERED, np.float32(0))
 
-#: Most candidates (rows x candidates per row) fetched in one call.
-CANDIDATES = 4 * CHUNK * 64
+#: Bytes of float32 scores per block: rows per block = this / (4 * items),
+#: between ``MIN_ROWS`` and ``MAX_ROWS``. Chosen by measurement
+#: (BENCHMARKS.md, "Top-k against the matmul floor").
+BLOCK_BYTES = 1 << 25
+MIN_ROWS, MAX_ROWS = 16, 1024
+
+#: Columns read for the lower bound of each row's k-th best score: at least
+#: this many, and ``SAMPLE_PER_K * k``.
+SAMPLE, SAMPLE_PER_K = 256, 16
 
 
 def writeable(a: np.ndarray) -> np.ndarray:
@@ -32,28 +47,118 @@ def writeable(a: np.ndarray) -> np.ndarray:
     return np.array(a, order="C", copy=True)
 
 
-def _drop_seen(ids, scores, seen, k):
-    """Keep, per row, the first ``k`` candidates that are not in ``seen``.
+_CONTROLLER = None
 
-    ``ids``/``scores`` are implicit's candidates (best first); ``seen`` is a
-    canonical CSR matrix of the same rows. Dropped and missing places get
-    the filtered score, so they become ``-1`` padding.
+
+def _blas_limit(n_threads: int):
+    """A context that caps BLAS at ``n_threads`` (threadpoolctl, cached)."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=n_threads, user_api="blas")
+
+
+def _within_row(flags: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Inclusive running count of ``flags`` within each row's run of entries.
+
+    ``first`` is, for each entry, the position of its row's first entry.
     """
-    n_rows, n_cand = ids.shape
-    n_items = seen.shape[1]
-    row = np.arange(n_rows, dtype=np.int64)[:, None]
-    cand_keys = (row * n_items + ids).ravel()
-    seen_rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(seen.indptr))
-    seen_keys = seen_rows * n_items + seen.indices  # sorted: canonical CSR
-    pos = np.searchsorted(seen_keys, cand_keys)
-    pos[pos == seen_keys.size] = 0
-    dropped = (seen_keys.size > 0) & (seen_keys[pos] == cand_keys)
-    dropped = dropped.reshape(n_rows, n_cand)
-    keep = np.argsort(dropped, axis=1, kind="stable")[:, :k]
-    kept_ids = np.take_along_axis(ids, keep, axis=1)
-    kept_scores = np.take_along_axis(scores, keep, axis=1)
-    kept_scores[np.take_along_axis(dropped, keep, axis=1)] = _FILTERED
-    return kept_ids, kept_scores
+    total = np.concatenate(([0], np.cumsum(flags)))
+    return total[1:] - total[first]
+
+
+def _implicit_order(r, c, v, n_rows, k):
+    """The best ``k`` of candidate scores per row, chosen and ordered as
+    implicit's kernel does.
+
+    ``r``/``c``/``v`` are row, column and score of each candidate, sorted by
+    row then column; every score above a row's ``k``-th best must be there.
+    implicit scans a row's columns in order with a heap of ``k`` (score,
+    column) pairs and admits a column only if its score is strictly greater
+    than the heap's smallest score; the smallest pair (lowest column among
+    equal scores) is the one evicted, and the answer is sorted by score then
+    column, both descending. So with ``t`` the row's ``k``-th best score, the
+    answer holds every column scoring above ``t`` and, of the columns scoring
+    exactly ``t``, those at or before the ``k``-th column (in column order)
+    scoring ``t`` or more; when more of them than needed remain, the latest
+    columns stay (the earlier ones were evicted first).
+
+    Returns ``(ids, scores, counts)``: ``-1`` and ``-inf`` where a row has
+    fewer than ``k`` candidates.
+    """
+    ids = np.full((n_rows, k), -1, dtype=np.int64)
+    scores = np.full((n_rows, k), -np.inf, dtype=np.float32)
+    starts = np.searchsorted(r, np.arange(n_rows + 1))
+    width = np.diff(starts)
+    full = width >= k
+    kth = np.full(n_rows, -np.inf, dtype=np.float32)
+    if full.any():
+        by_score = np.lexsort((-v, r))  # row, then score descending
+        kth[full] = v[by_score[starts[:-1][full] + k - 1]]
+    t = kth[r]
+    keep = v > t  # every candidate of a row with fewer than k
+    tied = v == t
+    if tied.any():
+        first = starts[r]
+        at_or_before = _within_row(keep | tied, first) <= k
+        admitted = tied & at_or_before
+        needed = k - np.bincount(r[keep], minlength=n_rows)
+        n_admitted = np.bincount(r[admitted], minlength=n_rows)
+        latest = _within_row(admitted, first) > (n_admitted - needed)[r]
+        keep |= admitted & latest
+    sel = np.flatnonzero(keep)
+    sel = sel[np.lexsort((-c[sel], -v[sel], r[sel]))]
+    rows = r[sel]
+    counts = np.bincount(rows, minlength=n_rows).astype(np.int64)
+    rank = np.arange(sel.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    ids[rows, rank] = c[sel]
+    scores[rows, rank] = v[sel]
+    return ids, scores, counts
+
+
+def _bound_columns(items: np.ndarray, k: int, banned) -> np.ndarray | None:
+    """Columns whose ``k``-th best score bounds each row's from below.
+
+    The items of largest norm score highest for most rows, so their
+    ``k``-th best is a tight bound; banned items are never among them (their
+    scores are ``-inf``). ``None`` when that would be most of the eligible
+    items (then the whole row is partitioned).
+    """
+    size = max(SAMPLE, SAMPLE_PER_K * k)
+    norms = np.einsum("ij,ij->i", items, items)
+    if banned is not None:
+        norms[banned] = -np.inf
+    if 2 * size >= items.shape[0] - (0 if banned is None else banned.size):
+        return None
+    return np.sort(np.argpartition(-norms, size - 1)[:size])
+
+
+def _score_block(query, items_t, k, bound_cols, buf, mask, banned, seen):
+    """``(ids, scores, counts)`` of one block of query rows."""
+    b, n_items = query.shape[0], items_t.shape[1]
+    s = np.matmul(query, items_t, out=buf[:b])
+    if banned is not None:
+        s[:, banned] = -np.inf
+    if seen is not None:
+        s[seen] = -np.inf
+    if k >= n_items:
+        bound = np.full(b, _LOWEST, dtype=np.float32)
+    else:
+        sub = s if bound_cols is None else s[:, bound_cols]
+        width = sub.shape[1]
+        bound = np.partition(sub, width - k, axis=1)[:, width - k]
+        np.maximum(bound, _LOWEST, out=bound)
+    m = np.greater_equal(s, bound[:, None], out=mask[:b])
+    flat = np.flatnonzero(m)
+    r = flat // n_items
+    c = flat - r * n_items
+    return _implicit_order(r, c, s.ravel()[flat], b, min(k, n_items))
+
+
+def _block_rows(n_items: int) -> int:
+    return int(min(MAX_ROWS, max(MIN_ROWS, BLOCK_BYTES // (4 * max(n_items, 1)))))
 
 
 def topk(
@@ -68,6 +173,10 @@ def topk(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Best ``k`` items per row by ``user_factors @ item_factors.T``.
 
+    The same ids and scores as implicit's ``recommend`` (and its kernel
+    ``implicit.cpu.topk.topk``) with the same filters, ties included, except
+    that places implicit fills with filtered items are ``-1`` here.
+
     Parameters
     ----------
     user_factors : ndarray of shape (n_rows, n_factors)
@@ -75,13 +184,15 @@ def topk(
     k : int
         Candidates per row.
     exclude : csr_matrix of shape (n_rows, n_items), optional
-        Per-row items that may not be recommended (already liked).
+        Per-row items that may not be recommended (already liked): every
+        stored entry, whatever its value.
     banned : ndarray of int, optional
         Item indices that no row may get.
     allowed : sorted ndarray of int, optional
         Only these item indices may be recommended.
     num_threads : int
-        Threads for implicit's kernel (0: all cores).
+        Threads (0: all cores). Blocks of rows are spread over the threads,
+        each with a one-thread BLAS product.
 
     Returns
     -------
@@ -93,73 +204,62 @@ def topk(
         How many entries of each row are real.
     """
     n_rows = user_factors.shape[0]
-    items = writeable(np.asarray(item_factors, dtype=np.float32))
+    items = np.asarray(item_factors, dtype=np.float32)
     if allowed is not None:
-        items = np.ascontiguousarray(items[allowed])
+        items = items[allowed]
         if exclude is not None:
-            exclude = exclude[:, allowed].tocsr()
+            exclude = sp.csr_matrix(exclude)[:, allowed]
         if banned is not None:
             banned = np.flatnonzero(np.isin(allowed, banned))
     n_items = items.shape[0]
     k_eff = min(k, n_items)
     ids = np.full((n_rows, k), -1, dtype=np.int64)
     scores = np.full((n_rows, k), -np.inf, dtype=np.float32)
+    counts = np.zeros(n_rows, dtype=np.int64)
     if k_eff == 0 or n_rows == 0:
-        return ids, scores, np.zeros(n_rows, dtype=np.int64)
-    filter_items = None
-    if banned is not None and len(banned):
-        filter_items = np.unique(np.asarray(banned, dtype=np.int32))
-    users = np.asarray(user_factors, dtype=np.float32)
+        return ids, scores, counts
+    if banned is not None:
+        banned = np.unique(np.asarray(banned, dtype=np.int64))
+        banned = banned if banned.size else None
     if exclude is not None:
         exclude = sp.csr_matrix(exclude)
-        if not exclude.has_canonical_format:
-            # canonical: one entry per (row, item); on a copy, as
-            # csr_matrix() of a CSR input shares the caller's arrays
-            exclude = exclude.copy()
-            exclude.sum_duplicates()
-        n_seen = np.diff(exclude.indptr)
-    else:
-        n_seen = np.zeros(n_rows, dtype=np.int64)
-    # Seen items are dropped from a longer candidate list ("over-fetch"):
-    # rows are grouped by how many items they have seen, and a group asks
-    # implicit for k + (most seen in the group) candidates. That is cheaper
-    # than implicit's own filter, which slices the CSR matrix row by row.
-    order = np.argsort(n_seen, kind="stable") if exclude is not None else None
-    start = 0
-    while start < n_rows:
-        stop = min(start + CHUNK, n_rows)
-        if order is None:
-            rows = np.arange(start, stop)
-        else:
-            n_cand = min(k_eff + int(n_seen[order[stop - 1]]), n_items)
-            while stop - start > 1 and (stop - start) * n_cand > CANDIDATES:
-                stop = start + (stop - start) // 2  # heavy rows: smaller chunks
-                n_cand = min(k_eff + int(n_seen[order[stop - 1]]), n_items)
-            rows = order[start:stop]
-        start = stop
-        extra = int(n_seen[rows[-1]])
-        n_cand = min(k_eff + extra, n_items)
-        query = users[rows[0] : rows[-1] + 1] if order is None else users[rows]
-        chunk_ids, chunk_scores = _implicit_topk(
-            items,
-            np.ascontiguousarray(query),
-            n_cand,
-            filter_items=filter_items,
-            num_threads=num_threads,
-        )
-        if extra:
-            chunk_ids, chunk_scores = _drop_seen(
-                chunk_ids, chunk_scores, exclude[rows], k_eff
+        indptr, indices = exclude.indptr, exclude.indices
+    users = np.asarray(user_factors, dtype=np.float32)
+    items_t = np.ascontiguousarray(items).T  # the product implicit computes
+    bound_cols = _bound_columns(items, k_eff, banned)
+    step = _block_rows(n_items)
+    starts = range(0, n_rows, step)
+    threads = (os.cpu_count() or 1) if num_threads == 0 else int(num_threads)
+    threads = max(1, min(threads, len(starts)))
+
+    def work(worker):
+        b = min(step, n_rows)
+        buf = np.empty((b, n_items), dtype=np.float32)
+        mask = np.empty((b, n_items), dtype=bool)
+        for start in starts[worker::threads]:
+            stop = min(start + step, n_rows)
+            seen = None
+            if exclude is not None:
+                lo, hi = indptr[start], indptr[stop]
+                if hi > lo:
+                    seen = (row_of(indptr[start : stop + 1]), indices[lo:hi])
+            query = np.ascontiguousarray(users[start:stop])
+            block = _score_block(
+                query, items_t, k_eff, bound_cols, buf, mask, banned, seen
             )
-        ids[rows, :k_eff] = chunk_ids[:, :k_eff]
-        scores[rows, :k_eff] = chunk_scores[:, :k_eff]
-    padded = scores <= _FILTERED
-    ids[padded] = -1
-    scores[padded] = -np.inf
+            ids[start:stop, :k_eff], scores[start:stop, :k_eff] = block[:2]
+            counts[start:stop] = block[2]
+
+    with _blas_limit(1):
+        if threads == 1:
+            work(0)
+        else:
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(work, range(threads)))
     if allowed is not None:
         real = ids >= 0
         ids[real] = allowed[ids[real]]
-    return ids, scores, (~padded).sum(axis=1).astype(np.int64)
+    return ids, scores, counts
 
 
 def row_of(indptr: np.ndarray) -> np.ndarray:
