@@ -261,7 +261,10 @@ class EarlyStoppingPipeline(Pipeline):
             for i, k in enumerate(stages):
                 # the first stage starts from scratch, the others continue
                 final.set_params(iterations=k, warm_start=i > 0)
-                final.fit(Xt)
+                if i > 0 and hasattr(final, "_more_sweeps"):
+                    final._more_sweeps(Xt)  # the same Xt: only more sweeps
+                else:
+                    final.fit(Xt)
                 score = float(scorer(self, validation))
                 scores.append(score)
                 done.append(k)

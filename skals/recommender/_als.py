@@ -18,7 +18,7 @@ from .._utils import implicit_seed
 from .._warnings import SkalsDeprecationWarning, warn
 from . import _calls
 from ._checkpoints import FactorCheckpoints, matrix_fingerprint
-from ._factor import BaseFactorRecommender
+from ._factor import BaseFactorRecommender, _check_finite_factors
 from ._topk import writeable
 
 __all__ = ["ImplicitALSRecommender"]
@@ -204,6 +204,21 @@ class ImplicitALSRecommender(BaseFactorRecommender):
     #: sweeps write into them, and every fit assigns new fitted attributes:
     #: EarlyStoppingPipeline keeps its best stage without a copy.
     _warm_fit_keeps_arrays = True
+
+    def _more_sweeps(self, X):
+        """Continue the last fit on the same input ``X``: more sweeps only.
+
+        For :class:`~skals.model_selection.EarlyStoppingPipeline`, whose
+        later stages fit the very same ``X`` again with ``warm_start=True``
+        and more ``iterations``: the key-grain matrix, the ids and the
+        fallback of the previous stage are ``X``'s already, so only the
+        factors move on (a fit would rebuild the first three: 39% of a
+        two-sweep stage on the ``small`` benchmark log).
+        """
+        users, items = self._train(self.user_items_, X)
+        _check_finite_factors(users, items)
+        self.user_factors_, self.item_factors_ = users, items
+        return self
 
     def __init__(
         self,
