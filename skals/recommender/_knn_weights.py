@@ -108,18 +108,41 @@ def row_min_max(m: sp.csr_matrix):
     return lo, hi, count
 
 
-def dense_rank_in_rows(m: sp.csr_matrix) -> np.ndarray:
-    """Per stored entry: 1 + number of smaller distinct values in its row."""
+def order_in_rows(m: sp.csr_matrix, descending: bool = False) -> np.ndarray:
+    """Order of ``m``'s entries by row, then value, then column.
+
+    ``m`` has sorted indices. Integer values (recencies, ranks) take one
+    stable sort of an int64 key (row, value): stability keeps the column
+    order of equal values. Other values take a lexsort.
+    """
     rows = _row_of(m.indptr)
-    order = np.lexsort((m.data, rows))
-    r, v = rows[order], m.data[order]
-    new = np.ones(r.size, dtype=bool)
-    new[1:] = (r[1:] != r[:-1]) | (v[1:] != v[:-1])
-    first = np.ones(r.size, dtype=bool)
-    first[1:] = r[1:] != r[:-1]
+    v = -m.data if descending else m.data
+    if v.size and np.all(np.isfinite(v)):
+        lo, hi = float(v.min()), float(v.max())
+        span = hi - lo + 1
+        if np.all(v == np.round(v)) and span * m.shape[0] < 2.0**62:
+            key = rows.astype(np.int64) * int(span) + (v - lo).astype(np.int64)
+            return np.argsort(key, kind="stable")
+    return np.lexsort((m.indices, v, rows))
+
+
+def dense_rank_in_rows(m: sp.csr_matrix) -> np.ndarray:
+    """Per stored entry: 1 + number of smaller distinct values in its row.
+
+    The entries in :func:`order_in_rows`' order (one stable sort of an
+    integer key for integer values such as recencies), then a running count
+    of new values within each row.
+    """
+    order = order_in_rows(m)
+    v = m.data[order]
+    counts = np.diff(m.indptr)
+    first = np.zeros(v.size, dtype=bool)
+    first[m.indptr[:-1][counts > 0]] = True
+    new = first.copy()
+    new[1:] |= v[1:] != v[:-1]
     csum = np.cumsum(new)
-    start = np.maximum.accumulate(np.where(first, csum, 0))
-    out = np.empty(r.size, dtype=np.int64)
+    start = np.repeat(csum[m.indptr[:-1][counts > 0]], counts[counts > 0])
+    out = np.empty(v.size, dtype=np.int64)
     out[order] = csum - start + 1
     return out
 

@@ -23,6 +23,7 @@ from ..preprocessing._confidence import VIEW_COUNT
 from ._base import BaseRecommender
 from ._calls import FALLBACK, check_not_event_log
 from ._knn import WEIGHTINGS, _exact_ids, score_decay
+from ._knn_weights import dense_rank_in_rows, order_in_rows
 from ._popularity import FallbackMixin, PopularityRecommender
 from ._repeat import eligible_columns, fill_ranked, row_mask
 from ._topk import row_of as _row_of
@@ -63,7 +64,7 @@ def session_ranks(matrix: sp.csr_matrix, recency) -> sp.csr_matrix:
     rec.sort_indices()
     ranks = rec.copy()
     if rec.nnz and _rank_slots(rec) is None:  # else already 1..n per row
-        ranks.data = _dense_ranks(rec)
+        ranks.data = dense_rank_in_rows(rec).astype(np.float64)
     return ranks
 
 
@@ -86,44 +87,6 @@ def _rank_slots(m: sp.csr_matrix):
     return slots
 
 
-def _order_in_rows(m: sp.csr_matrix, descending: bool = False) -> np.ndarray:
-    """Order of ``m``'s entries by row, then value, then column.
-
-    ``m`` has sorted indices. Integer values (recencies, ranks) take one
-    stable sort of an int64 key (row, value): stability keeps the column
-    order of equal values. Other values take a lexsort.
-    """
-    rows = _row_of(m.indptr)
-    v = -m.data if descending else m.data
-    if v.size and np.all(np.isfinite(v)):
-        lo, hi = float(v.min()), float(v.max())
-        span = hi - lo + 1
-        if np.all(v == np.round(v)) and span * m.shape[0] < 2.0**62:
-            key = rows.astype(np.int64) * int(span) + (v - lo).astype(np.int64)
-            return np.argsort(key, kind="stable")
-    return np.lexsort((m.indices, v, rows))
-
-
-def _dense_ranks(m: sp.csr_matrix) -> np.ndarray:
-    """Per stored entry: 1 + number of smaller distinct values in its row.
-
-    The values of ``_knn_weights.dense_rank_in_rows``, by the faster
-    :func:`_order_in_rows` on integer values.
-    """
-    order = _order_in_rows(m)
-    v = m.data[order]
-    counts = np.diff(m.indptr)
-    first = np.zeros(v.size, dtype=bool)
-    first[m.indptr[:-1][counts > 0]] = True
-    new = first.copy()
-    new[1:] |= v[1:] != v[:-1]
-    csum = np.cumsum(new)
-    start = np.repeat(csum[m.indptr[:-1][counts > 0]], counts[counts > 0])
-    out = np.empty(v.size, dtype=np.float64)
-    out[order] = csum - start + 1
-    return out
-
-
 def sequences(ranks: sp.csr_matrix):
     """Entries of ``ranks`` ordered by row, then oldest item first.
 
@@ -135,7 +98,7 @@ def sequences(ranks: sp.csr_matrix):
         ranks.sort_indices()
     slots = _rank_slots(ranks)
     if slots is None:
-        order = _order_in_rows(ranks, descending=True)
+        order = order_in_rows(ranks, descending=True)
     else:  # distinct ranks 1..n: rank r goes to place n - r of the row
         counts = np.diff(ranks.indptr)
         rev = 2 * np.repeat(ranks.indptr[:-1], counts) + counts.repeat(counts) - 1
