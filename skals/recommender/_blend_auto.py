@@ -177,9 +177,7 @@ def _stats_without(im: InteractionMatrix, matrix, rows) -> pl.DataFrame | None:
     sums = {CONFIDENCE: held.data.astype(np.float64), "n_rows": np.ones(held.nnz)}
     single = single_event_values(im, float(matrix.data.min()))
     events = _event_counts(held.data.astype(np.float64), single)
-    carted = np.zeros(held.nnz)
-    if single.size == 2 and single[1] > single[0]:
-        carted = (held.data >= single[1] * (1 - 1e-5)).astype(np.float64)
+    carted = _carted(held.data, single).astype(np.float64)
     sums.update({VIEW_COUNT: events, CART_COUNT: carted})
     by = ["item_index"]
     seg = im.row_segments
@@ -323,7 +321,7 @@ def session_split(im: InteractionMatrix | None, matrix, size, n_revealed, random
     # carted (value of a cart add or more), else not revealed; in a log
     # where no item ever has two events in a session (ratings, say), a
     # revealed item is never a later event: only carts not revealed count
-    relevant = q.data >= single[1] * (1 - 1e-5) if has_carts else ~revealed
+    relevant = _carted(q.data, single) if has_carts else ~revealed
     if has_carts and not (_event_counts(matrix.data, single) > 1).any():
         relevant &= ~revealed
     truth = _keep(
@@ -369,10 +367,18 @@ def _event_counts(values: np.ndarray, single: np.ndarray) -> np.ndarray:
     """
     if single.size == 2 and single[0] > 1:
         w_v, w_c = single[0] - 1.0, single[1] - single[0]
-        carted = (w_c > 0) & (values >= single[1] * (1 - 1e-5))
-        n = np.rint((values - 1.0 - w_c * carted) / w_v)
+        n = np.rint((values - 1.0 - w_c * _carted(values, single)) / w_v)
         return np.maximum(n, 1.0)
     return np.where(np.isclose(values, single[0], rtol=1e-5), 1.0, 2.0)
+
+
+def _carted(values: np.ndarray, single: np.ndarray) -> np.ndarray:
+    """Whether each value holds a cart add: at least one cart add's value
+    (``single[1]``, :func:`single_event_values`), when a cart add weighs
+    more than a view; all False otherwise."""
+    if single.size == 2 and single[1] > single[0]:
+        return values >= single[1] * (1 - 1e-5)
+    return np.zeros(np.shape(values), dtype=bool)
 
 
 def ndcg(ids: np.ndarray, truth: sp.csr_matrix, k: int) -> float:
