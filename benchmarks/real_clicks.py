@@ -147,6 +147,20 @@ PEERS = {
 }
 
 
+#: session-rec's VSTAN "hr" setting for rsc15 in skals' names (the
+#: skals-stan-hr row; benchmarks/session_quality.py uses it too).
+STAN_HR = {
+    "n_neighbors": 2000,
+    "sample_size": 2500,
+    "similarity": "cosine",
+    "weighting": 8.0,
+    "recency_decay": 10.0,
+    "neighbor_position_decay": 8.0,
+    "weighting_score": 0.5,
+    "idf_weighting": 2.0,
+}
+
+
 def _knn(**params):
     return lambda: make_recommender_pipeline(
         SessionKNNRecommender(**params), schema=SCHEMA
@@ -197,16 +211,7 @@ SKALS_MODELS = {
         weighting_score=0.00001,
         idf_weighting=1.0,
     ),
-    "skals-stan-hr": _knn(
-        n_neighbors=2000,
-        sample_size=2500,
-        similarity="cosine",
-        weighting=8.0,
-        recency_decay=10.0,
-        neighbor_position_decay=8.0,
-        weighting_score=0.5,
-        idf_weighting=2.0,
-    ),
+    "skals-stan-hr": _knn(**STAN_HR),
     "skals-knn-tuned": _tuned_knn,
     # the other session models at their defaults, and the recommended one
     "skals-sr": lambda: make_recommender_pipeline(

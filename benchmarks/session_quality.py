@@ -111,18 +111,14 @@ def models():
     parts = [("als", als(alpha=10.0)), ("repeat", RepeatRecommender())]
     if KNN is not None:
         out["session-knn"] = KNN()
-        # VSTAN's "hr" weights on YooChoose (benchmarks/real_clicks.py's
-        # skals-stan-hr) without the neighbour recency decay, whose 10 days
-        # mean nothing on another log's time scale
-        out["session-knn stan weights"] = KNN(
-            similarity="cosine",
-            n_neighbors=2000,
-            sample_size=2500,
-            weighting=8.0,
-            neighbor_position_decay=8.0,
-            weighting_score=0.5,
-            idf_weighting=2.0,
-        )
+        try:
+            from real_clicks import STAN_HR
+        except ImportError:  # run from the repository root
+            from benchmarks.real_clicks import STAN_HR
+        # VSTAN's "hr" weights on YooChoose (real_clicks.py's skals-stan-hr)
+        # without the neighbour recency decay, whose 10 days mean nothing on
+        # another log's time scale
+        out["session-knn stan weights"] = KNN(**{**STAN_HR, "recency_decay": None})
         parts.append(("knn", KNN()))
     parts.append(("pop", PopularityRecommender()))
     out["blend (equal weights)"] = BlendRecommender(parts, weights=None)
