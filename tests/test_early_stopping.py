@@ -216,3 +216,96 @@ def test_later_stages_only_sweep(events, monkeypatch):
     np.testing.assert_array_equal(pipe[-1].user_factors_, cold[-1].user_factors_)
     np.testing.assert_array_equal(pipe[-1].item_factors_, cold[-1].item_factors_)
     assert pipe.predict(events).equals(cold.predict(events))
+
+
+class CopyingUnifier(PseudoUserUnifier):
+    """The unifier without its declaration: the split copies the training rows."""
+
+    _transforms_sessions_alone = False
+
+
+def test_the_training_events_are_not_copied(events, monkeypatch):
+    # the unifier transforms the whole log and the encoder reads a lazy
+    # filter of it: no frame of the training rows is made (at the
+    # challenge's scale that copy was 3 GB next to the log)
+    import polars as pl
+
+    heights = []
+    original = pl.DataFrame.filter
+
+    def recording(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        heights.append(out.height)
+        return out
+
+    monkeypatch.setattr(pl.DataFrame, "filter", recording)
+    pipe = EarlyStoppingPipeline(steps(2), tol=-np.inf, random_state=0).fit(events)
+    monkeypatch.undo()
+    _, validation = pipe._split_sessions(events)
+    assert heights and max(heights) <= validation.height
+    # the same model as the copying split's (the rule for any first step)
+    copying = [("unifier", CopyingUnifier()), *steps(2)[1:]]
+    ref = EarlyStoppingPipeline(copying, tol=-np.inf, random_state=0).fit(events)
+    np.testing.assert_array_equal(pipe[-1].user_factors_, ref[-1].user_factors_)
+    np.testing.assert_array_equal(pipe.validation_scores_, ref.validation_scores_)
+    assert pipe[2].user_ids_.equals(ref[2].user_ids_)
+
+
+def test_steps_after_the_lazy_split_are_cached_by_provenance(events):
+    # the encoder's and builder's inputs are lazy filters of the unifier's
+    # output: they are keyed on the log's content, the held-out sessions
+    # and the steps before them, so other held-out sessions or another
+    # unifier never get a stored result
+    from skals import FrameCache
+
+    memory = FrameCache()
+
+    def fit(random_state=0, **params):
+        pipe = EarlyStoppingPipeline(
+            steps(1), memory=memory, random_state=random_state
+        ).set_params(**params)
+        return pipe.fit(events)
+
+    first = fit()
+    assert (memory.misses, memory.hits) == (3, 0)
+    fit(als__factors=3)  # only the recommender differs: every step hits
+    assert (memory.misses, memory.hits) == (3, 3)
+    other = fit(random_state=1)  # other sessions held out: the unifier hits
+    assert (memory.misses, memory.hits) == (5, 4)
+    fit(unifier__user_prefix="user_")  # another unifier: nothing hits
+    assert (memory.misses, memory.hits) == (8, 4)
+    fit(encoder__cart_weight=3.0)  # another encoder: unifier hits, builder not
+    assert (memory.misses, memory.hits) == (10, 5)
+    plain = EarlyStoppingPipeline(steps(1), random_state=1).fit(events)
+    np.testing.assert_array_equal(other[-1].user_factors_, plain[-1].user_factors_)
+    assert not np.array_equal(first[-1].user_factors_, other[-1].user_factors_)
+
+
+def test_stages_after_a_worse_one_sweep_in_place(events, monkeypatch):
+    # stage 1 is best and kept: stage 2 sweeps in a copy of its factors;
+    # stage 2 is kept by nobody: stage 3 sweeps in stage 2's own arrays
+    # (one set of user factors fewer alive), and every stage's factors are
+    # those of a cold fit of as many sweeps
+    original = ImplicitALSRecommender._more_sweeps
+    seen = []
+
+    def recording(self, X, in_place=False):
+        before = self.user_factors_
+        original(self, X, in_place=in_place)
+        seen.append((before, self.user_factors_, self.user_factors_.copy()))
+        return self
+
+    monkeypatch.setattr(ImplicitALSRecommender, "_more_sweeps", recording)
+    pipe = EarlyStoppingPipeline(
+        steps(10), scoring=Scripted([0.3, 0.1, 0.2]), random_state=0
+    ).fit(events)
+    np.testing.assert_array_equal(pipe.validation_iterations_, [1, 2, 3])
+    (b2, a2, f2), (b3, a3, f3) = seen
+    assert a2 is not b2 and a3 is b3
+    train, _ = pipe._split_sessions(events)
+    for k, factors in [(2, f2), (3, f3)]:
+        cold = Pipeline(steps(k)).fit(train)
+        np.testing.assert_array_equal(factors, cold[-1].user_factors_)
+    cold = Pipeline(steps(1)).fit(train)
+    assert pipe.n_iter_ == 1
+    np.testing.assert_array_equal(pipe[-1].user_factors_, cold[-1].user_factors_)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 from numbers import Integral, Real
 
 import numpy as np
+import polars as pl
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_memory
 
 from .._frame import to_polars
+from ..preprocessing._cache import _frame_fingerprint, _Uncacheable, _update
 from ._halving import _session_codes
 
 __all__ = ["EarlyStoppingPipeline", "make_early_stopping_pipeline"]
@@ -195,8 +198,8 @@ class EarlyStoppingPipeline(Pipeline):
                 f"{type(final).__name__}."
             )
 
-    def _split_sessions(self, events):
-        """(training events, validation events): whole sessions on each side."""
+    def _held_out(self, events) -> np.ndarray:
+        """Boolean mask of the rows of the validation sessions."""
         code = _session_codes(events, self._session_col(), type(self).__name__)
         n = int(code.max()) + 1 if code.size else 0
         f = self.validation_fraction
@@ -208,7 +211,11 @@ class EarlyStoppingPipeline(Pipeline):
             )
         held = np.zeros(n, dtype=bool)
         held[check_random_state(self.random_state).permutation(n)[:n_val]] = True
-        mask = held[code]
+        return held[code]
+
+    def _split_sessions(self, events):
+        """(training events, validation events): whole sessions on each side."""
+        mask = self._held_out(events)
         return events.filter(~mask), events.filter(mask)
 
     def fit(self, X, y=None, **params):
@@ -249,8 +256,10 @@ class EarlyStoppingPipeline(Pipeline):
         else:
             scorer = self.scoring
         events = to_polars(X, allow_lazy=False)
-        train, validation = self._split_sessions(events)
-        Xt = self._fit_transformers(train)
+        held = self._held_out(events)
+        validation = events.filter(held)
+        Xt = self._fit_transformers(events, ~held)
+        del events
         final = self._final_estimator
         total, warm = final.iterations, final.warm_start
         stages = list(range(self.validation_interval, total, self.validation_interval))
@@ -262,7 +271,9 @@ class EarlyStoppingPipeline(Pipeline):
                 # the first stage starts from scratch, the others continue
                 final.set_params(iterations=k, warm_start=i > 0)
                 if i > 0 and hasattr(final, "_more_sweeps"):
-                    final._more_sweeps(Xt)  # the same Xt: only more sweeps
+                    # the same Xt: only more sweeps; in the current arrays
+                    # unless they are the kept best stage's
+                    final._more_sweeps(Xt, in_place=kept_k != done[-1])
                 else:
                     final.fit(Xt)
                 score = float(scorer(self, validation))
@@ -293,20 +304,89 @@ class EarlyStoppingPipeline(Pipeline):
         self.validation_iterations_ = np.array(done)
         return self
 
-    def _fit_transformers(self, X):
-        """Fit the transformers on ``X`` (through ``memory``), return the output."""
+    def _fit_transformers(self, events, keep):
+        """Fit the transformers on the rows ``keep`` of ``events``, return the output.
+
+        The training sessions are not copied out of the log when the first
+        transformer maps each session on its own (it declares
+        ``_transforms_sessions_alone``, as :class:`~skals.PseudoUserUnifier`
+        does: its fit learns nothing from the rows, and a session's output
+        rows depend on that session's rows only). It then transforms the
+        whole log, and the next transformer gets a lazy filter of that
+        output (nothing of the log is copied; the filter runs in the next
+        step's own query). Otherwise the training rows are filtered out
+        first, as a copy.
+
+        With ``memory``, a step whose input is a plain frame is cached on its
+        content, as :class:`~sklearn.pipeline.Pipeline` does; the steps after
+        the lazy filter are cached on its provenance: the content
+        fingerprint of ``events``, the mask, and the classes and parameters
+        of the steps before.
+        """
         memory = check_memory(self.memory)
-        cached = memory.cache(_fit_transform_one)
-        for i, (name, step) in enumerate(self.steps[:-1]):
-            if step is None or step == "passthrough":
-                continue
-            if self.memory is None:
-                X = step.fit_transform(X)
-            else:
-                # as scikit-learn's Pipeline: a clone is fitted (or fetched)
-                X, fitted = cached(clone(step), X)
-                self.steps[i] = (name, fitted)
+        todo = [
+            (i, name, step)
+            for i, (name, step) in enumerate(self.steps[:-1])
+            if step is not None and step != "passthrough"
+        ]
+        source = None
+        if todo and getattr(type(todo[0][2]), "_transforms_sessions_alone", False):
+            i, name, step = todo.pop(0)
+            X = self._fit_one(memory, i, name, step, events)
+            X = to_polars(X).lazy().filter(pl.Series(keep))
+            source = _provenance(events, keep, step)
+        else:
+            X = events.filter(keep)
+        for i, name, step in todo:
+            X = self._fit_one(memory, i, name, step, X, source)
+            if source is not None:
+                source = _chain(source, step)
         return X
+
+    def _fit_one(self, memory, i, name, step, X, source=None):
+        """Fit step ``i`` on ``X`` (through ``memory``), return its output."""
+        if self.memory is None:
+            return step.fit_transform(X)
+        if source is None:
+            cached = memory.cache(_fit_transform_one)
+            X, fitted = cached(clone(step), X)
+        elif source is _UNKEYED:
+            # an input without a fingerprint: nothing to key it on
+            fitted = clone(step)
+            X = fitted.fit_transform(X)
+        else:
+            # as scikit-learn's Pipeline: a clone is fitted (or fetched)
+            cached = memory.cache(_fit_transform_from, ignore=["X"])
+            X, fitted = cached(clone(step), X, source)
+        self.steps[i] = (name, fitted)
+        return X
+
+
+#: the provenance of an input without a content fingerprint
+_UNKEYED = object()
+
+
+def _provenance(events, keep, step):
+    """Key of ``step``'s output on the rows ``keep`` of ``events``."""
+    h = hashlib.blake2b(digest_size=20)
+    try:
+        _frame_fingerprint(events, h)
+    except _Uncacheable:
+        return _UNKEYED
+    h.update(np.packbits(keep).tobytes())
+    return _chain(h.hexdigest(), step)
+
+
+def _chain(source, step):
+    """Key of ``step``'s output on an input whose key is ``source``."""
+    if source is _UNKEYED:
+        return source
+    h = hashlib.blake2b(source.encode(), digest_size=20)
+    try:
+        _update(h, step)  # the class and parameters, as FrameCache keys a step
+    except _Uncacheable:
+        return _UNKEYED
+    return h.hexdigest()
 
 
 def _fitted_state(estimator) -> dict:
@@ -324,6 +404,11 @@ def _fitted_state(estimator) -> dict:
 
 def _fit_transform_one(transformer, X):
     """``transformer.fit_transform(X)`` and the fitted transformer (cacheable)."""
+    return transformer.fit_transform(X), transformer
+
+
+def _fit_transform_from(transformer, X, source):
+    """:func:`_fit_transform_one`, cached on ``source`` (the key of ``X``)."""
     return transformer.fit_transform(X), transformer
 
 

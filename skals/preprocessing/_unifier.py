@@ -176,6 +176,12 @@ class PseudoUserUnifier(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         "missing_values": [tuple, list],
     }
 
+    #: fit learns nothing from the rows, and transform gives each input row
+    #: one output row, in order, that depends on its session's rows only:
+    #: the rows of some sessions of the output are those sessions' output
+    #: (EarlyStoppingPipeline transforms the whole log, then filters)
+    _transforms_sessions_alone = True
+
     def __init__(
         self,
         user_col="user_id",
