@@ -602,3 +602,21 @@ def test_implicit_topk_kernel_behaves_as_pinned():
         np.arange(250), None, N=4, filter_items=[1, 4], filter_already_liked_items=False
     )
     assert got_scores.tobytes() == want_scores.tobytes()
+
+
+def test_initial_factors_are_implicits(matrix):
+    # skals draws implicit's starting factors itself (in place, without
+    # implicit's temporary product); a change of implicit's rule fails here
+    from skals.recommender._als import _initial_factors
+
+    with threadpool_limits(1, "blas"):
+        ref = AlternatingLeastSquares(factors=6, iterations=0, random_state=11)
+        ref.fit(matrix, show_progress=False)
+    users, items = _initial_factors(matrix.shape, 6, 11)
+    assert users.dtype == items.dtype == np.float32
+    assert_array_equal(users, ref.user_factors)
+    assert_array_equal(items, ref.item_factors)
+    # a RandomState draws one seed per fit: the same for equal states
+    a = ImplicitALSRecommender(**PARAMS, random_state=np.random.RandomState(5))
+    b = ImplicitALSRecommender(**PARAMS, random_state=np.random.RandomState(5))
+    assert_array_equal(a.fit(matrix).user_factors_, b.fit(matrix).user_factors_)
