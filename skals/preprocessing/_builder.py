@@ -301,19 +301,23 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
             report_session_keys(where, id_name, (rows["__n_keys"] > 1).sum())
         report_unknown_items(where, self.item_col, n_unknown, df.height, n_unknown_ids)
         index = _index_dtype(max(rows.height, len(self.item_ids_)))
+        # read once from the (chunked) join output: the matrix and the item
+        # statistics both take them
+        values = known[self.value_col].to_numpy()
+        cols = known["__col"].to_numpy()
         matrix = sp.csr_matrix(
             (
-                known[self.value_col].to_numpy().astype(np.float32, copy=False),
+                values.astype(np.float32, copy=False),
                 (
                     known["__row"].to_numpy().astype(index, copy=False),
-                    known["__col"].to_numpy().astype(index, copy=False),
+                    cols.astype(index, copy=False),
                 ),
             ),
             shape=(rows.height, len(self.item_ids_)),
             dtype=np.float32,
         )
         matrix.sum_duplicates()  # canonical: sorted indices, one entry per cell
-        stats = self._item_stats(known)
+        stats = self._item_stats(known, values, cols)
         times = recency = None
         if has_time:
             times = epoch_seconds(rows["__time"], _is_temporal(df, LAST_TIME))
@@ -390,9 +394,9 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         )
         return pl.collect_all([rows_lf, known_lf, unknown_lf])
 
-    def _item_stats(self, known: pl.DataFrame) -> pl.DataFrame:
+    def _item_stats(self, known: pl.DataFrame, values, cols) -> pl.DataFrame:
         if self.segment_col is None:
-            return _item_sums(known, self.value_col, len(self.item_ids_))
+            return _item_sums(known, self.value_col, len(self.item_ids_), values, cols)
         by = ["__col"]
         if self.segment_col is not None:
             by.insert(0, self.segment_col)
@@ -488,14 +492,18 @@ def _positions(ids: pl.Series, name: str) -> pl.DataFrame:
     )
 
 
-def _item_sums(known: pl.DataFrame, value_col: str, n_items: int) -> pl.DataFrame:
+def _item_sums(
+    known: pl.DataFrame, value_col: str, n_items: int, values, cols
+) -> pl.DataFrame:
     """Per item column (``item_index``, the items present): summed values and
     counts, and the number of rows; what popularity ranks by.
 
     Column indices are dense (``0..n_items-1``), so the sums are
-    ``np.bincount`` over them rather than a group-by.
+    ``np.bincount`` over them rather than a group-by. ``values`` and
+    ``cols`` are ``known``'s value and ``__col`` columns as numpy arrays.
     """
-    cols = known["__col"].to_numpy()
+    # np.bincount takes intp indices: cast once, not in every call
+    cols = cols.astype(np.intp, copy=False)
     n_rows = np.bincount(cols, minlength=n_items)
     present = np.flatnonzero(n_rows)
     out = {"item_index": present.astype(np.int64)}
@@ -503,9 +511,12 @@ def _item_sums(known: pl.DataFrame, value_col: str, n_items: int) -> pl.DataFram
         if col in known.columns:
             weights = known[col]
             if weights.dtype not in (pl.Float64, pl.Int64):
-                weights = weights.cast(pl.Float64)
+                weights = weights.cast(pl.Float64).to_numpy()
+            elif col == value_col:
+                weights = values  # already read
+            else:
+                weights = weights.to_numpy()
             # np.bincount sums the weights in float64
-            weights = weights.to_numpy()
             out[name] = np.bincount(cols, weights, minlength=n_items)[present]
     out["n_rows"] = n_rows[present].astype(np.float64)
     return pl.DataFrame(out)
