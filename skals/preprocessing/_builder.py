@@ -516,8 +516,10 @@ def _item_sums(
                 weights = values  # already read
             else:
                 weights = weights.to_numpy()
-            # np.bincount sums the weights in float64
-            out[name] = np.bincount(cols, weights, minlength=n_items)[present]
+            # np.bincount sums the weights in float64 (but gives int64 when
+            # there are no pairs: every item unknown)
+            sums = np.bincount(cols, weights, minlength=n_items)[present]
+            out[name] = sums.astype(np.float64, copy=False)
     out["n_rows"] = n_rows[present].astype(np.float64)
     return pl.DataFrame(out)
 
