@@ -459,6 +459,13 @@ def _rows_by_vocabulary(lf, df, vocabulary: pl.Series, keep: list[str], item_col
     order[fit_row] = np.arange(len(fit_keys))
     order[new_row] = len(fit_keys) + np.arange(len(new_keys))
     row_ids = pl.concat([fit_keys, new_keys]).gather(order).rename(key)
+    if not has_new and len(fit_pos) == n:
+        # every fitted key occurs and no other (the training log): each
+        # pair's row is its key's position, no gather
+        known = out.select(pl.col("__fit").alias("__row"), *keep[1:])
+        if unknown[0]:
+            known = known.filter(pl.col("__col").is_not_null())
+        return unknown, row_ids, known
     to_row = np.full(n + 1, -1, dtype=_index_dtype(len(order)))
     to_row[fit_pos] = fit_row
     rows = to_row[fit]
