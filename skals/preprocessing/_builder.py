@@ -428,7 +428,16 @@ def _rows_by_vocabulary(lf, df, vocabulary: pl.Series, keep: list[str], item_col
     """
     key = vocabulary.name
     n = len(vocabulary)
-    out = lf.select("__i", "__fit", *keep[1:]).collect()
+    # integer counts as float64 here, where np.bincount would convert them
+    # (the same values; polars' memory is reused, a fresh numpy array
+    # costs its first-touch page faults)
+    counts = [
+        pl.col(c).cast(pl.Float64) if df.schema[c] == pl.Int64 else pl.col(c)
+        for c in keep[1:]
+        if c in (VIEW_COUNT, CART_COUNT)
+    ]
+    rest = [c for c in keep[1:] if c not in (VIEW_COUNT, CART_COUNT)]
+    out = lf.select("__i", "__fit", *rest, *counts).collect()
     unknown_at = out.filter(pl.col("__col").is_null())["__i"]
     unknown_ids = df[item_col].gather(unknown_at)
     unknown = (len(unknown_ids), unknown_ids.n_unique())
