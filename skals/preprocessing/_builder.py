@@ -239,12 +239,7 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         df, kind = self._prepare(X)
         where = self._where
         id_name = self.session_col if self._has_sessions(df) else self.user_col
-        vocab = pl.DataFrame(
-            {
-                self.item_col: self.item_ids_,
-                "__col": pl.int_range(len(self.item_ids_), dtype=pl.Int64, eager=True),
-            }
-        )
+        vocab = _positions(self.item_ids_, "__col")
         # ids of another type than in fit match exactly or not at all
         # ("010" is not item 10); the rows that match nothing are counted
         lookup = comparable_ids(df[self.item_col], self.item_ids_.dtype)
@@ -258,14 +253,25 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         by_vocabulary = simple and self._rows_from_vocabulary(df)
         lf = df.lazy()
         if by_vocabulary:
-            # the input's position of each pair: its ids are read from ``df``
-            # only where needed (keys not in fit, unknown items)
-            lf = lf.with_row_index("__i")
-        lf = lf.with_columns(lookup.alias("__item")).join(
-            vocab.lazy().rename({self.item_col: "__item"}),
-            on="__item",
-            how="left",
-        )
+            # the input's position of each pair (its ids are read from ``df``
+            # only where needed: keys not in fit, unknown items) and its
+            # fitted key's position (null for a key not in fit); the key
+            # join before the item join measured cheaper
+            lf = lf.with_row_index("__i").join(
+                _positions(self.user_ids_, "__fit").lazy(),
+                on=self.user_col,
+                how="left",
+            )
+        if lookup.dtype == df.schema[self.item_col]:
+            # the ids as they are (comparable_ids returned the column
+            # itself): joined on the column
+            lf = lf.join(vocab.lazy(), on=self.item_col, how="left")
+        else:
+            lf = lf.with_columns(lookup.alias("__item")).join(
+                vocab.lazy().rename({self.item_col: "__item"}),
+                on="__item",
+                how="left",
+            )
         has_time = LAST_TIME in df.columns and RECENCY in df.columns
         # only what the matrix and the item statistics need: the ids'
         # strings are not carried through the join's output
@@ -294,16 +300,24 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         if "__n_keys" in rows.columns:
             report_session_keys(where, id_name, (rows["__n_keys"] > 1).sum())
         report_unknown_items(where, self.item_col, n_unknown, df.height, n_unknown_ids)
+        index = _index_dtype(max(rows.height, len(self.item_ids_)))
+        # read once from the (chunked) join output: the matrix and the item
+        # statistics both take them
+        values = known[self.value_col].to_numpy()
+        cols = known["__col"].to_numpy()
         matrix = sp.csr_matrix(
             (
-                known[self.value_col].to_numpy().astype(np.float32, copy=False),
-                (known["__row"].to_numpy(), known["__col"].to_numpy()),
+                values.astype(np.float32, copy=False),
+                (
+                    known["__row"].to_numpy().astype(index, copy=False),
+                    cols.astype(index, copy=False),
+                ),
             ),
             shape=(rows.height, len(self.item_ids_)),
             dtype=np.float32,
         )
         matrix.sum_duplicates()  # canonical: sorted indices, one entry per cell
-        stats = self._item_stats(known)
+        stats = self._item_stats(known, values, cols)
         times = recency = None
         if has_time:
             times = epoch_seconds(rows["__time"], _is_temporal(df, LAST_TIME))
@@ -380,9 +394,9 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         )
         return pl.collect_all([rows_lf, known_lf, unknown_lf])
 
-    def _item_stats(self, known: pl.DataFrame) -> pl.DataFrame:
+    def _item_stats(self, known: pl.DataFrame, values, cols) -> pl.DataFrame:
         if self.segment_col is None:
-            return _item_sums(known, self.value_col, len(self.item_ids_))
+            return _item_sums(known, self.value_col, len(self.item_ids_), values, cols)
         by = ["__col"]
         if self.segment_col is not None:
             by.insert(0, self.segment_col)
@@ -392,14 +406,20 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
                 aggs.append(pl.col(c).cast(pl.Float64).sum().alias(c))
         aggs.append(pl.len().cast(pl.Float64).alias("n_rows"))
         by_out = [c if c != "__col" else "item_index" for c in by]
-        return known.group_by(by).agg(aggs).rename({"__col": "item_index"}).sort(by_out)
+        return (
+            known.group_by(by)
+            .agg(aggs)
+            .rename({"__col": "item_index"})
+            .with_columns(pl.col("item_index").cast(pl.Int64))
+            .sort(by_out)
+        )
 
 
 def _rows_by_vocabulary(lf, df, vocabulary: pl.Series, keep: list[str], item_col):
     """Rows of the keys of ``df`` through the sorted fitted keys ``vocabulary``.
 
-    One hash join of the rows to the vocabulary gives each pair its fitted
-    key's position, in one pass with the item lookup ``lf`` (one collect);
+    ``lf`` holds each pair's fitted key's position (``__fit``, a hash join
+    to the vocabulary, in the same collect as the item lookup);
     the input's rows are the fitted keys that occur (in their sorted order)
     merged with the keys not seen in fit (sorted, placed by
     ``search_sorted``): the same rows as sorting the input's unique keys.
@@ -408,23 +428,34 @@ def _rows_by_vocabulary(lf, df, vocabulary: pl.Series, keep: list[str], item_col
     """
     key = vocabulary.name
     n = len(vocabulary)
-    fitted = pl.DataFrame(
-        {key: vocabulary, "__fit": pl.int_range(n, dtype=pl.Int64, eager=True)}
-    )
-    out = (
-        lf.join(fitted.lazy(), on=key, how="left")
-        .select("__i", "__fit", *keep[1:])
-        .collect()
-    )
+    # integer counts as float64 here, where np.bincount would convert them
+    # (the same values; polars' memory is reused, a fresh numpy array
+    # costs its first-touch page faults)
+    counts = [
+        pl.col(c).cast(pl.Float64) if df.schema[c] == pl.Int64 else pl.col(c)
+        for c in keep[1:]
+        if c in (VIEW_COUNT, CART_COUNT)
+    ]
+    rest = [c for c in keep[1:] if c not in (VIEW_COUNT, CART_COUNT)]
+    out = lf.select("__i", "__fit", *rest, *counts).collect()
     unknown_at = out.filter(pl.col("__col").is_null())["__i"]
     unknown_ids = df[item_col].gather(unknown_at)
     unknown = (len(unknown_ids), unknown_ids.n_unique())
-    new_at = out.filter(pl.col("__fit").is_null())["__i"]
-    present = out["__fit"].drop_nulls().unique().to_numpy()
-    new_keys = df[key].gather(new_at).unique().sort().rename(key)
-    seen = np.zeros(n, dtype=bool)
-    seen[present] = True
-    fit_pos = np.flatnonzero(seen)
+    fit = out["__fit"]
+    has_new = fit.null_count() > 0
+    if has_new:
+        new_at = out.filter(pl.col("__fit").is_null())["__i"]
+        new_keys = df[key].gather(new_at).unique().sort().rename(key)
+        # a key not in fit points at the sentinel position n
+        fit = fit.fill_null(n)
+    else:
+        new_keys = vocabulary.clear()
+    fit = fit.to_numpy()
+    # the fitted keys that occur: a scatter over the dense positions, not
+    # a hash unique of the pairs' positions
+    seen = np.zeros(n + 1, dtype=bool)
+    seen[fit] = True
+    fit_pos = np.flatnonzero(seen[:n])
     fit_keys = vocabulary.gather(fit_pos)
     # merged order: a new key goes before the fitted key at its insertion
     # point (it equals none of them)
@@ -437,10 +468,17 @@ def _rows_by_vocabulary(lf, df, vocabulary: pl.Series, keep: list[str], item_col
     order[fit_row] = np.arange(len(fit_keys))
     order[new_row] = len(fit_keys) + np.arange(len(new_keys))
     row_ids = pl.concat([fit_keys, new_keys]).gather(order).rename(key)
-    to_row = np.full(n, -1, dtype=np.int64)
+    if not has_new and len(fit_pos) == n:
+        # every fitted key occurs and no other (the training log): each
+        # pair's row is its key's position, no gather
+        known = out.select(pl.col("__fit").alias("__row"), *keep[1:])
+        if unknown[0]:
+            known = known.filter(pl.col("__col").is_not_null())
+        return unknown, row_ids, known
+    to_row = np.full(n + 1, -1, dtype=_index_dtype(len(order)))
     to_row[fit_pos] = fit_row
-    fit = out["__fit"]
-    if len(new_keys):
+    rows = to_row[fit]
+    if has_new:
         new_index = pl.DataFrame({key: new_keys, "__new_row": new_row})
         mapped = (
             df[key]
@@ -448,24 +486,40 @@ def _rows_by_vocabulary(lf, df, vocabulary: pl.Series, keep: list[str], item_col
             .to_frame()
             .join(new_index, on=key, how="left", maintain_order="left")
         )
-        rows = to_row[fit.fill_null(0).to_numpy()]
-        rows[fit.is_null().to_numpy()] = mapped["__new_row"].to_numpy()
-    else:
-        rows = to_row[fit.to_numpy()]
+        rows[fit == n] = mapped["__new_row"].to_numpy()
     known = out.select(pl.Series("__row", rows), *keep[1:])
     if unknown[0]:
         known = known.filter(pl.col("__col").is_not_null())
     return unknown, row_ids, known
 
 
-def _item_sums(known: pl.DataFrame, value_col: str, n_items: int) -> pl.DataFrame:
+def _index_dtype(n: int):
+    """The index dtype scipy gives a matrix of ``n`` rows or columns: int32
+    when it fits, so the CSR takes the positions without converting them."""
+    return np.int32 if n < np.iinfo(np.int32).max else np.int64
+
+
+def _positions(ids: pl.Series, name: str) -> pl.DataFrame:
+    """``ids`` and their positions ``0..len-1`` (column ``name``), in the
+    index dtype of :func:`_index_dtype`."""
+    dtype = pl.Int32 if _index_dtype(len(ids)) == np.int32 else pl.Int64
+    return pl.DataFrame(
+        {ids.name: ids, name: pl.int_range(len(ids), dtype=dtype, eager=True)}
+    )
+
+
+def _item_sums(
+    known: pl.DataFrame, value_col: str, n_items: int, values, cols
+) -> pl.DataFrame:
     """Per item column (``item_index``, the items present): summed values and
     counts, and the number of rows; what popularity ranks by.
 
     Column indices are dense (``0..n_items-1``), so the sums are
-    ``np.bincount`` over them rather than a group-by.
+    ``np.bincount`` over them rather than a group-by. ``values`` and
+    ``cols`` are ``known``'s value and ``__col`` columns as numpy arrays.
     """
-    cols = known["__col"].to_numpy()
+    # np.bincount takes intp indices: cast once, not in every call
+    cols = cols.astype(np.intp, copy=False)
     n_rows = np.bincount(cols, minlength=n_items)
     present = np.flatnonzero(n_rows)
     out = {"item_index": present.astype(np.int64)}
@@ -473,10 +527,15 @@ def _item_sums(known: pl.DataFrame, value_col: str, n_items: int) -> pl.DataFram
         if col in known.columns:
             weights = known[col]
             if weights.dtype not in (pl.Float64, pl.Int64):
-                weights = weights.cast(pl.Float64)
-            # np.bincount sums the weights in float64
-            weights = weights.to_numpy()
-            out[name] = np.bincount(cols, weights, minlength=n_items)[present]
+                weights = weights.cast(pl.Float64).to_numpy()
+            elif col == value_col:
+                weights = values  # already read
+            else:
+                weights = weights.to_numpy()
+            # np.bincount sums the weights in float64 (but gives int64 when
+            # there are no pairs: every item unknown)
+            sums = np.bincount(cols, weights, minlength=n_items)[present]
+            out[name] = sums.astype(np.float64, copy=False)
     out["n_rows"] = n_rows[present].astype(np.float64)
     return pl.DataFrame(out)
 
