@@ -125,3 +125,26 @@ def test_positions_are_int32_and_stats_index_int64():
         ("y", 0, 2.0),
         ("y", 1, 4.0),
     ]
+
+
+def test_a_count_column_can_be_the_value_column():
+    # value_col="view_count" carried the column twice through the joins
+    # (polars' DuplicateError); the matrix holds the views, the statistics
+    # are the same sums
+    import polars as pl
+
+    from skals import InteractionMatrixBuilder
+
+    encoded = pl.DataFrame(
+        {
+            "unified_user_id": ["u_1", "u_1", "u_2"],
+            "partnumber": [5, 6, 5],
+            "view_count": [2, 1, 4],
+            "cart_count": [1, 0, 0],
+        }
+    )
+    im = InteractionMatrixBuilder(value_col="view_count").fit_transform(encoded)
+    assert im.matrix.toarray().tolist() == [[2.0, 1.0], [4.0, 0.0]]
+    stats = im.item_stats.sort("item_index")
+    assert stats["view_count"].to_list() == [6.0, 1.0]
+    assert stats["cart_count"].to_list() == [1.0, 0.0]

@@ -276,7 +276,10 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         # only what the matrix and the item statistics need: the ids'
         # strings are not carried through the join's output
         keep = ["__row", "__col", self.value_col]
-        keep += [c for c in (VIEW_COUNT, CART_COUNT) if c in df.columns]
+        # (a count that is the value column itself is carried once)
+        keep += [
+            c for c in (VIEW_COUNT, CART_COUNT) if c in df.columns and c not in keep
+        ]
         if self.segment_col is not None:
             keep.append(self.segment_col)
         if has_time:
