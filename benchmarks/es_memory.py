@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/es_memory.py [--scale full] [--tree DIR]
+        [--columns all|schema] [--keep-best disk|memory]
 
 Loads the scale's training log, gathers the first ``SessionHoldoutSplit``
 fold as scikit-learn's ``_safe_indexing`` does, and fits
@@ -13,7 +14,9 @@ transformers, the first ALS fit, each later stage, each validation
 scoring) with the resident size after it and the peak since the line
 before, then the validation scores and the whole peak. ``--tree DIR``
 measures the skals checked out in ``DIR`` (e.g. a worktree of an older
-commit) with this script.
+commit) with this script. ``--columns`` and ``--keep-best`` are
+``tuning.py``'s ``--columns`` and ``EarlyStoppingPipeline(keep_best=...)``
+(default: the moonshot's, ``all`` and ``disk``).
 """
 
 from __future__ import annotations
@@ -36,12 +39,13 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scale", default="full")
     p.add_argument("--tree", default=str(HERE.parent))
+    p.add_argument("--columns", choices=["all", "schema"], default="all")
+    p.add_argument("--keep-best", choices=["disk", "memory"], default="disk")
     args = p.parse_args(argv)
     sys.path[:0] = [os.path.abspath(args.tree), str(HERE)]
     # skals first, from --tree: tuning.py puts this checkout first on the
     # path, but an imported package stays the one already imported
     importlib.import_module("skals")
-    import polars as pl
     import tuning
     from _data import ensure
     from _tasks import maxrss, rss_now
@@ -53,7 +57,8 @@ def main(argv=None):
     from skals.model_selection import SessionHoldoutSplit
 
     train_path, _ = ensure(args.scale)
-    events = pl.read_parquet(train_path)
+    tuning.COLUMNS, tuning.KEEP_BEST = args.columns, args.keep_best
+    events = tuning.read_log(train_path)
     loaded = rss_now()
     test_size = 1000 if args.scale == "tiny" else tuning.TEST_SIZE
     cv = SessionHoldoutSplit(n_splits=3, test_size=test_size)
@@ -62,7 +67,7 @@ def main(argv=None):
     del train
     import skals
 
-    print(f"skals from {Path(skals.__file__).parent.parent}")
+    print(f"skals from {Path(skals.__file__).parent.parent}, {args}")
     print(f"loaded {loaded / GB:.2f} GB, with the fold's copy {rss_now() / GB:.2f} GB")
     pipe = tuning._early(15).set_params(
         implicitalsrecommender__factors=128,

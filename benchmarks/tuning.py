@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/tuning.py --scale grid [--variants exhaustive,halving]
-        [--iterations 15] [--n-splits 3]
+        [--iterations 15] [--n-splits 3] [--columns all|schema]
 
 The grid is the demo's (``--grid cli``: the command line's ``DEFAULT_GRID``,
 cart weight x factors x regularization, 27 candidates; ``--grid 0.1.0``: the
@@ -20,6 +20,11 @@ of a halving search fits exactly the models that the exhaustive search
 fits), so a lever's pick is compared with the exhaustive pick on the same
 held-out sessions. Without an exhaustive run, a variant's own last-rung score
 of its pick is given instead.
+
+``--columns schema`` loads only the columns the pipeline reads (the
+schema's: session, user, item, cart, time), as the command line's
+``skals tune`` does; the default ``all`` loads every column of the log
+(4 more here), as the earlier measurements in BENCHMARKS.md did.
 """
 
 from __future__ import annotations
@@ -61,6 +66,8 @@ GRID_010 = {
 }
 #: "cli": the command line's current DEFAULT_GRID; "0.1.0": GRID_010
 GRID = "cli"
+#: "all": every column of the log; "schema": the pipeline's (as the CLI reads)
+COLUMNS = "all"
 
 
 def demo_grid() -> dict:
@@ -176,20 +183,31 @@ def early_stopping(iterations, n_splits):
 
 #: share of each fit's training sessions that early stopping holds out
 VALIDATION_FRACTION = 0.02
+#: EarlyStoppingPipeline(keep_best=...) of the early-stopped variants
+KEEP_BEST = "disk"
 
 
 def _early(iterations):
-    """The pipeline, each fit stopped early (2% of its sessions held out)."""
+    """The pipeline, each fit stopped early (2% of its sessions held out).
+
+    The best stage's factors wait on disk while later stages sweep
+    (``keep_best="disk"``: one set of factors in memory, the same model),
+    where the measured skals has the parameter (``es_memory.py --tree``
+    measures older ones).
+    """
     from skals.model_selection import EarlyStoppingPipeline
 
     plain = pipeline(iterations)
-    return EarlyStoppingPipeline(
+    pipe = EarlyStoppingPipeline(
         plain.steps,
         validation_fraction=VALIDATION_FRACTION,
         n_iter_no_change=2,
         random_state=SEED,
         memory=plain.memory,
     )
+    if "keep_best" in pipe.get_params(deep=False):
+        pipe.set_params(keep_best=KEEP_BEST)
+    return pipe
 
 
 def halving_early(iterations, n_splits, factor=3):
@@ -218,6 +236,14 @@ VARIANTS = {
 
 
 # -------------------------------------------------------------------- worker
+def read_log(path):
+    """The training log: every column, or the schema's only (``COLUMNS``)."""
+    from skals import Schema
+
+    columns = None if COLUMNS == "all" else Schema().columns()
+    return pl.read_parquet(path, columns=columns)
+
+
 def _key(params: dict) -> str:
     """A candidate's short parameters (without a halving resource)."""
     short = {k.split("__")[-1]: v for k, v in sorted(params.items())}
@@ -230,7 +256,7 @@ def worker(variant, scale, iterations, n_splits):
     if scale == "tiny":
         TEST_SIZE = 1000
     train, _ = ensure(scale)
-    events = pl.read_parquet(train)
+    events = read_log(train)
     rss_loaded = rss_now()
     search = VARIANTS[variant](iterations, n_splits)
     t0 = time.perf_counter()
@@ -381,6 +407,8 @@ def command(variant, scale, iterations, n_splits) -> list:
         str(Path(__file__).resolve()),
         "--grid",
         GRID,
+        "--columns",
+        COLUMNS,
         "--worker",
         variant,
         "--scale",
@@ -452,10 +480,11 @@ def main(argv=None):
         help="measure seconds per ALS sweep for each factors value instead",
     )
     p.add_argument("--grid", choices=["cli", "0.1.0"], default="cli")
+    p.add_argument("--columns", choices=["all", "schema"], default="all")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    global GRID
-    GRID = args.grid
+    global GRID, COLUMNS
+    GRID, COLUMNS = args.grid, args.columns
     if args.levers or args.sweep_costs:
         t0 = time.perf_counter()
         if args.sweep_costs:

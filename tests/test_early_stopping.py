@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -309,3 +311,50 @@ def test_stages_after_a_worse_one_sweep_in_place(events, monkeypatch):
     cold = Pipeline(steps(1)).fit(train)
     assert pipe.n_iter_ == 1
     np.testing.assert_array_equal(pipe[-1].user_factors_, cold[-1].user_factors_)
+
+
+@pytest.mark.parametrize(
+    "script, kept", [([0.3, 0.1, 0.2], 1), ([0.3, 0.1, 0.4, 0.2, 0.1], 3)]
+)
+def test_keep_best_on_disk_sweeps_in_place_and_keeps_the_same_model(
+    events, monkeypatch, tmp_path, script, kept
+):
+    # keep_best="disk": the best stage's arrays go to a temporary directory,
+    # so the next stage sweeps in them (no second set of factors); the kept
+    # model is the memory mode's, read back, and the directory is removed
+    original = ImplicitALSRecommender._more_sweeps
+    swept_in_place = []
+
+    def recording(self, X, in_place=False):
+        before = self.user_factors_
+        original(self, X, in_place=in_place)
+        swept_in_place.append(self.user_factors_ is before)
+        return self
+
+    monkeypatch.setattr(ImplicitALSRecommender, "_more_sweeps", recording)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    fits = {
+        keep: EarlyStoppingPipeline(
+            steps(10), scoring=Scripted(script), random_state=0, keep_best=keep
+        ).fit(events)
+        for keep in ("memory", "disk")
+    }
+    n = len(script) - 1  # stages after the first, per fit
+    assert swept_in_place[n:] == [True] * n  # disk: every stage in place
+    assert False in swept_in_place[:n]  # memory: a copy after a best stage
+    assert list(tmp_path.iterdir()) == []
+    disk, memory = fits["disk"], fits["memory"]
+    assert disk.n_iter_ == memory.n_iter_ == disk[-1].n_iter_ == kept
+    for name in ("user_factors_", "item_factors_"):
+        np.testing.assert_array_equal(
+            getattr(disk[-1], name), getattr(memory[-1], name)
+        )
+    train, _ = disk._split_sessions(events)
+    cold = Pipeline(steps(kept)).fit(train)
+    np.testing.assert_array_equal(disk[-1].user_factors_, cold[-1].user_factors_)
+    assert disk.predict(events).equals(memory.predict(events))
+
+
+def test_keep_best_must_be_memory_or_disk(events):
+    with pytest.raises(ValueError, match="keep_best must be one of"):
+        EarlyStoppingPipeline(steps(2), keep_best="gpu").fit(events)

@@ -132,6 +132,17 @@ def test_session_holdout_test_size(sessions):
     )
 
 
+def test_positions_are_int32_and_index_the_log(timed, sessions):
+    # a search holds every fold's positions at once: int32 halves them
+    for cv, X in [
+        (TemporalSplit(n_splits=2), timed),
+        (SessionHoldoutSplit(n_splits=2), sessions),
+    ]:
+        for train, test in cv.split(X):
+            assert train.dtype == test.dtype == np.int32
+            assert X[train].height == train.size
+
+
 def test_pandas_and_polars_give_the_same_splits(timed, sessions):
     for cv, X in [
         (TemporalSplit(n_splits=2), timed),
