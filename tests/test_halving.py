@@ -214,3 +214,37 @@ def test_min_resources_above_max(events):
     )
     with pytest.raises(ValueError, match="min_resources_=500 is greater"):
         search.fit(events)
+
+
+def test_a_rungs_cache_entries_are_dropped_when_it_is_done(events):
+    # the candidates of a rung share each fold's preprocessing through the
+    # FrameCache; no later rung trains on the same sessions, so the rung's
+    # entries go when it is done, and what the cache held before stays
+    from skals import FrameCache
+
+    cache = FrameCache(max_bytes=1 << 30)
+    double = cache.cache(lambda x: 2 * x)
+    assert double(np.arange(3)).tolist() == [0, 2, 4]
+    pipe = pipeline().set_params(memory=cache)
+    sizes = []
+    original = SessionSubsampleSplit.split
+
+    def split(self, X, y=None, groups=None):
+        sizes.append(len(cache))  # entries when a rung starts
+        yield from original(self, X, y, groups)
+
+    search_options = dict(
+        cv=CV, scoring=make_session_scorer("ndcg"), refit=False, random_state=0
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(SessionSubsampleSplit, "split", split)
+        search = SessionHalvingGridSearchCV(pipe, GRID, **search_options).fit(events)
+    assert len(search.n_resources_) == 2
+    assert cache.hits > 0  # shared within a rung
+    assert sizes == [1, 1] and len(cache) == 1
+    hits = cache.hits
+    assert double(np.arange(3)).tolist() == [0, 2, 4] and cache.hits == hits + 1
+    plain = SessionHalvingGridSearchCV(pipeline(), GRID, **search_options).fit(events)
+    np.testing.assert_array_equal(
+        search.cv_results_["mean_test_score"], plain.cv_results_["mean_test_score"]
+    )

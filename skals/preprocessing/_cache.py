@@ -269,6 +269,17 @@ class FrameCache:
         with self._lock:
             self._entries.clear()
 
+    def _keys(self) -> frozenset:
+        """The keys of the stored results (to :meth:`_keep_only` them later)."""
+        with self._lock:
+            return frozenset(self._entries)
+
+    def _keep_only(self, keys) -> None:
+        """Drop every stored result whose key is not in ``keys``."""
+        with self._lock:
+            for key in [k for k in self._entries if k not in keys]:
+                del self._entries[key]
+
     # clones of a pipeline share its cache (scikit-learn's clone deep-copies
     # parameters that are not estimators)
     def __copy__(self):
