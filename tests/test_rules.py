@@ -389,3 +389,23 @@ def test_successor_rules_in_blocks(monkeypatch, chunk, n_items):
     assert got_dict.keys() == want.keys()
     for key, value in want.items():
         assert got_dict[key] == np.float32(value)
+
+
+def test_session_ranks_leave_the_recency_alone():
+    # an entry whose value is not positive is left out of the ranks; the
+    # recency it came with (float64, the builder's) is not changed, and the
+    # ranks share no memory with it
+    matrix = sp.csr_matrix(
+        (np.array([1.0, 0.0, 2.0, 1.0]), np.array([0, 1, 2, 1]), np.array([0, 3, 4])),
+        shape=(2, 3),
+    )
+    recency = sp.csr_matrix(
+        (np.array([2.0, 3.0, 1.0, 1.0]), matrix.indices.copy(), matrix.indptr.copy()),
+        shape=(2, 3),
+    )
+    before = recency.copy()
+    ranks = session_ranks(matrix, recency)
+    np.testing.assert_array_equal(ranks.toarray(), [[2, 0, 1], [0, 1, 0]])
+    np.testing.assert_array_equal(recency.data, before.data)
+    np.testing.assert_array_equal(recency.indices, before.indices)
+    assert not np.shares_memory(ranks.data, recency.data)

@@ -55,17 +55,18 @@ def session_ranks(matrix: sp.csr_matrix, recency) -> sp.csr_matrix:
                 "The InteractionMatrix's recency does not have the sparsity "
                 "pattern of its matrix; build both with InteractionMatrixBuilder."
             )
-        rec = sp.csr_matrix(
-            (np.asarray(recency.data, dtype=np.float64), m.indices, m.indptr),
+        rec = sp.csr_matrix(  # a copy: recency's own data is never changed
+            (np.array(recency.data, dtype=np.float64), m.indices, m.indptr),
             shape=m.shape,
         )
     rec.data[~(m.data > 0)] = 0.0
     rec.eliminate_zeros()
     rec.sort_indices()
-    ranks = rec.copy()
     if rec.nnz and _rank_slots(rec) is None:  # else already 1..n per row
+        ranks = rec.copy()
         ranks.data = dense_rank_in_rows(rec).astype(np.float64)
-    return ranks
+        return ranks
+    return rec
 
 
 def _rank_slots(m: sp.csr_matrix):
@@ -104,7 +105,8 @@ def sequences(ranks: sp.csr_matrix):
         rev = 2 * np.repeat(ranks.indptr[:-1], counts) + counts.repeat(counts) - 1
         order = np.empty(ranks.nnz, dtype=np.int64)
         order[rev - slots] = np.arange(ranks.nnz)
-    return _row_of(ranks.indptr)[order], ranks.indices[order].astype(np.int64)
+    # ``order`` moves entries within their row only: the rows stay
+    return _row_of(ranks.indptr), ranks.indices[order].astype(np.int64)
 
 
 def successor_rules(items, indptr, n_items: int, weights, diagonal=None):
@@ -651,6 +653,8 @@ class SequentialRulesRecommender(_ItemItemSessionModel):
             )
             rules = sp.csr_matrix(binary.T @ binary)
             rules.setdiag(0.0)
+            rules.eliminate_zeros()
+            rules.sort_indices()
         else:
             _, items = sequences(ranks)
             longest = int(np.diff(ranks.indptr).max(initial=0))
@@ -663,9 +667,8 @@ class SequentialRulesRecommender(_ItemItemSessionModel):
                 repeats = repeated_events(im, n_items)
                 weight = score_decay(self.weighting, np.array([1.0]))[0]
                 diagonal = weight * repeats
+            # canonical, without zeros
             rules = successor_rules(items, ranks.indptr, n_items, weights, diagonal)
-        rules.eliminate_zeros()
-        rules.sort_indices()
         if self.max_rules is not None:
             rules = self._prune(rules, int(self.max_rules))
         self.rules_ = rules
