@@ -148,7 +148,8 @@ def successor_rules(items, indptr, n_items: int, weights, diagonal=None):
     np.minimum(count[:n_pos], width, out=count[:n_pos])
     total = int(count.sum())
     index = np.int32 if max(total, n, n_items) < 2**31 else np.int64
-    count = count.astype(index)
+    # one byte per position when the window allows (a random read below)
+    count = count.astype(np.min_scalar_type(max(width, 1)))
     small = np.uint16 if n_items <= 1 << 16 else index
     items = np.concatenate([items, diag_items]).astype(small)
     # positions grouped by item, in position order (a counting sort)
