@@ -29,7 +29,7 @@ from ._repeat import eligible_columns, fill_ranked, row_mask
 from ._topk import row_of as _row_of
 from ._topk import sparse_topk as _sparse_topk
 
-#: Bound on the (item, next item) pairs materialised at once in fit.
+#: (item, next item) pairs per block of successor_rules' passes (in cache).
 _CHUNK_PAIRS = 1 << 17
 
 
