@@ -13,6 +13,8 @@ best of ``--repeats``:
   the rules models read);
 * ``SequentialRulesRecommender.fit`` at its defaults and its ratio to the
   builder (the goal: at most 1x), and answering the 7,300 test sessions;
+  the builder and the fit alternate, and the medians of the wall and CPU
+  times are printed too (a busy machine makes the best of a few noisy);
 * ``SLISTRecommender.fit`` for each ``max_items`` of ``--slist-items``
   (the dense items x items solve; once each, it is the slow one) and
   answering the test sessions;
@@ -29,6 +31,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -45,14 +48,20 @@ from skals import (  # noqa: E402
 TIME_COL = "timestamp_local"
 
 
+def timed(fn):
+    """(wall seconds, CPU seconds, result) of one call."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return time.perf_counter() - t0, time.process_time() - c0, out
+
+
 def best(fn, repeats):
     """(best wall seconds, best CPU seconds, last result) of ``repeats`` calls."""
     walls, cpus, out = [], [], None
     for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        out = fn()
-        walls.append(time.perf_counter() - t0)
-        cpus.append(time.process_time() - c0)
+        wall, cpu, out = timed(fn)
+        walls.append(wall)
+        cpus.append(cpu)
     return min(walls), min(cpus), out
 
 
@@ -73,24 +82,30 @@ def main(argv=None) -> int:
     enc = ConfidenceEncoder(grain="session", time_col=TIME_COL)
     encoded = enc.fit(keyed).transform(keyed)
     builder = InteractionMatrixBuilder()
-    t_build, c_build, im = best(
-        lambda: builder.fit(encoded).transform(encoded), args.repeats
-    )
+    sr = SequentialRulesRecommender()
+    builds, fits = [], []
+    for _ in range(args.repeats):  # alternated: both see the same load
+        *times, im = timed(lambda: builder.fit(encoded).transform(encoded))
+        builds.append(times)
+        fits.append(timed(lambda im=im: sr.fit(im))[:2])
+    (t_build, c_build), (m_build, mc_build) = np.min(builds, 0), np.median(builds, 0)
+    (t_fit, c_fit), (m_fit, mc_fit) = np.min(fits, 0), np.median(fits, 0)
     print(
-        f"builder  {t_build:7.2f} s (CPU {c_build:.2f} s): {im.shape[0]:,} "
-        f"sessions x {im.shape[1]:,} items, nnz={im.nnz:,}",
+        f"builder  {t_build:7.2f} s (CPU {c_build:.2f} s; medians {m_build:.2f} s, "
+        f"CPU {mc_build:.2f} s): {im.shape[0]:,} sessions x {im.shape[1]:,} "
+        f"items, nnz={im.nnz:,}",
         flush=True,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # test items unseen in training
         im_test = builder.transform(enc.transform(test))
-    sr = SequentialRulesRecommender()
-    t_fit, c_fit, _ = best(lambda: sr.fit(im), args.repeats)
     t_pred, c_pred, pred = best(lambda: sr.predict(im_test), args.repeats)
     print(
         f"SR fit   {t_fit:7.2f} s ({t_fit / t_build:.2f}x the builder; CPU "
-        f"{c_fit:.2f} s, {c_fit / c_build:.2f}x), rules nnz={sr.rules_.nnz:,}; "
-        f"predict {pred.height:,} sessions {t_pred:.2f} s (CPU {c_pred:.2f} s)",
+        f"{c_fit:.2f} s, {c_fit / c_build:.2f}x; medians {m_fit:.2f} s, "
+        f"{m_fit / m_build:.2f}x, CPU {mc_fit:.2f} s, {mc_fit / mc_build:.2f}x), "
+        f"rules nnz={sr.rules_.nnz:,}; predict {pred.height:,} sessions "
+        f"{t_pred:.2f} s (CPU {c_pred:.2f} s)",
         flush=True,
     )
     for m in [int(x) for x in args.slist_items.split(",") if x]:

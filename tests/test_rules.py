@@ -348,3 +348,64 @@ def test_sources_without_ranking_match_the_ranking(params):
     slow = _ItemItemSessionModel._has_own_items(model, Q, keep)
     np.testing.assert_array_equal(fast, slow)
     assert 0 < fast.sum() < fast.size  # both kinds of rows are there
+
+
+def _naive_successor_rules(items, indptr, n_items, weights, diagonal):
+    want = defaultdict(float)
+    for s in range(indptr.size - 1):
+        seq = items[indptr[s] : indptr[s + 1]].tolist()
+        for i, a in enumerate(seq):
+            for d in range(1, len(weights) + 1):
+                if i + d < len(seq):
+                    want[a, seq[i + d]] += float(weights[d - 1])
+    for a in np.flatnonzero(diagonal):
+        want[a, a] += float(diagonal[a])
+    return {k: v for k, v in want.items() if v}
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 64, 1 << 17])
+@pytest.mark.parametrize("n_items", [30, 70_000])
+def test_successor_rules_in_blocks(monkeypatch, chunk, n_items):
+    # the runs and the sums are made in blocks of about _CHUNK_PAIRS pairs
+    # (a block boundary may fall anywhere, even inside a row); items beyond
+    # uint16 are read as int32
+    import skals.recommender._rules as rules_module
+
+    rng = np.random.default_rng(chunk)
+    pool = rng.choice(n_items, size=30, replace=False)
+    lens = rng.integers(0, 12, size=25)
+    items = np.concatenate([rng.choice(pool, size=n, replace=False) for n in lens])
+    indptr = np.concatenate([[0], np.cumsum(lens)])
+    weights = score_decay("quadratic", np.arange(1, 6, dtype=float))
+    diagonal = np.zeros(n_items)
+    diagonal[pool[:4]] = [3.0, 0.25, 1.0, 2.0]
+    monkeypatch.setattr(rules_module, "_CHUNK_PAIRS", chunk)
+    got = successor_rules(items, indptr, n_items, weights, diagonal)
+    assert got.has_canonical_format and got.dtype == np.float32
+    want = _naive_successor_rules(items, indptr, n_items, weights, diagonal)
+    coo = got.tocoo()
+    keys = zip(coo.row.tolist(), coo.col.tolist(), strict=True)
+    got_dict = dict(zip(keys, coo.data, strict=True))
+    assert got_dict.keys() == want.keys()
+    for key, value in want.items():
+        assert got_dict[key] == np.float32(value)
+
+
+def test_session_ranks_leave_the_recency_alone():
+    # an entry whose value is not positive is left out of the ranks; the
+    # recency it came with (float64, the builder's) is not changed, and the
+    # ranks share no memory with it
+    matrix = sp.csr_matrix(
+        (np.array([1.0, 0.0, 2.0, 1.0]), np.array([0, 1, 2, 1]), np.array([0, 3, 4])),
+        shape=(2, 3),
+    )
+    recency = sp.csr_matrix(
+        (np.array([2.0, 3.0, 1.0, 1.0]), matrix.indices.copy(), matrix.indptr.copy()),
+        shape=(2, 3),
+    )
+    before = recency.copy()
+    ranks = session_ranks(matrix, recency)
+    np.testing.assert_array_equal(ranks.toarray(), [[2, 0, 1], [0, 1, 0]])
+    np.testing.assert_array_equal(recency.data, before.data)
+    np.testing.assert_array_equal(recency.indices, before.indices)
+    assert not np.shares_memory(ranks.data, recency.data)

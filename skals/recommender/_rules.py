@@ -29,8 +29,8 @@ from ._repeat import eligible_columns, fill_ranked, row_mask
 from ._topk import row_of as _row_of
 from ._topk import sparse_topk as _sparse_topk
 
-#: Bound on the (item, next item) pairs materialised at once in fit.
-_CHUNK_PAIRS = 1 << 21
+#: (item, next item) pairs per block of successor_rules' passes (in cache).
+_CHUNK_PAIRS = 1 << 17
 
 
 def session_ranks(matrix: sp.csr_matrix, recency) -> sp.csr_matrix:
@@ -55,17 +55,18 @@ def session_ranks(matrix: sp.csr_matrix, recency) -> sp.csr_matrix:
                 "The InteractionMatrix's recency does not have the sparsity "
                 "pattern of its matrix; build both with InteractionMatrixBuilder."
             )
-        rec = sp.csr_matrix(
-            (np.asarray(recency.data, dtype=np.float64), m.indices, m.indptr),
+        rec = sp.csr_matrix(  # a copy: recency's own data is never changed
+            (np.array(recency.data, dtype=np.float64), m.indices, m.indptr),
             shape=m.shape,
         )
     rec.data[~(m.data > 0)] = 0.0
     rec.eliminate_zeros()
     rec.sort_indices()
-    ranks = rec.copy()
     if rec.nnz and _rank_slots(rec) is None:  # else already 1..n per row
+        ranks = rec.copy()
         ranks.data = dense_rank_in_rows(rec).astype(np.float64)
-    return ranks
+        return ranks
+    return rec
 
 
 def _rank_slots(m: sp.csr_matrix):
@@ -104,7 +105,8 @@ def sequences(ranks: sp.csr_matrix):
         rev = 2 * np.repeat(ranks.indptr[:-1], counts) + counts.repeat(counts) - 1
         order = np.empty(ranks.nnz, dtype=np.int64)
         order[rev - slots] = np.arange(ranks.nnz)
-    return _row_of(ranks.indptr)[order], ranks.indices[order].astype(np.int64)
+    # ``order`` moves entries within their row only: the rows stay
+    return _row_of(ranks.indptr), ranks.indices[order].astype(np.int64)
 
 
 def successor_rules(items, indptr, n_items: int, weights, diagonal=None):
@@ -115,7 +117,8 @@ def successor_rules(items, indptr, n_items: int, weights, diagonal=None):
     within a session, so ``a != b``); ``d`` runs up to ``len(weights)``.
     ``diagonal`` (per item, or ``None``) is added on the diagonal. Returns
     the ``n_items x n_items`` canonical CSR matrix whose ``[a, b]`` is that
-    sum, summed in float64 and stored as float32; zeros are not stored.
+    sum, summed in float64 (in session order) and stored as float32; zeros
+    are not stored.
 
     One pass over all distances and no comparison sort: the positions are
     grouped by their item ``b`` (a counting sort); each position's
@@ -124,66 +127,110 @@ def successor_rules(items, indptr, n_items: int, weights, diagonal=None):
     matrix; transposing that (another counting sort) orders every row ``a``
     by ``b`` with equal pairs adjacent, and summing those is linear. A
     diagonal entry is one more position that reads only itself (``d = 0``).
+    Both the runs and the sums are made in blocks of about ``_CHUNK_PAIRS``
+    pairs, whose temporaries stay in cache; the per-position arrays are
+    ``int32`` and the items are read as ``uint16`` when they fit (the one
+    random read, half the bytes).
     """
     weights = np.asarray(weights, dtype=np.float64)
     width = int(weights.size)
-    lens = np.diff(indptr)
     n_pos = int(items.size)
     diag_items = np.empty(0, dtype=np.int64)
     if diagonal is not None:
         diagonal = np.asarray(diagonal, dtype=np.float64)
         diag_items = np.flatnonzero(diagonal)
-    items = np.concatenate([items, diag_items]).astype(np.int32)
-    # position q reads items[stop - count .. stop - 1], at distances q - that:
-    # its predecessors within the session (at most ``width``), or itself
-    count = np.ones(items.size, dtype=np.int64)
-    count[:n_pos] = np.minimum(width, np.arange(n_pos) - np.repeat(indptr[:-1], lens))
-    stop = np.arange(items.size, dtype=np.int64)
-    stop[n_pos:] += 1
+    n = n_pos + diag_items.size
+    # how many predecessors each position reads: its place in its session,
+    # at most ``width`` (a diagonal position reads itself)
+    count = np.ones(n, dtype=np.int64)
+    lens = np.diff(indptr)
+    count[:n_pos] = np.arange(n_pos) - np.repeat(indptr[:-1], lens)
+    np.minimum(count[:n_pos], width, out=count[:n_pos])
+    total = int(count.sum())
+    index = np.int32 if max(total, n, n_items) < 2**31 else np.int64
+    # one byte per position when the window allows (a random read below)
+    count = count.astype(np.min_scalar_type(max(width, 1)))
+    small = np.uint16 if n_items <= 1 << 16 else index
+    items = np.concatenate([items, diag_items]).astype(small)
     # positions grouped by item, in position order (a counting sort)
-    where = (
-        sp.csr_matrix(
-            (np.ones(items.size, dtype=np.int8), items, np.arange(items.size + 1)),
-            shape=(items.size, n_items),
-        )
-        .tocsc()
-        .indices
-    )
+    by_item = sp.csr_matrix(
+        (np.ones(n, dtype=np.int8), items, np.arange(n + 1, dtype=index)),
+        shape=(n, n_items),
+    ).tocsc()
+    where, group = by_item.indices.astype(index, copy=False), by_item.indptr
+    del by_item
     count_w = count[where]
-    ends = np.cumsum(count_w)
-    total = int(ends[-1]) if ends.size else 0
+    del count
+    ends = np.cumsum(count_w, dtype=index)  # past each run, in pair slots
     # row b of the transposed matrix: what b's positions read
-    indptr_t = np.zeros(n_items + 1, dtype=np.int64)
-    indptr_t[1:] = np.cumsum(np.bincount(items, weights=count, minlength=n_items))
-    code_dtype = np.min_scalar_type(width)
-    pred = np.empty(total, dtype=np.int32)
-    code = np.empty(total, dtype=code_dtype)
+    indptr_t = np.concatenate([np.zeros(1, dtype=index), ends])[group]
     cuts = np.searchsorted(ends, np.arange(_CHUNK_PAIRS, total, _CHUNK_PAIRS)) + 1
-    bounds = np.concatenate([[0], cuts, [where.size]])
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-        q, c = where[lo:hi], count_w[lo:hi]
-        first = int(ends[lo - 1]) if lo else 0
-        end = ends[lo:hi] - first
-        run = np.arange(int(end[-1]) if end.size else 0)
-        at = run + np.repeat(stop[q] - end, c)
-        pred[first : first + run.size] = items[at]
-        code[first : first + run.size] = np.repeat(q, c) - at
-    transposed = sp.csr_matrix((code, pred, indptr_t), shape=(n_items, n_items)).tocsc()
+    bounds = np.concatenate([[0], cuts, [n]]).tolist()
+    slot_bounds = [0, *(int(ends[b - 1]) for b in bounds[1:])]
+    # slot i of q's run reads items[q - d] at distance d = last - i, with
+    # ``last`` the run's end (one less for a diagonal position: d = 0)
+    if diag_items.size:
+        ends[group[diag_items + 1] - 1] -= 1
+    last = ends
+    shift = np.subtract(where, last, out=where)  # q - last
+    del where
+    pred = np.empty(total, dtype=index)
+    code = np.empty(total, dtype=np.min_scalar_type(width))
+    for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        first, end = slot_bounds[k], slot_bounds[k + 1]
+        c = count_w[lo:hi]
+        slots = np.arange(first, end)
+        at = np.repeat(shift[lo:hi].astype(np.intp), c)
+        at += slots
+        pred[first:end] = items[at]
+        np.subtract(np.repeat(last[lo:hi], c), slots, out=at)
+        code[first:end] = at
+    del items, shift, last, count_w
+    transposed = sp.csr_matrix((code, pred, indptr_t), shape=(n_items, n_items))
     del pred, code
-    values = np.concatenate([[0.0], weights])[transposed.data]
-    if diag_items.size:  # d = 0 is the diagonal (pairs have a != b)
-        at = np.flatnonzero(transposed.data == 0)
-        values[at] = diagonal[transposed.indices[at]]
+    return _sum_runs(transposed.tocsc(), weights, diagonal, index)
+
+
+def _sum_runs(transposed, weights, diagonal, index):
+    """The canonical float32 CSR matrix of :func:`successor_rules`.
+
+    ``transposed`` is the CSC matrix of the transposed pairs: row ``a``'s
+    entries sorted by ``b``, equal pairs adjacent in session order, each
+    holding its distance (0: the diagonal). Their weights are summed in
+    float64, a block of rows at a time, by scipy's ``sum_duplicates`` (a
+    sequential sum per pair), and written over the block's own indices.
+    """
+    n_items = transposed.shape[1]
+    table = np.concatenate([[0.0], weights])
+    ptr, cols, codes = transposed.indptr, transposed.indices, transposed.data
+    total = int(ptr[-1])
+    data = np.empty(total, dtype=np.float32)  # only the first nnz are touched
+    indptr = np.zeros(n_items + 1, dtype=index)
+    cuts = np.searchsorted(ptr, np.arange(_CHUNK_PAIRS, total, _CHUNK_PAIRS))
+    bounds = np.unique(np.concatenate([[0], cuts, [n_items]])).tolist()
+    nnz = 0
+    for r0, r1 in zip(bounds[:-1], bounds[1:], strict=True):
+        s, e = int(ptr[r0]), int(ptr[r1])
+        values = table[codes[s:e]]
+        if diagonal is not None:  # d = 0 is the diagonal (pairs have a != b)
+            at = np.flatnonzero(codes[s:e] == 0)
+            values[at] = diagonal[cols[s:e][at]]
+        block = sp.csr_matrix(
+            (values, cols[s:e], ptr[r0 : r1 + 1] - s), shape=(r1 - r0, n_items)
+        )
+        block.has_sorted_indices = True  # the transposition sorts
+        block.sum_duplicates()
+        k = block.nnz
+        data[nnz : nnz + k] = block.data
+        cols[nnz : nnz + k] = block.indices  # nnz <= s: never ahead
+        indptr[r0 + 1 : r1 + 1] = block.indptr[1:] + nnz
+        nnz += k
     rules = sp.csr_matrix(
-        (values, transposed.indices, transposed.indptr), shape=(n_items, n_items)
+        (data[:nnz], cols[:nnz], indptr), shape=(n_items, n_items), copy=False
     )
-    rules.has_sorted_indices = True  # the transposition sorts
-    rules.sum_duplicates()
-    rules = sp.csr_matrix(
-        (rules.data.astype(np.float32), rules.indices, rules.indptr),
-        shape=(n_items, n_items),
-    )
-    rules.eliminate_zeros()
+    rules.has_canonical_format = True
+    if not rules.data.all():  # a weight sum too small for float32
+        rules.eliminate_zeros()
     return rules
 
 
@@ -607,6 +654,8 @@ class SequentialRulesRecommender(_ItemItemSessionModel):
             )
             rules = sp.csr_matrix(binary.T @ binary)
             rules.setdiag(0.0)
+            rules.eliminate_zeros()
+            rules.sort_indices()
         else:
             _, items = sequences(ranks)
             longest = int(np.diff(ranks.indptr).max(initial=0))
@@ -619,9 +668,8 @@ class SequentialRulesRecommender(_ItemItemSessionModel):
                 repeats = repeated_events(im, n_items)
                 weight = score_decay(self.weighting, np.array([1.0]))[0]
                 diagonal = weight * repeats
+            # canonical, without zeros
             rules = successor_rules(items, ranks.indptr, n_items, weights, diagonal)
-        rules.eliminate_zeros()
-        rules.sort_indices()
         if self.max_rules is not None:
             rules = self._prune(rules, int(self.max_rules))
         self.rules_ = rules
