@@ -26,10 +26,17 @@ _FILTERED = np.finfo(np.float32).min
 _LOWEST = np.nextafter(_FILTERED, np.float32(0))
 
 #: Bytes of float32 scores per block: rows per block = this / (4 * items),
-#: between ``MIN_ROWS`` and ``MAX_ROWS``. Chosen by measurement
-#: (BENCHMARKS.md, "Top-k against the matmul floor").
+#: between ``MIN_ROWS`` and ``MAX_ROWS``, a multiple of ``PRODUCT_ROWS``.
+#: Chosen by measurement (BENCHMARKS.md, "Top-k against the matmul floor").
 BLOCK_BYTES = 1 << 25
-MIN_ROWS, MAX_ROWS = 16, 1024
+MIN_ROWS, MAX_ROWS = 100, 1000
+
+#: Rows per BLAS product: implicit's kernel (``implicit.cpu.topk.topk``)
+#: scores its queries 100 rows at a time, and some BLAS kernels (OpenBLAS'
+#: Haswell sgemm, which it picks on AMD EPYC) round a row's scores
+#: differently with the size and place of the row block; the same blocks
+#: give the same bits (``tests/test_topk.py`` catches a change).
+PRODUCT_ROWS = 100
 
 #: Columns read for the lower bound of each row's k-th best score: at least
 #: this many, and ``SAMPLE_PER_K * k``.
@@ -138,7 +145,10 @@ def _bound_columns(items: np.ndarray, k: int, banned) -> np.ndarray | None:
 def _score_block(query, items_t, k, bound_cols, buf, mask, banned, seen):
     """``(ids, scores, counts)`` of one block of query rows."""
     b, n_items = query.shape[0], items_t.shape[1]
-    s = np.matmul(query, items_t, out=buf[:b])
+    s = buf[:b]
+    for i in range(0, b, PRODUCT_ROWS):  # implicit's products (blocks start
+        # at multiples of PRODUCT_ROWS)
+        np.matmul(query[i : i + PRODUCT_ROWS], items_t, out=s[i : i + PRODUCT_ROWS])
     if banned is not None:
         s[:, banned] = -np.inf
     if seen is not None:
@@ -158,7 +168,8 @@ def _score_block(query, items_t, k, bound_cols, buf, mask, banned, seen):
 
 
 def _block_rows(n_items: int) -> int:
-    return int(min(MAX_ROWS, max(MIN_ROWS, BLOCK_BYTES // (4 * max(n_items, 1)))))
+    rows = min(MAX_ROWS, max(MIN_ROWS, BLOCK_BYTES // (4 * max(n_items, 1))))
+    return int(max(PRODUCT_ROWS, rows // PRODUCT_ROWS * PRODUCT_ROWS))
 
 
 def topk(
