@@ -87,7 +87,7 @@ class EarlyStoppingPipeline(Pipeline):
         worse). ``"memory"`` keeps them as they are: a second set of factors
         in memory (2.3 GB of user factors for 4.5M sessions and 128
         factors). ``"disk"`` writes them to a temporary directory
-        (:func:`tempfile.mkdtemp`, under ``TMPDIR``) and reads them back if
+        (``tempfile.TemporaryDirectory``, under ``TMPDIR``) and reads them back if
         that stage stays the best; the directory is removed when ``fit``
         returns. The fitted model is the same either way.
     transform_input, memory, verbose
