@@ -443,7 +443,6 @@ class _DiskState:
 
     def __init__(self):
         self._dir = None
-        self._n = 0
 
     def save(self, state: dict) -> dict:
         if self._dir is None:
@@ -451,10 +450,9 @@ class _DiskState:
         for old in os.listdir(self._dir.name):  # an earlier best stage's
             os.remove(os.path.join(self._dir.name, old))
         out = {}
-        for name, value in state.items():
+        for i, (name, value) in enumerate(state.items()):
             if isinstance(value, np.ndarray) and not value.dtype.hasobject:
-                path = os.path.join(self._dir.name, f"{self._n}.npy")
-                self._n += 1
+                path = os.path.join(self._dir.name, f"{i}.npy")
                 np.save(path, value, allow_pickle=False)
                 value = _OnDisk(path)
             out[name] = value

@@ -146,8 +146,8 @@ def _score_block(query, items_t, k, bound_cols, buf, mask, banned, seen):
     """``(ids, scores, counts)`` of one block of query rows."""
     b, n_items = query.shape[0], items_t.shape[1]
     s = buf[:b]
-    for i in range(0, b, PRODUCT_ROWS):  # implicit's products (blocks start
-        # at multiples of PRODUCT_ROWS)
+    # implicit's products: blocks start at multiples of PRODUCT_ROWS
+    for i in range(0, b, PRODUCT_ROWS):
         np.matmul(query[i : i + PRODUCT_ROWS], items_t, out=s[i : i + PRODUCT_ROWS])
     if banned is not None:
         s[:, banned] = -np.inf
