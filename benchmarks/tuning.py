@@ -21,10 +21,10 @@ fits), so a lever's pick is compared with the exhaustive pick on the same
 held-out sessions. Without an exhaustive run, a variant's own last-rung score
 of its pick is given instead.
 
-``--columns schema`` loads only the columns the pipeline reads (the
-schema's: session, user, item, cart, time), as the command line's
-``skals tune`` does; the default ``all`` loads every column of the log
-(4 more here), as the earlier measurements in BENCHMARKS.md did.
+``--columns schema`` (the default) loads only the columns the pipeline
+reads (the schema's: session, user, item, cart, time), as the command
+line's ``skals tune`` does; ``all`` loads every column of the log (4 more
+here), as the measurements in BENCHMARKS.md before 2026-12-03 did.
 """
 
 from __future__ import annotations
@@ -66,8 +66,8 @@ GRID_010 = {
 }
 #: "cli": the command line's current DEFAULT_GRID; "0.1.0": GRID_010
 GRID = "cli"
-#: "all": every column of the log; "schema": the pipeline's (as the CLI reads)
-COLUMNS = "all"
+#: "schema": the pipeline's columns (as the CLI reads); "all": every column
+COLUMNS = "schema"
 
 
 def demo_grid() -> dict:
@@ -480,7 +480,7 @@ def main(argv=None):
         help="measure seconds per ALS sweep for each factors value instead",
     )
     p.add_argument("--grid", choices=["cli", "0.1.0"], default="cli")
-    p.add_argument("--columns", choices=["all", "schema"], default="all")
+    p.add_argument("--columns", choices=["all", "schema"], default="schema")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     global GRID, COLUMNS
