@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/knn_ablation.py [--datasets yoochoose,movielens,default,
-        sequential,challenge] [--variants vsknn,stan,...]
+        sequential,challenge] [--variants "vsknn;stan;..."]
         [--yoochoose GITDIR]
 
 Each variant is ``SessionKNNRecommender`` at V-SKNN's defaults (``vsknn``) or
@@ -46,6 +46,16 @@ VARIANTS = {
     "vsknn weighting_score=0.5": {"weighting_score": 0.5},
     "vsknn weighting=8": {"weighting": 8.0},
     "vsknn idf_weighting=2": {"idf_weighting": 2.0},
+    # two changes at once: the two weights that help V-SKNN most above
+    "vsknn neighbor_position_decay=8, weighting_score=0.5": {
+        "neighbor_position_decay": 8.0,
+        "weighting_score": 0.5,
+    },
+    "vsknn neighbor_position_decay=8, n_neighbors=500, sample_size=2500": {
+        "neighbor_position_decay": 8.0,
+        "n_neighbors": 500,
+        "sample_size": 2500,
+    },
 }
 DEFAULT_GITDIR = "/work/.mirror/rn5l+session-rec/repo"
 
@@ -65,11 +75,11 @@ def main():
     parser.add_argument(
         "--datasets", default="yoochoose,movielens,default,sequential,challenge"
     )
-    parser.add_argument("--variants", default=None, help="comma-separated names")
+    parser.add_argument("--variants", default=None, help="names, separated by ';'")
     parser.add_argument("--yoochoose", default=DEFAULT_GITDIR, metavar="GITDIR")
     args = parser.parse_args()
     names = args.datasets.split(",")
-    variants = args.variants.split(",") if args.variants else list(VARIANTS)
+    variants = args.variants.split(";") if args.variants else list(VARIANTS)
     warnings.simplefilter("ignore")
     frames = sq.datasets([n for n in names if n != "yoochoose"], 20_000, 0)
     rows = {}
