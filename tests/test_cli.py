@@ -429,7 +429,7 @@ def test_tune_rules_searches_its_default_grid(files, tmp_path):
         assert getattr(final, p) in values
 
 
-@pytest.mark.parametrize("name", ["rules", "slist"])
+@pytest.mark.parametrize("name", ["rules", "slist", "stan"])
 def test_new_default_grids_hold_the_defaults(name):
     from skals.cli._commands import recommender
     from skals.cli._options import DEFAULT_GRIDS
@@ -438,6 +438,26 @@ def test_new_default_grids_hold_the_defaults(name):
     assert 4 <= len(ParameterGrid(grid)) <= 9
     defaults = recommender(name).get_params()
     assert all(defaults[p] in values for p, values in grid.items())
+
+
+def test_fit_stan_saves_the_stan_weighted_knn(files, tmp_path):
+    from skals.cli._options import STAN_POINT
+
+    model = tmp_path / "stan.joblib"
+    args = ["fit", str(files["train"]), "--model", str(model), "--recommender", "stan"]
+    assert main([*args, "-q"]) == 0
+    pipe = skals.load(model)
+    final = pipe.steps[-1][1]
+    assert type(final) is skals.SessionKNNRecommender
+    # every STAN weight is on, at VSTAN's setting, in what predict reads
+    assert final.params_ == {
+        **final.params_,
+        **{p: v[0] for p, v in STAN_POINT.items()},
+    }
+    assert final.params_["recency_decay"] == 10.0
+    out = tmp_path / "pred.json"
+    assert main(["predict", str(model), str(files["test"]), "--output", str(out)]) == 0
+    _check_target(out, files["sessions"], k=5)
 
 
 def test_knn_default_grid_has_a_stan_weighted_point():

@@ -34,7 +34,7 @@ from ..recommender import (
 )
 from ..schema import Schema, make_recommender_pipeline, needs_event_order
 from . import _report
-from ._options import ROLES, Columns
+from ._options import ROLES, STAN_POINT, Columns
 from ._report import CLIError, log, one_line
 
 # ------------------------------------------------------------------ input
@@ -212,6 +212,9 @@ def recommender(name: str = "als", random_state=None):
         return als
     if name == "knn":
         return SessionKNNRecommender()
+    if name == "stan":
+        # session-rec's VSTAN setting for click logs, in skals' names
+        return SessionKNNRecommender(**{p: v[0] for p, v in STAN_POINT.items()})
     if name == "repeat":
         return RepeatRecommender()
     if name == "rules":

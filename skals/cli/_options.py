@@ -20,6 +20,7 @@ DEFAULT_GRID = {
 RECOMMENDERS = {
     "als": "ImplicitALSRecommender: ALS, fold-in of new sessions (default)",
     "knn": "SessionKNNRecommender: V-SKNN session neighbours",
+    "stan": "SessionKNNRecommender with STAN's weights (VSTAN): click logs",
     "repeat": "RepeatRecommender: the session's own items first",
     "rules": "SequentialRulesRecommender: what followed the session's last items",
     "slist": "SLISTRecommender: closed-form linear item x item model of sessions",
@@ -52,6 +53,9 @@ DEFAULT_GRIDS = {
         },
         STAN_POINT,
     ],
+    # 4 candidates around STAN_POINT: the two parameters that moved HR@20 /
+    # MRR@20 on YooChoose 100k (BENCHMARKS.md, one parameter at a time)
+    "stan": {"n_neighbors": [500, 2000], "weighting_score": [0.5, 1.0]},
     "repeat": {"recency_decay": [0.3, 0.5, 0.8], "count_weight": [0.0, 0.1, 0.5]},
     # 8 candidates around the defaults (20, 3, "quadratic"); n_context=1 is
     # SR as published
