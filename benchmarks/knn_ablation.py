@@ -56,6 +56,27 @@ VARIANTS = {
         "n_neighbors": 500,
         "sample_size": 2500,
     },
+    # whether anything left in the kNN family moves STAN on YooChoose
+    "stan sample_size=10000, n_neighbors=5000": {
+        **STAN,
+        "sample_size": 10000,
+        "n_neighbors": 5000,
+    },
+    "stan neighbor_values='confidence'": {**STAN, "neighbor_values": "confidence"},
+    "stan weighting=4, idf_weighting=4": {
+        **STAN,
+        "weighting": 4.0,
+        "idf_weighting": 4.0,
+    },
+    "stan neighbor_position_decay=4": {**STAN, "neighbor_position_decay": 4.0},
+    "stan weighting_score=0.75": {**STAN, "weighting_score": 0.75},
+    "stan similarity='jaccard'": {**STAN, "similarity": "jaccard"},
+    "stan similarity='vec', weighting=4, idf_weighting=4": {
+        **STAN,
+        "similarity": "vec",
+        "weighting": 4.0,
+        "idf_weighting": 4.0,
+    },
 }
 DEFAULT_GITDIR = "/work/.mirror/rn5l+session-rec/repo"
 
