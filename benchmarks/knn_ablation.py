@@ -8,9 +8,10 @@ Usage::
 
 Each variant is ``SessionKNNRecommender`` at V-SKNN's defaults (``vsknn``) or
 at VSTAN-hr's weights without the 10-day neighbour recency decay (``stan``),
-with one parameter changed. Data sets, split and metrics are those of
-``benchmarks/session_quality.py`` (the last 20% of sessions held out by time;
-YooChoose 100k on session-rec's own split): next-item HR@20 / MRR@20 and
+with one parameter changed (a few rows change the two or three named). Data
+sets, split and metrics are those of ``benchmarks/session_quality.py`` (the
+last 20% of sessions held out by time; YooChoose 100k on session-rec's own
+split): next-item HR@20 / MRR@20 and
 rest-of-session NDCG@5 with 3 events revealed. Prints one JSON line per
 (data set, variant) and then a markdown table.
 """

@@ -53,8 +53,9 @@ DEFAULT_GRIDS = {
         },
         STAN_POINT,
     ],
-    # 4 candidates around STAN_POINT: the two parameters that moved HR@20 /
-    # MRR@20 on YooChoose 100k (BENCHMARKS.md, one parameter at a time)
+    # 4 candidates around STAN_POINT: the score decay, which traded HR@20
+    # for MRR@20 on YooChoose 100k, and the neighbourhood size (BENCHMARKS.md,
+    # one parameter at a time from skals-stan-hr)
     "stan": {"n_neighbors": [500, 2000], "weighting_score": [0.5, 1.0]},
     "repeat": {"recency_decay": [0.3, 0.5, 0.8], "count_weight": [0.0, 0.1, 0.5]},
     # 8 candidates around the defaults (20, 3, "quadratic"); n_context=1 is
