@@ -35,17 +35,14 @@ def components():
 
 def test_exact_blend_minmax():
     # repeat on [0, 0, 1, 0]: item 2 scores 1 + 1 + 0.1, then popularity over
-    # its best (3, 2, 0 -> 1, 2/3, 0); minmax: 1, 1/2.1, (2/3)/2.1, 0.
-    # popularity (3, 2, 1, 0): 1, 2/3, 1/3, 0.
+    # its best (3, 2, 0 -> 1, 2/3, 0); minmax over that list: 1, 1/2.1,
+    # (2/3)/2.1, 0, but only item 2 is repeat's own: the fill after it adds
+    # nothing. popularity (3, 2, 1, 0): 1, 2/3, 1/3, 0.
     blend = BlendRecommender(components(), weights=[3.0, 1.0], k=4).fit(X)
     ids, scores, _ = blend._rank_context(
         sp.csr_matrix([[0, 0, 1, 0]], dtype=np.float32), None, None, k=4
     )
-    expected = {
-        2: 3 * 1 + 1 / 3,
-        0: 3 / 2.1 + 1,
-        1: 3 * (2 / 3) / 2.1 + 2 / 3,
-    }
+    expected = {2: 3 * 1 + 1 / 3, 0: 1.0, 1: 2 / 3}
     assert ids[0, :3].tolist() == [2, 0, 1]
     np.testing.assert_allclose(scores[0, :3], [expected[i] for i in (2, 0, 1)], 1e-5)
     # item 3 scores 0 in both: it is no candidate and comes from the fallback
@@ -57,13 +54,29 @@ def test_exact_blend_rank():
     blend = BlendRecommender(
         components(), weights=[1.0, 1.0], normalization="rank", k=3
     ).fit(X)
-    # repeat ranks 2, 0, 1, 3 and popularity 0, 1, 2, 3 -> (n - j) / n
+    # repeat ranks 2, then its fill 0, 1, 3 -> (n - j) / n = 1 for item 2
+    # only (the fill is not repeat's own); popularity 0, 1, 2, 3
     ids, scores, _ = blend._rank_context(
         sp.csr_matrix([[0, 0, 1, 0]], dtype=np.float32), None, None, k=3
     )
-    # 0: .75 + 1, 2: 1 + .5, 1: .5 + .75
-    assert ids.tolist() == [[0, 2, 1]]
-    np.testing.assert_allclose(scores, [[1.75, 1.5, 1.25]], rtol=1e-6)
+    # 2: 1 + .5, 0: 1, 1: .75
+    assert ids.tolist() == [[2, 0, 1]]
+    np.testing.assert_allclose(scores, [[1.5, 1.0, 0.75]], rtol=1e-6)
+
+
+def test_repeat_fill_does_not_outrank_another_components_candidates():
+    # sessions {0, 1} (twice) and {2} alone (five times): popularity puts 2
+    # first. The session [0]: repeat's own item is 0, its popularity fill 2;
+    # kNN's neighbours go on to item 1. At 10:1 the fill (popularity, not
+    # repeat's opinion) must not come before kNN's item.
+    train = sp.csr_matrix(np.array([[1, 1, 0]] * 2 + [[0, 0, 1]] * 5), dtype=float)
+    blend = BlendRecommender(
+        [("repeat", RepeatRecommender()), ("knn", SessionKNNRecommender())],
+        weights=[10.0, 1.0],
+        normalization="rank",
+        k=3,
+    ).fit(train)
+    assert blend.predict(sp.csr_matrix([[1.0, 0, 0]])).tolist() == [[0, 1, 2]]
 
 
 def naive_blend(blend, matrix, k):
@@ -79,6 +92,9 @@ def naive_blend(blend, matrix, k):
                 )
             ids, scores = ids[0][ids[0] >= 0], scores[0][ids[0] >= 0]
             lo, hi = scores.min(), scores.max()
+            if isinstance(est, RepeatRecommender):  # its own items, not the fill
+                n_own = int((matrix[r].toarray() > 0).sum())
+                ids, scores = ids[:n_own], scores[:n_own]
             for i, s in zip(ids, scores, strict=True):
                 norm = (s - lo) / (hi - lo) if hi > lo else 1.0
                 total[int(i)] = total.get(int(i), 0.0) + w * norm

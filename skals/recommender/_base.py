@@ -341,6 +341,21 @@ class BaseRecommender(BaseEstimator):
         k = int(counts.min()) if counts.size else k
         return ids[:, :k].astype(np.intp)
 
+    def _blend_candidates(self, matrix, row_keys, im, *, k):
+        """``(ids, scores, n_own)``: what a blend normalises, and sums.
+
+        ``ids``/``scores`` are the model's ranked answer
+        (:meth:`_rank_context`); a blend normalises each row over all of it,
+        then sums only its first ``n_own`` entries: the model's own
+        candidates. By default every answered item is one. A model whose
+        answer is its own few items completed by a fallback gives the count
+        of its own items: the fill stays the anchor of the normalisation, but
+        it is not that model's opinion, and the blend completes its lists with
+        its own fallback.
+        """
+        ids, scores, _ = self._rank_context(matrix, row_keys, im, k=k)
+        return ids, scores, (ids >= 0).sum(axis=1)
+
     def _check_items_match(self, im: InteractionMatrix) -> None:
         if im.matrix.shape[1] != self.n_features_in_:
             raise ValueError(

@@ -23,7 +23,7 @@ from ._blend_auto import (
     session_split,
     simplex_grid,
 )
-from ._blend_scores import normalise, sum_parts
+from ._blend_scores import normalise, own_normalised, sum_parts
 from ._calls import BLEND, FALLBACK
 from ._knn import SessionKNNRecommender
 from ._popularity import FallbackMixin, PopularityRecommender
@@ -519,8 +519,8 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         parts = []
         for part in fitted:
             with quiet_answers():
-                ids, scores, _ = part._rank_context(query, row_keys, query_im, k=n_cand)
-            parts.append((ids, normalise(ids, scores, self.normalization)))
+                cand = part._blend_candidates(query, row_keys, query_im, k=n_cand)
+            parts.append(own_normalised(*cand, self.normalization))
         banned, allowed = self._filters()
         keep = eligible_columns(self.n_features_in_, banned, allowed)
         liked = query > 0 if self.filter_already_liked_items else None
@@ -548,8 +548,8 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
                 parts.append((None, None))
                 continue
             with quiet_answers():  # short candidate lists: by design, this thread
-                ids, scores, _ = est._rank_context(matrix, row_keys, im, k=n_cand)
-            parts.append((ids, normalise(ids, scores, self.normalization)))
+                cand = est._blend_candidates(matrix, row_keys, im, k=n_cand)
+            parts.append(own_normalised(*cand, self.normalization))
         if not np.any(self.weights_):
             return sp.csr_matrix((matrix.shape[0], self.n_features_in_))
         return sum_parts(parts, self.weights_, self.n_features_in_)

@@ -11,6 +11,14 @@ import numpy as np
 import scipy.sparse as sp
 
 
+def own_normalised(ids, scores, n_own, method: str):
+    """``(ids, normalised)`` of a component: normalised over the whole list,
+    then only each row's first ``n_own`` entries kept (the others ``-1``)."""
+    norm = normalise(ids, scores, method)
+    own = np.arange(ids.shape[1])[None, :] < np.asarray(n_own)[:, None]
+    return np.where(own, ids, -1), np.where(own, norm, 0.0)
+
+
 def normalise(ids, scores, method: str) -> np.ndarray:
     """Per-row normalised scores of ranked candidates (0 where ``ids < 0``).
 

@@ -222,6 +222,19 @@ class RepeatRecommender(FallbackMixin, BaseRecommender):
         S.data = decay + float(self.count_weight) * S.data
         return S
 
+    def _blend_candidates(self, matrix, row_keys, im, *, k):
+        # the row's own items lead the answer; the popularity fill after
+        # them is only normalised against (BENCHMARKS.md, "The repeat part's
+        # fill in a blend")
+        banned, allowed = self._filters()
+        own = self._own_scores(matrix, im)
+        own = row_mask(own, eligible_columns(self.n_features_in_, banned, allowed))
+        n_own = np.diff(own.indptr) if not self.filter_already_liked_items else None
+        ids, scores, _ = self._rank_context(matrix, row_keys, im, k=k)
+        if n_own is None:
+            n_own = np.zeros(ids.shape[0], dtype=np.int64)
+        return ids, scores, np.minimum(n_own, k)
+
     def _rank_context(self, matrix, row_keys, im, *, k):
         banned, allowed = self._filters()
         n_items = self.n_features_in_
