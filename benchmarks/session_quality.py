@@ -57,6 +57,7 @@ from skals import (
     PopularityRecommender,
     PseudoUserUnifier,
     RepeatRecommender,
+    SequentialRulesRecommender,
     SessionHoldoutSplit,
 )
 from skals.datasets import make_sessions
@@ -107,6 +108,7 @@ def models():
         "als alpha=10 (default)": als(alpha=10.0),
         "als alpha=10 f=128": als(alpha=10.0, factors=128),
         "repeat": RepeatRecommender(),
+        "sequential rules": SequentialRulesRecommender(),
     }
     parts = [("als", als(alpha=10.0)), ("repeat", RepeatRecommender())]
     if KNN is not None:
@@ -125,15 +127,16 @@ def models():
     if KNN is not None:
         from skals.recommender import default_session_estimators
 
+        # the recipe before sequential rules joined: its weight is 0
         out["blend ALS+kNN+repeat 1:3:2 (fixed)"] = BlendRecommender(
-            default_session_estimators(0), weights=[1.0, 3.0, 2.0]
+            default_session_estimators(0), weights=[1.0, 3.0, 2.0, 0.0]
         )
         out["blend default (auto weights)"] = BlendRecommender(random_state=0)
     return out
 
 
 #: The components of the default blend, as rows of the table.
-PARTS = ("als alpha=10 (default)", "session-knn", "repeat")
+PARTS = ("als alpha=10 (default)", "session-knn", "repeat", "sequential rules")
 
 
 def default_vs_parts(table):

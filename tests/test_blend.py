@@ -297,10 +297,15 @@ def test_default_recipe_is_built_at_fit_and_round_trips():
     assert cloned.get_params(deep=False) == blend.get_params(deep=False)
     # a component's parameter makes the recipe explicit, as fallback__<p> does
     blend.set_params(knn__n_neighbors=7, random_state=3)
-    assert [n for n, _ in blend.estimators] == ["als", "knn", "repeat"]
+    assert [n for n, _ in blend.estimators] == ["als", "knn", "repeat", "sr"]
     assert blend.get_params()["knn__n_neighbors"] == 7
     assert clone(blend).get_params()["knn__n_neighbors"] == 7
-    assert [n for n, _ in default_session_estimators()] == ["als", "knn", "repeat"]
+    assert [n for n, _ in default_session_estimators()] == [
+        "als",
+        "knn",
+        "repeat",
+        "sr",
+    ]
     assert default_session_estimators(5)[0][1].random_state == 5
 
 
@@ -314,8 +319,8 @@ def test_default_blend_fits_in_the_schema_pipeline_and_leaves_params_alone():
         pipe.fit(events)
     blend = pipe[-1]
     assert blend.estimators is None  # fit does not write its parameters
-    assert list(blend.named_estimators_) == ["als", "knn", "repeat"]
-    assert blend.weight_grid_.shape == (15, 3)
+    assert list(blend.named_estimators_) == ["als", "knn", "repeat", "sr"]
+    assert blend.weight_grid_.shape == (35, 4)
     assert blend.weights_.tolist() in blend.weight_grid_.tolist()
     np.testing.assert_allclose(
         blend.weights_, blend.weight_grid_[np.argmax(blend.weight_scores_)]
@@ -624,7 +629,7 @@ def test_bad_auto_parameters(kwargs, match):
 
 
 def test_weights_of_the_default_recipe_are_checked():
-    with pytest.raises(ValueError, match=r"weights has 2 entries for 3 estimators"):
+    with pytest.raises(ValueError, match=r"weights has 2 entries for 4 estimators"):
         BlendRecommender(weights=[1.0, 2.0]).fit(X)
 
 

@@ -39,18 +39,21 @@ def test_the_readme_shows_this_script():
     for line in (
         'blend = BlendRecommender(random_state=0, memory="skals-cache")',
         "pipe = make_recommender_pipeline(blend, schema=schema)",
-        '{"blendrecommender__weights": ["auto", [1, 3, 2], [1, 1, 1], [0, 3, 2]]},',
+        '        "blendrecommender__weights": [\n            "auto",\n'
+        "            [1, 3, 2, 0],\n"
+        "            [1, 1, 1, 1],\n"
+        "            [0, 3, 2, 1],\n",
         'scoring=make_session_scorer(["ndcg", "precision"], schema=schema),',
         "cv=SessionHoldoutSplit(n_splits=2, test_size=2_000, schema=schema),",
         "skals.recommend(best, session_id=[17, 42])",
         "best[-1].similar_items([item], k=10)",
     ):
         assert line in text, line
-    # the weights in the CLI's order (ALS, kNN, repeat), as the README says
-    assert "in the order (ALS, kNN, repeat)" in text
+    # the weights in the CLI's order (ALS, kNN, repeat, SR), as the README says
+    assert "in the order (ALS, kNN, repeat, SR)" in text
     from skals.cli._options import RECOMMENDERS
 
-    assert "ALS + session-kNN + repeat" in RECOMMENDERS["blend"]
+    assert "ALS + session-kNN + repeat + sequential rules" in RECOMMENDERS["blend"]
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +70,14 @@ def fitted(tmp_path_factory):
     pipe = make_recommender_pipeline(blend, schema=schema)
     search = GridSearchCV(
         pipe,
-        {"blendrecommender__weights": ["auto", [1, 3, 2], [1, 1, 1], [0, 3, 2]]},
+        {
+            "blendrecommender__weights": [
+                "auto",
+                [1, 3, 2, 0],
+                [1, 1, 1, 1],
+                [0, 3, 2, 1],
+            ]
+        },
         scoring=make_session_scorer(["ndcg", "precision"], schema=schema),
         refit="ndcg@5",
         cv=SessionHoldoutSplit(n_splits=2, test_size=200, schema=schema),
@@ -85,9 +95,9 @@ def test_fits_and_tunes_the_recommended_session_model(fitted):
     assert isinstance(best[-1], BlendRecommender)
     assert search.best_params_["blendrecommender__weights"] in (
         "auto",
-        [1, 3, 2],
-        [1, 1, 1],
-        [0, 3, 2],
+        [1, 3, 2, 0],
+        [1, 1, 1, 1],
+        [0, 3, 2, 1],
     )
     assert 0 < search.best_score_ <= 1
     # one answer per session of the user's log, in the user's column names

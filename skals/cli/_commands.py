@@ -222,7 +222,7 @@ def recommender(name: str = "als", random_state=None):
     if name == "slist":
         return SLISTRecommender()
     if name == "blend":
-        # the default recipe (ALS + session-kNN + repeat), weights fitted
+        # the default recipe (ALS + session-kNN + repeat + SR), weights fitted
         return BlendRecommender(random_state=random_state)
     raise CLIError(f"unknown recommender {name!r}")  # pragma: no cover - argparse
 
@@ -511,7 +511,7 @@ def cmd_demo(args, mode: str) -> int:
         ),
         "blend (1:3:2)": pipeline(
             cols,
-            recommender=BlendRecommender(weights=[1, 3, 2], random_state=rs),
+            recommender=BlendRecommender(weights=[1, 3, 2, 0], random_state=rs),
         ),
         "popularity": pipeline(cols, recommender=PopularityRecommender()),
         "notebook's approach": pipeline(

@@ -24,7 +24,10 @@ RECOMMENDERS = {
     "repeat": "RepeatRecommender: the session's own items first",
     "rules": "SequentialRulesRecommender: what followed the session's last items",
     "slist": "SLISTRecommender: closed-form linear item x item model of sessions",
-    "blend": "BlendRecommender: ALS + session-kNN + repeat, weights fitted (auto)",
+    "blend": (
+        "BlendRecommender: ALS + session-kNN + repeat + sequential rules, "
+        "weights fitted (auto)"
+    ),
 }
 
 #: STAN's weights in session-kNN: session-rec's VSTAN setting tuned for HR
@@ -70,10 +73,10 @@ DEFAULT_GRIDS = {
     "blend": {
         "weights": [
             "auto",
-            [1.0, 3.0, 2.0],
-            [1.0, 1.0, 1.0],
-            [1.0, 2.0, 3.0],
-            [0.0, 3.0, 2.0],
+            [1.0, 3.0, 2.0, 0.0],
+            [1.0, 1.0, 1.0, 1.0],
+            [1.0, 2.0, 3.0, 0.0],
+            [0.0, 3.0, 2.0, 1.0],
         ]
     },
 }

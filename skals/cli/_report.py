@@ -193,11 +193,12 @@ DEMO_ROWS = {
     "(SequentialRulesRecommender, session-rec's SR)",
     "SLIST": "a closed-form linear item-item model of the sessions "
     "(SLISTRecommender, Choi et al. 2021)",
-    "blend (auto weights)": "BlendRecommender(): ALS + session-kNN + repeat, "
+    "blend (auto weights)": "BlendRecommender(): ALS + session-kNN + repeat "
+    "+ sequential rules, "
     "scores normalised per session and summed with weights it fits on the "
     "latest training sessions' next items (what --recommender blend fits)",
-    "blend (1:3:2)": "the same three models with fixed weights 1:3:2 (ALS, "
-    "kNN, repeat), the recipe of skals 0.1",
+    "blend (1:3:2)": "ALS, kNN and repeat with fixed weights 1:3:2 (no "
+    "sequential rules), the recipe of skals 0.1",
     "popularity": "the most popular items of training (summed confidences), "
     "the same for every session (the baseline)",
     "notebook's approach": "the challenge's reference notebook: ALS that "

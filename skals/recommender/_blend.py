@@ -34,13 +34,17 @@ from ._repeat import (
     row_mask,
     sparse_topk,
 )
+from ._rules import SequentialRulesRecommender
 
 
 def default_session_estimators(random_state=None) -> list:
     """The components of ``BlendRecommender()``: the recommended session recipe.
 
     ALS (what the user's history says), session-kNN (what similar sessions
-    went on to) and repeat (the session's own items), each at its defaults.
+    went on to), repeat (the session's own items) and sequential rules (what
+    followed the session's last items), each at its defaults. Sequential
+    rules joined last (Unreleased): a fixed weight vector of the earlier
+    three-part recipe, ``[1, 3, 2]``, is ``[1, 3, 2, 0]`` now.
     ``BlendRecommender(estimators=None)`` uses these; pass
     ``estimators=default_session_estimators()`` to tune their parameters
     (``als__factors``, ``knn__n_neighbors``, ...) in a grid.
@@ -53,18 +57,20 @@ def default_session_estimators(random_state=None) -> list:
     Returns
     -------
     estimators : list of (str, recommender) tuples
-        ``[("als", ...), ("knn", ...), ("repeat", ...)]``, unfitted.
+        ``[("als", ...), ("knn", ...), ("repeat", ...), ("sr", ...)]``,
+        unfitted.
 
     Examples
     --------
     >>> from skals.recommender import default_session_estimators
     >>> [name for name, _ in default_session_estimators()]
-    ['als', 'knn', 'repeat']
+    ['als', 'knn', 'repeat', 'sr']
     """
     return [
         ("als", ImplicitALSRecommender(random_state=random_state)),
         ("knn", SessionKNNRecommender()),
         ("repeat", RepeatRecommender()),
+        ("sr", SequentialRulesRecommender()),
     ]
 
 
@@ -164,8 +170,9 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         ``<name>__<param>``, e.g. ``blendrecommender__als__factors``).
         A component may be ``"drop"``. ``None``: the recommended session
         recipe, :func:`default_session_estimators` (ALS + session-kNN +
-        repeat), resolved at fit time into ``estimators_``; to tune its
-        components' parameters, pass ``default_session_estimators()``.
+        repeat + sequential rules), resolved at fit time into
+        ``estimators_``; to tune its components' parameters, pass
+        ``default_session_estimators()``.
     weights : "auto", array-like of float or None, default="auto"
         One weight per component (``None``: all 1), or ``"auto"``: chosen
         at fit time on an internal split (see above; ``weights_`` and
@@ -175,6 +182,10 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         How each component's candidate scores are made comparable, per row:
         ``"minmax"`` maps the row's candidate scores to ``[0, 1]``;
         ``"rank"`` gives the ``j``-th of ``n`` candidates ``(n - j) / n``.
+        Each row is normalised over the component's whole answer, but only
+        the component's own candidates are summed: a repeat model's
+        popularity fill after the session's items is not its opinion (the
+        blend's ``fallback`` completes the lists).
         ``"minmax"`` keeps the gaps between scores (a repeat model's own items
         stay far above its popularity tail); ``"rank"`` flattens them and was
         worse in ``benchmarks/session_quality.py`` (e.g. NDCG@5 0.26 against
@@ -263,9 +274,9 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
     >>> pipe = make_recommender_pipeline(BlendRecommender(random_state=0))
     >>> blend = pipe.fit(events)[-1]
     >>> list(blend.named_estimators_)
-    ['als', 'knn', 'repeat']
+    ['als', 'knn', 'repeat', 'sr']
     >>> blend.weight_grid_.shape
-    (15, 3)
+    (35, 4)
     """
 
     _parameter_constraints: dict = {
