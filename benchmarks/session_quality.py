@@ -132,6 +132,14 @@ def models():
             default_session_estimators(0), weights=[1.0, 3.0, 2.0, 0.0]
         )
         out["blend default (auto weights)"] = BlendRecommender(random_state=0)
+        # the cart-add candidates: repeat ordered by counts, alone and with
+        # kNN's items after its own (BENCHMARKS.md, "The repeat part's fill")
+        out["repeat by counts"] = RepeatRecommender(recency_decay=1.0)
+        out["blend repeat by counts + kNN 10:1 (fixed, rank)"] = BlendRecommender(
+            [("repeat", RepeatRecommender(recency_decay=1.0)), ("knn", KNN())],
+            weights=[10.0, 1.0],
+            normalization="rank",
+        )
     return out
 
 

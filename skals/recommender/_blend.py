@@ -158,10 +158,11 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
     component.
 
     **Cost.** The components are fitted twice and answer the validation
-    sessions once; the grid itself costs a few sparse sums. See
-    BENCHMARKS.md ("Default blend vs its parts") for the measured ratio to a
-    fixed-weight blend. With ``memory``, the second fit of each component is
-    a cache hit whenever the same training matrix comes again.
+    sessions once; the grid costs a sparse sum and a top-k per vector and
+    protocol. See BENCHMARKS.md ("The repeat part's fill in a blend") for
+    the measured ratio to a fixed-weight blend: 2.8x-4.2x for the default's
+    4 parts. With ``memory``, the second fit of each component is a cache
+    hit whenever the same training matrix comes again.
 
     Parameters
     ----------
@@ -213,7 +214,8 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         of the sessions with at least two items held out, the latest ones.
     grid_resolution : int, default=4
         With ``weights="auto"``: the simplex grid's step is ``1 /
-        grid_resolution`` (15 weight vectors for 3 components at 4).
+        grid_resolution`` (15 weight vectors for 3 components at 4, 35 for
+        the default's 4).
     validation : {"both", "session", "next_item"}, default="both"
         With ``weights="auto"``: the protocol that scores the weight vectors
         (see above). ``"both"`` was the one whose weights never fell below
