@@ -5,6 +5,7 @@ Usage::
     python benchmarks/session_quality.py [--n-sessions 20000] [--seed 0]
         [--datasets default,sequential,challenge,movielens] [--search]
         [--models knn,blend] [--search-sessions 1500] [--yoochoose GITDIR]
+        [--weight-grid]
 
 For each data set, whole sessions are held out by time (the last 20%,
 ``SessionHoldoutSplit``) and every model is fitted once on the rest, through
@@ -29,6 +30,10 @@ from a git directory of rn5l/session-rec; rest-of-session relevance: every
 remaining click). Each table ends with the default blend's score over its
 best single component's, per metric, and its fit time over the fixed 1:3:2
 blend's (``BlendRecommender()`` fits its weights: ``weights="auto"``).
+
+``--weight-grid`` also scores every weight vector of the default blend's
+grid as a fixed blend on each test split, and prints the best per metric:
+the most ``weights="auto"`` could reach with these parts (an oracle).
 
 ``--search`` also runs a GridSearchCV over the blend's weights (2 folds,
 6 weight vectors) with and without ``memory=`` on ``make_sessions(
@@ -132,6 +137,13 @@ def models():
             default_session_estimators(0), weights=[1.0, 3.0, 2.0, 0.0]
         )
         out["blend default (auto weights)"] = BlendRecommender(random_state=0)
+        # the default recipe with STAN's weights (the CLI's "stan") as its kNN
+        stan_parts = default_session_estimators(0)
+        stan_parts[1] = ("knn", KNN(**{**STAN_HR, "recency_decay": None}))
+        stan_parts[1][1].set_params(n_neighbors=500)
+        out["blend default, STAN as its kNN (auto)"] = BlendRecommender(
+            stan_parts, random_state=0
+        )
         # the cart-add candidates: repeat ordered by counts, alone and with
         # kNN's items after its own (BENCHMARKS.md, "The repeat part's fill")
         out["repeat by counts"] = RepeatRecommender(recency_decay=1.0)
@@ -196,6 +208,43 @@ def tuned_blend(train, memory):
         f"({len(search.cv_results_['params'])} candidates x 2 folds)"
     )
     return search.best_estimator_
+
+
+def weight_grid(train, test, relevance):
+    """Test scores of every weight vector of the default blend's grid.
+
+    What ``weights="auto"`` could reach at best on this split (an oracle):
+    the components are fitted once (``memory=``) and each vector of
+    ``simplex_grid(4, 4)`` is scored as a fixed-weight blend.
+    """
+    from skals.recommender import default_session_estimators
+    from skals.recommender._blend_auto import simplex_grid
+
+    next_item = make_next_item_scorer(k=20)
+    rest = make_session_scorer("ndcg", k=5, relevance=relevance)
+    rows = []
+    with tempfile.TemporaryDirectory() as memory:
+        for weights in simplex_grid(4, 4):
+            blend = BlendRecommender(
+                default_session_estimators(0), weights=list(weights), memory=memory
+            )
+            pipe = pipeline(blend).fit(train)
+            scores = next_item(pipe, test)
+            rows.append(
+                {
+                    "weights (als, knn, repeat, sr)": str(
+                        np.round(weights, 2).tolist()
+                    ),
+                    "HR@20": scores["hit_rate@20"],
+                    "MRR@20": scores["mrr@20"],
+                    "NDCG@5": rest(pipe, test),
+                }
+            )
+    table = pl.DataFrame(rows)
+    for metric in ("HR@20", "MRR@20", "NDCG@5"):
+        best = table.sort(metric, descending=True).row(0, named=True)
+        print(f"  best {metric}: {best}")
+    return table
 
 
 def pipeline(model):
@@ -348,6 +397,12 @@ def main(argv=None):
         "--models", default="", help="comma-separated parts of model names"
     )
     parser.add_argument(
+        "--weight-grid",
+        action="store_true",
+        help="also score every weight vector of the default blend's grid on "
+        "the test split (what weights='auto' could reach at best)",
+    )
+    parser.add_argument(
         "--yoochoose",
         metavar="GITDIR",
         help="also YooChoose 100k (session-rec's split) from this git directory",
@@ -365,6 +420,8 @@ def main(argv=None):
         table = evaluate(None, "rest", only, split=split)
         print(table)
         default_vs_parts(table)
+        if args.weight_grid:
+            weight_grid(*split, "rest")
     for name, (df, relevance) in data.items():
         n_sessions = df["session_id"].n_unique()
         print(
@@ -374,6 +431,9 @@ def main(argv=None):
         table = evaluate(df, relevance, only)
         print(table)
         default_vs_parts(table)
+        if args.weight_grid:
+            train, test = next(SessionHoldoutSplit(n_splits=1, test_size=0.2).split(df))
+            weight_grid(df[train], df[test], relevance)
         pop = table.filter(pl.col("model") == "popularity")
         if pop.height:
             best = table.sort("HR@20", descending=True).row(0, named=True)
