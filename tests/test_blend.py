@@ -180,6 +180,8 @@ def test_weights_changed_after_fit_do_nothing_until_refit():
         ({"weights": [1.0, -1.0]}, ValueError, "finite and >= 0"),
         ({"estimators": [("a", RepeatRecommender())] * 2}, ValueError, "unique"),
         ({"estimators": [("a__b", RepeatRecommender())]}, ValueError, "'__'"),
+        ({"estimators": [("k", RepeatRecommender())]}, ValueError, "'k' is a param"),
+        ({"estimators": [("weights", RepeatRecommender())]}, ValueError, "rename"),
         ({"estimators": [("a", "drop")]}, ValueError, "dropped"),
         ({"estimators": [("a", ConfidenceEncoder())]}, TypeError, "skals recommender"),
     ],
@@ -188,6 +190,17 @@ def test_bad_components(kwargs, error, match):
     params = {"estimators": components(), **kwargs}
     with pytest.raises(error, match=match):
         BlendRecommender(**params).fit(X)
+
+
+def test_a_component_named_like_a_parameter_cannot_swallow_set_params():
+    # a component named "k" took set_params(k=20): the scorers' answering
+    # pipeline then left the blend at k=5 and HR@20 was HR@5's
+    blend = BlendRecommender([("k", RepeatRecommender())], weights=None)
+    with pytest.raises(ValueError, match="Component name 'k'"):
+        blend.fit(X)
+    ok = BlendRecommender([("knn", RepeatRecommender())], weights=None, k=2).fit(X)
+    ok.set_params(k=3)
+    assert ok.predict(np.array([[0, 0, 1, 0]])).shape == (1, 3)
 
 
 class CountingALS(ImplicitALSRecommender):

@@ -413,9 +413,17 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
                 "estimators must be a non-empty list of (name, recommender) "
                 f"with unique names; got names {names!r}."
             )
+        own = set(self.get_params(deep=False))
         for name in names:
             if "__" in name:
                 raise ValueError(f"Component name {name!r} must not contain '__'.")
+            if name in own:
+                # set_params(k=...) would replace that component instead (as
+                # in sklearn's VotingClassifier, names share one namespace)
+                raise ValueError(
+                    f"Component name {name!r} is a parameter of BlendRecommender; "
+                    "rename the component (e.g. 'knn' for session-kNN)."
+                )
         if self.weights is None or self._auto:
             weights = np.ones(len(names))
         else:
