@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 import joblib
+import numpy as np
 import polars as pl
 import pytest
 from sklearn.model_selection import ParameterGrid
@@ -321,6 +322,7 @@ def test_demo_writes_its_files_and_prints_the_table(
         "SLIST",
         "blend (auto weights)",
         "blend (1:3:2)",
+        "carts: repeat, then kNN",
         "popularity",
         "notebook's approach",
     )
@@ -429,7 +431,7 @@ def test_tune_rules_searches_its_default_grid(files, tmp_path):
         assert getattr(final, p) in values
 
 
-@pytest.mark.parametrize("name", ["rules", "slist", "stan"])
+@pytest.mark.parametrize("name", ["rules", "slist", "stan", "carts"])
 def test_new_default_grids_hold_the_defaults(name):
     from skals.cli._commands import recommender
     from skals.cli._options import DEFAULT_GRIDS
@@ -923,3 +925,25 @@ def test_csv_ids_that_match_only_after_a_cast_are_an_error(
     line = _error_line(capsys)
     assert "String here and Int64 at fit" in line and "cast(pl.Int64)" in line
     assert not out.exists()
+
+
+def test_carts_recipe_ranks_the_sessions_items_by_count_then_knns():
+    from skals.cli._commands import carts_recipe
+
+    X = np.array(
+        [
+            [1, 1, 0, 0, 0],
+            [1, 1, 1, 0, 0],
+            [0, 1, 0, 1, 1],
+            [0, 0, 1, 1, 1],
+            [1, 0, 0, 0, 1],
+            [0, 1, 1, 0, 0],
+        ]
+    )
+    model = carts_recipe().set_params(k=4).fit(X)
+    knn = skals.SessionKNNRecommender(k=5).fit(X)
+    for query, own in (([0, 1, 0, 3, 0], [3, 1]), ([0, 3, 0, 1, 0], [1, 3])):
+        got = model.predict(np.array([query]))[0].tolist()
+        # the session's items, most seen first, then kNN's other items in order
+        others = [i for i in knn.predict(np.array([query]))[0] if i not in own]
+        assert got == own + others[:2]

@@ -28,6 +28,10 @@ RECOMMENDERS = {
         "BlendRecommender: ALS + session-kNN + repeat + sequential rules, "
         "weights fitted (auto)"
     ),
+    "carts": (
+        "BlendRecommender: the session's items by count, then session-kNN's "
+        "(cart adds that follow re-views)"
+    ),
 }
 
 #: STAN's weights in session-kNN: session-rec's VSTAN setting tuned for HR
@@ -68,6 +72,8 @@ DEFAULT_GRIDS = {
         "n_context": [1, 3],
         "weighting": ["div", "quadratic"],
     },
+    # 4 candidates around the recipe (repeat 10 : kNN 1, 100 neighbours)
+    "carts": {"weights": [[10.0, 1.0], [3.0, 1.0]], "knn__n_neighbors": [100, 200]},
     # 6 candidates around the defaults (0.2, 10.0): SLIS against SLIT, ridge
     "slist": {"alpha": [0.2, 0.5], "l2": [1.0, 10.0, 100.0]},
     "blend": {

@@ -199,6 +199,9 @@ DEMO_ROWS = {
     "latest training sessions' next items (what --recommender blend fits)",
     "blend (1:3:2)": "ALS, kNN and repeat with fixed weights 1:3:2 (no "
     "sequential rules), the recipe of skals 0.1",
+    "carts: repeat, then kNN": "the session's own items by how often they were "
+    "seen, then session-kNN's (--recommender carts: repeat 10 : kNN 1, rank "
+    "normalisation)",
     "popularity": "the most popular items of training (summed confidences), "
     "the same for every session (the baseline)",
     "notebook's approach": "the challenge's reference notebook: ALS that "
