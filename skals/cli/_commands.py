@@ -209,9 +209,10 @@ def carts_recipe():
     """The session's items by count first, then session-kNN's items.
 
     For cart adds that follow re-views (the challenge's NDCG@5): rank
-    normalisation at 10 : 1 keeps every item of the session ahead of kNN's,
-    which order them among themselves only where counts tie, and fill the
-    rest of the list (BENCHMARKS.md, "The repeat part's fill in a blend").
+    normalisation at 10 : 1 keeps every item of the session ahead of kNN's
+    items, which fill the rest of the list; kNN's ranks move a session item
+    past the next one only by more than a tenth of their rank scores apart
+    (BENCHMARKS.md, "The repeat part's fill in a blend").
     """
     return BlendRecommender(
         [
