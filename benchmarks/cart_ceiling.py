@@ -28,7 +28,6 @@ import argparse
 import polars as pl
 import session_quality as sq
 
-from skals import SessionHoldoutSplit
 from skals.metrics import ndcg_at_k
 
 N_REVEALED = 3
@@ -88,9 +87,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     data = sq.datasets(args.datasets.split(","), args.n_sessions, args.seed)
     for name, (df, _) in data.items():
-        split = SessionHoldoutSplit(n_splits=1, test_size=0.2)
-        _, test = next(split.split(df))
-        out = ceilings(df[test])
+        _, test = sq.holdout(df)
+        out = ceilings(test)
         print(name, ", ".join(f"{k}: {v:.4g}" for k, v in out.items()))
     return 0
 

@@ -26,7 +26,7 @@ import warnings
 import session_quality as sq
 from real_clicks import STAN_HR
 
-from skals import SessionHoldoutSplit, SessionKNNRecommender
+from skals import SessionKNNRecommender
 from skals.metrics import make_next_item_scorer, make_session_scorer
 
 STAN = {**STAN_HR, "recency_decay": None}
@@ -88,8 +88,7 @@ def split(name, frames, gitdir):
         train, test = sq.yoochoose(gitdir)
         return train, test, "rest"
     df, relevance = frames[name]
-    tr, te = next(SessionHoldoutSplit(n_splits=1, test_size=0.2).split(df))
-    return df[tr], df[te], relevance
+    return *sq.holdout(df), relevance
 
 
 def main():

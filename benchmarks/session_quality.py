@@ -137,21 +137,22 @@ def models():
             default_session_estimators(0), weights=[1.0, 3.0, 2.0, 0.0]
         )
         out["blend default (auto weights)"] = BlendRecommender(random_state=0)
-        # the default recipe with STAN's weights (the CLI's "stan") as its kNN
+        # the default recipe with the "stan weights" row's kNN (VSTAN-hr's
+        # weights, no recency decay) at 500 neighbours as its kNN
         stan_parts = default_session_estimators(0)
-        stan_parts[1] = ("knn", KNN(**{**STAN_HR, "recency_decay": None}))
-        stan_parts[1][1].set_params(n_neighbors=500)
+        stan_parts[1] = (
+            "knn",
+            KNN(**{**STAN_HR, "recency_decay": None, "n_neighbors": 500}),
+        )
         out["blend default, STAN as its kNN (auto)"] = BlendRecommender(
             stan_parts, random_state=0
         )
         # the cart-add candidates: repeat ordered by counts, alone and with
-        # kNN's items after its own (BENCHMARKS.md, "The repeat part's fill")
+        # kNN's items after its own (skals fit --recommender carts)
+        from skals.cli._commands import carts_recipe
+
         out["repeat by counts"] = RepeatRecommender(recency_decay=1.0)
-        out["blend repeat by counts + kNN 10:1 (fixed, rank)"] = BlendRecommender(
-            [("repeat", RepeatRecommender(recency_decay=1.0)), ("knn", KNN())],
-            weights=[10.0, 1.0],
-            normalization="rank",
-        )
+        out["blend repeat by counts + kNN 10:1 (fixed, rank)"] = carts_recipe()
     return out
 
 
@@ -214,17 +215,20 @@ def weight_grid(train, test, relevance):
     """Test scores of every weight vector of the default blend's grid.
 
     What ``weights="auto"`` could reach at best on this split (an oracle):
-    the components are fitted once (``memory=``) and each vector of
-    ``simplex_grid(4, 4)`` is scored as a fixed-weight blend.
+    the components are fitted once (``memory=``) and each vector of the
+    grid ``BlendRecommender()`` searches is scored as a fixed-weight blend.
     """
     from skals.recommender import default_session_estimators
     from skals.recommender._blend_auto import simplex_grid
 
     next_item = make_next_item_scorer(k=20)
     rest = make_session_scorer("ndcg", k=5, relevance=relevance)
+    names = [name for name, _ in default_session_estimators()]
+    grid = simplex_grid(len(names), BlendRecommender().grid_resolution)
+    label = f"weights ({', '.join(names)})"
     rows = []
     with tempfile.TemporaryDirectory() as memory:
-        for weights in simplex_grid(4, 4):
+        for weights in grid:
             blend = BlendRecommender(
                 default_session_estimators(0), weights=list(weights), memory=memory
             )
@@ -232,9 +236,7 @@ def weight_grid(train, test, relevance):
             scores = next_item(pipe, test)
             rows.append(
                 {
-                    "weights (als, knn, repeat, sr)": str(
-                        np.round(weights, 2).tolist()
-                    ),
+                    label: str(np.round(weights, 2).tolist()),
                     "HR@20": scores["hit_rate@20"],
                     "MRR@20": scores["mrr@20"],
                     "NDCG@5": rest(pipe, test),
@@ -289,12 +291,14 @@ def yoochoose(gitdir):
     return train, test
 
 
+def holdout(df):
+    """(train, test): the latest 20% of the sessions held out, by time."""
+    train, test = next(SessionHoldoutSplit(n_splits=1, test_size=0.2).split(df))
+    return df[train], df[test]
+
+
 def evaluate(df, relevance, only=None, split=None):
-    if split is None:
-        train, test = next(SessionHoldoutSplit(n_splits=1, test_size=0.2).split(df))
-        train, test = df[train], df[test]
-    else:
-        train, test = split
+    train, test = holdout(df) if split is None else split
     next_item = make_next_item_scorer(k=20)
     rest = make_session_scorer("ndcg", k=5, relevance=relevance)
     rows = []
@@ -432,8 +436,7 @@ def main(argv=None):
         print(table)
         default_vs_parts(table)
         if args.weight_grid:
-            train, test = next(SessionHoldoutSplit(n_splits=1, test_size=0.2).split(df))
-            weight_grid(df[train], df[test], relevance)
+            weight_grid(*holdout(df), relevance)
         pop = table.filter(pl.col("model") == "popularity")
         if pop.height:
             best = table.sort("HR@20", descending=True).row(0, named=True)
