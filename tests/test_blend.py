@@ -5,6 +5,7 @@ import pickle
 import warnings
 
 import numpy as np
+import polars as pl
 import pytest
 import scipy.sparse as sp
 from sklearn.base import clone
@@ -19,8 +20,10 @@ from skals import (
     PopularityRecommender,
     PseudoUserUnifier,
     RepeatRecommender,
+    Schema,
     SessionHoldoutSplit,
     SessionKNNRecommender,
+    make_recommender_pipeline,
 )
 from skals.datasets import make_sessions
 from skals.metrics import make_next_item_scorer, make_session_scorer
@@ -45,9 +48,10 @@ def test_exact_blend_minmax():
     expected = {2: 3 * 1 + 1 / 3, 0: 1.0, 1: 2 / 3}
     assert ids[0, :3].tolist() == [2, 0, 1]
     np.testing.assert_allclose(scores[0, :3], [expected[i] for i in (2, 0, 1)], 1e-5)
-    # item 3 scores 0 in both: it is no candidate and comes from the fallback
+    # item 3 is popularity's last candidate: normalised to 0, it is still a
+    # candidate of the blend (scored 0), not a fallback item (scored < 0)
     assert ids[0, 3] == 3
-    assert scores[0, 3] < 0
+    assert scores[0, 3] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_exact_blend_rank():
@@ -79,6 +83,37 @@ def test_repeat_fill_does_not_outrank_another_components_candidates():
     assert blend.predict(sp.csr_matrix([[1.0, 0, 0]])).tolist() == [[0, 1, 2]]
 
 
+def test_a_key_gets_no_repeat_fill_in_the_blend():
+    # a key alone: repeat keeps no history, so its answer is all popularity
+    # fill (a, b, e, c), not its opinion; the blend answers kNN's order
+    events = pl.DataFrame(
+        {
+            "sid": [1, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6],
+            "uid": [243, 243, 243, None, None, 7, 7, None, None, 243, 243, None],
+            "sku": ["a", "b", "c", "b", "c", "a", "d", "d", "e", "e", "a", "f"],
+            "cart": [0, 1, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0],
+            "ts": list(range(12)),
+        }
+    ).with_columns(pl.from_epoch("ts"))
+    schema = Schema(session="sid", user="uid", item="sku", cart="cart", time="ts")
+    blend = BlendRecommender(
+        [("repeat", RepeatRecommender()), ("knn", SessionKNNRecommender())],
+        weights=[10.0, 1.0],
+        normalization="rank",
+        k=4,
+    )
+    pipe = make_recommender_pipeline(blend, schema=schema).fit(events)
+    knn = pipe[-1].named_estimators_["knn"]
+    assert knn.recommend_keys(["u_7"], k=4)["recommendations"].to_list() == [
+        ["a", "d", "e", "b"]
+    ]
+    out = pipe[-1].recommend_keys(["u_7"])
+    assert out["recommendations"].to_list() == [["a", "d", "e", "b"]]
+    # kNN's ranks over its 6 candidates, (6 - j) / 6, at weight 1
+    np.testing.assert_allclose(out["scores"][0].to_list(), [1, 5 / 6, 4 / 6, 3 / 6])
+    assert out["source"].to_list() == ["blend"]
+
+
 def naive_blend(blend, matrix, k):
     """The published definition, one row and one component at a time."""
     out = []
@@ -98,9 +133,8 @@ def naive_blend(blend, matrix, k):
             for i, s in zip(ids, scores, strict=True):
                 norm = (s - lo) / (hi - lo) if hi > lo else 1.0
                 total[int(i)] = total.get(int(i), 0.0) + w * norm
-        ranked = sorted(
-            (i for i in total if total[i] > 0), key=lambda i: (-total[i], i)
-        )
+        # every candidate counts, a sum of 0 (a minmax row's last) included
+        ranked = sorted(total, key=lambda i: (-total[i], i))
         out.append(ranked[:k])
     return out
 
@@ -380,9 +414,9 @@ def test_auto_weights_exact_on_a_hand_made_case():
     # succ alone: the truth first (MRR 1); fixed alone: the truth i + 4 at
     # rank i + 5; half each: the truth scores .5 + .5 (3 - i) / 7 against
     # item 0's .5, a tie for i = 3 that item 0 wins (lower column). Fixed's
-    # last item (7) normalises to 0, so it is no candidate (as in predict,
-    # where the fallback would bring it back): 0 for i = 3.
-    expected = [1.0, np.mean([1 / 5, 1 / 6, 1 / 7, 0]), (3 + 0.5) / 4]
+    # last item (7) normalises to 0 but is still a candidate: rank 8 for
+    # i = 3 (it was dropped, MRR 0, before sum_parts kept zero entries).
+    expected = [1.0, np.mean([1 / 5, 1 / 6, 1 / 7, 1 / 8]), (3 + 0.5) / 4]
     np.testing.assert_allclose(blend.weight_scores_, expected)
     np.testing.assert_array_equal(blend.weights_, [1.0, 0.0])
     assert blend.predict(np.array([[0, 1, 0, 0, 0, 0, 0, 0]]))[0, 0] == 5
@@ -408,7 +442,7 @@ def test_auto_weights_exact_on_the_session_protocol():
     # the default, "both": per vector the smaller of its two scores over the
     # best vertex's (here succ's 1 on both protocols)
     both = clone(blend).set_params(validation="both").fit(np.array(rows))
-    next_item = [1.0, np.mean([1 / 5, 1 / 6, 1 / 7, 0]), (3 + 0.5) / 4]
+    next_item = [1.0, np.mean([1 / 5, 1 / 6, 1 / 7, 1 / 8]), (3 + 0.5) / 4]
     np.testing.assert_allclose(both.weight_scores_, np.minimum(session, next_item))
     assert BlendRecommender().validation == "both"
 

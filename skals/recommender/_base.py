@@ -449,6 +449,22 @@ class BaseRecommender(BaseEstimator):
         empty = sp.csr_matrix((len(keys), self.n_features_in_), dtype=np.float32)
         return self._rank_context(empty, keys, None, k=k)
 
+    def _blend_key_candidates(self, keys: pl.Series, k: int):
+        """``(ids, scores, n_own)`` for keys: :meth:`_blend_candidates` of a key.
+
+        A key's answer is the model's own opinion only where the model
+        answers it from what it learnt: a known key (``"history"``), every
+        key (``"popularity"``), none (``"fallback"``: a model without
+        history answers every key with its fallback). Elsewhere the answer
+        is its fallback, which a blend only normalises against.
+        """
+        ids, scores, _ = self._rank_keys(keys, k)
+        if self._key_answer == "popularity":
+            own = np.ones(len(keys), dtype=bool)
+        else:  # "fallback" models know no key
+            own = self._known_keys(keys)
+        return ids, scores, np.where(own, (ids >= 0).sum(axis=1), 0)
+
     def recommend_keys(self, keys, *, k=None):
         """Answer keys from what the model keeps of their training history.
 

@@ -547,10 +547,12 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         liked = query > 0 if self.filter_already_liked_items else None
         out = np.empty(len(grid))
         for g, weights in enumerate(grid):
-            S = row_mask(sum_parts(parts, weights, self.n_features_in_), keep)
+            S = row_mask(
+                sum_parts(parts, weights, (query.shape[0], self.n_features_in_)), keep
+            )
+            S.data = S.data + 1e-12  # a zero blended score is still a candidate
             if liked is not None:
                 S = S - S.multiply(liked)
-            S.data = S.data + 1e-12  # a zero blended score is still a candidate
             if protocol == "session":
                 ids, _, _ = sparse_topk(S, self.k)
                 out[g] = ndcg(ids, truth, self.k)
@@ -571,9 +573,7 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
             with quiet_answers():  # short candidate lists: by design, this thread
                 cand = est._blend_candidates(matrix, row_keys, im, k=n_cand)
             parts.append(own_normalised(*cand, self.normalization))
-        if not np.any(self.weights_):
-            return sp.csr_matrix((matrix.shape[0], self.n_features_in_))
-        return sum_parts(parts, self.weights_, self.n_features_in_)
+        return sum_parts(parts, self.weights_, (matrix.shape[0], self.n_features_in_))
 
     def _rank_context(self, matrix, row_keys, im, *, k):
         banned, allowed = self._filters()
@@ -581,11 +581,11 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         S = row_mask(S, eligible_columns(self.n_features_in_, banned, allowed))
         liked = sp.csr_matrix(matrix, dtype=np.float32)
         liked.eliminate_zeros()
+        # a candidate whose blended score is exactly 0 is still a candidate
+        S.data = S.data + 1e-12
         if self.filter_already_liked_items:
             S = S - S.multiply(liked > 0)
             S.eliminate_zeros()
-        # a candidate whose blended score is exactly 0 is still a candidate
-        S.data = S.data + 1e-12
         first = sparse_topk(S, k)
         pattern = sp.csr_matrix(S, dtype=np.float32)
         pattern.data[:] = 1.0
@@ -609,23 +609,6 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
             if w != 0
         ]
 
-    def _sum_normalised(self, ranked, n: int) -> sp.csr_matrix:
-        """``sum_c w_c * normalise(ranked_c)`` as a sparse rows x items matrix."""
-        rows, cols, vals = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [[]]
-        for w, (ids, scores, _) in ranked:
-            norm = w * normalise(ids, scores, self.normalization)
-            valid = ids >= 0
-            rows.append(np.broadcast_to(np.arange(n)[:, None], ids.shape)[valid])
-            cols.append(ids[valid])
-            vals.append(norm[valid])
-        # one COO sum: a candidate normalised to 0 stays a stored entry
-        total = sp.coo_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-            shape=(n, self.n_features_in_),
-        ).tocsr()
-        total.sum_duplicates()
-        return total
-
     def _training_keys(self):
         return self.user_ids_
 
@@ -647,9 +630,15 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         n = len(keys)
         n_cand = min(self.n_candidates, self.n_features_in_)
         with quiet_answers():  # unknown keys are counted by recommend_keys
-            ranked = [(w, est._rank_keys(keys, n_cand)) for est, w in self._weighted()]
+            weighted = self._weighted()
+            parts = [
+                own_normalised(
+                    *est._blend_key_candidates(keys, n_cand), self.normalization
+                )
+                for est, _ in weighted
+            ]
         banned, allowed = self._filters()
-        S = self._sum_normalised(ranked, n)
+        S = sum_parts(parts, [w for _, w in weighted], (n, self.n_features_in_))
         S = row_mask(S, eligible_columns(self.n_features_in_, banned, allowed))
         S.data = S.data + 1e-12  # a candidate scored 0 is still a candidate
         first = sparse_topk(S, k)
@@ -689,8 +678,14 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
             raise NotImplementedError(unsupported(self, "similar_items"))
         n_cand = min(self.n_candidates, self.n_features_in_)
         with quiet_answers():
-            ranked = [(w, e._similar_ranked(queries, n_cand)) for e, w in having]
-        S = self._sum_normalised(ranked, queries.size)
+            ranked = [e._similar_ranked(queries, n_cand) for e, _ in having]
+        parts = [
+            (ids, normalise(ids, scores, self.normalization))
+            for ids, scores, _ in ranked
+        ]
+        S = sum_parts(
+            parts, [w for _, w in having], (queries.size, self.n_features_in_)
+        )
         S.data = S.data + 1e-12
         return sparse_topk(S, k)
 

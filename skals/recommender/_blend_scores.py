@@ -41,21 +41,26 @@ def normalise(ids, scores, method: str) -> np.ndarray:
     return np.where(valid, out, 0.0)
 
 
-def sum_parts(parts, weights, n_items) -> sp.csr_matrix:
+def sum_parts(parts, weights, shape) -> sp.csr_matrix:
     """Sum of ``w * normalised score`` over the components' candidates.
 
     ``parts`` holds one ``(ids, normalised)`` pair per weight; a component
-    of weight 0 is skipped (its pair may be ``(None, None)``).
+    of weight 0 is skipped (its pair may be ``(None, None)``); ``shape`` is
+    ``(n_rows, n_items)``. One COO sum:
+    a candidate normalised to 0 (a minmax row's last) stays a stored entry,
+    so it is still a candidate of the blend.
     """
-    pairs = zip(parts, weights, strict=True)
-    n = next(ids.shape[0] for (ids, _), w in pairs if w != 0)
-    total = sp.csr_matrix((n, n_items), dtype=np.float64)
+    rows, cols, vals = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [[]]
     for (ids, norm), w in zip(parts, weights, strict=True):
         if w == 0:
             continue
         valid = ids >= 0
-        rows = np.broadcast_to(np.arange(n)[:, None], ids.shape)[valid]
-        total = total + sp.csr_matrix(
-            (w * norm[valid], (rows, ids[valid])), shape=(n, n_items)
-        )
-    return sp.csr_matrix(total)
+        rows.append(np.broadcast_to(np.arange(shape[0])[:, None], ids.shape)[valid])
+        cols.append(ids[valid])
+        vals.append(w * norm[valid])
+    total = sp.coo_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=shape,
+    ).tocsr()
+    total.sum_duplicates()
+    return total

@@ -49,11 +49,18 @@ def fill_ranked(first, rest):
 
 
 def row_mask(S: sp.csr_matrix, keep_cols: np.ndarray) -> sp.csr_matrix:
-    """``S`` with the entries of columns where ``keep_cols`` is false dropped."""
+    """``S`` with the entries of columns where ``keep_cols`` is false dropped.
+
+    Only those: an entry stored with value 0 in a kept column stays.
+    """
     S = sp.csr_matrix(S, copy=True)
-    S.data = S.data * keep_cols[S.indices]
-    S.eliminate_zeros()
-    return S
+    keep = keep_cols[S.indices]
+    if keep.all():
+        return S
+    n_rows = S.shape[0]
+    rows = np.repeat(np.arange(n_rows), np.diff(S.indptr))[keep]
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_rows))])
+    return sp.csr_matrix((S.data[keep], S.indices[keep], indptr), shape=S.shape)
 
 
 def eligible_columns(n_items, banned, allowed) -> np.ndarray:
