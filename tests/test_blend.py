@@ -325,6 +325,7 @@ def test_normalise():
 from skals.recommender import default_session_estimators  # noqa: E402
 from skals.recommender._blend_auto import (  # noqa: E402
     holdout_split,
+    local_moves,
     mrr,
     ndcg,
     session_split,
@@ -367,7 +368,10 @@ def test_default_blend_fits_in_the_schema_pipeline_and_leaves_params_alone():
     blend = pipe[-1]
     assert blend.estimators is None  # fit does not write its parameters
     assert list(blend.named_estimators_) == ["als", "knn", "repeat", "sr"]
-    assert blend.weight_grid_.shape == (35, 4)
+    # the 35 vectors of the simplex grid, then the refinements' (at most 12
+    # per round), each one step of 1/8 or 1/16 from a vector before it
+    np.testing.assert_array_equal(blend.weight_grid_[:35], simplex_grid(4, 4))
+    assert 35 < len(blend.weight_grid_) <= 35 + 2 * 12
     assert blend.weights_.tolist() in blend.weight_grid_.tolist()
     np.testing.assert_allclose(
         blend.weights_, blend.weight_grid_[np.argmax(blend.weight_scores_)]
@@ -408,6 +412,7 @@ def test_auto_weights_exact_on_a_hand_made_case():
         [("succ", _Successor()), ("fixed", _Fixed())],
         validation_size=0.5,
         grid_resolution=2,
+        grid_refinements=0,
         validation="next_item",
     ).fit(np.array(rows))
     np.testing.assert_array_equal(blend.weight_grid_, [[1, 0], [0, 1], [0.5, 0.5]])
@@ -432,6 +437,7 @@ def test_auto_weights_exact_on_the_session_protocol():
         [("succ", _Successor()), ("fixed", _Fixed())],
         validation_size=0.5,
         grid_resolution=2,
+        grid_refinements=0,
         validation="session",
     ).fit(np.array(rows))
     # succ: the truth first; fixed: the truth r + 4 at rank r + 5, inside the
@@ -439,12 +445,78 @@ def test_auto_weights_exact_on_the_session_protocol():
     session = [1.0, 1 / np.log2(6) / 4, (3 + 1 / np.log2(3)) / 4]
     np.testing.assert_allclose(blend.weight_scores_, session)
     np.testing.assert_array_equal(blend.weights_, [1.0, 0.0])
-    # the default, "both": per vector the smaller of its two scores over the
-    # best vertex's (here succ's 1 on both protocols)
+    # the default, "both": per vector the smallest of its three measures over
+    # the best vertex's (here succ's 1 on each; every vector's HR@20 is 1:
+    # fixed ranks the truth within 8)
     both = clone(blend).set_params(validation="both").fit(np.array(rows))
     next_item = [1.0, np.mean([1 / 5, 1 / 6, 1 / 7, 1 / 8]), (3 + 0.5) / 4]
     np.testing.assert_allclose(both.weight_scores_, np.minimum(session, next_item))
     assert BlendRecommender().validation == "both"
+
+
+class _Lists(PopularityRecommender):
+    """Per query item ``r``: a fixed list of three candidates and scores.
+
+    ``lists[kind]`` is ``(offsets, scores)``: candidates ``r + 4 + offset``
+    (mod 4, in 4..7); ``kind`` is 0 for ``r < 2``, else 1.
+    """
+
+    def __init__(self, lists=None, k=5):
+        super().__init__(k=k)
+        self.lists = lists
+
+    def _rank_context(self, matrix, row_keys, im, *, k):
+        n = matrix.shape[0]
+        ids = np.full((n, k), -1)
+        scores = np.full((n, k), -np.inf, dtype=np.float32)
+        first = np.asarray(sp.csr_matrix(matrix).argmax(axis=1)).ravel()
+        for row, r in enumerate(first):
+            offsets, values = self.lists[int(r >= 2)]
+            ids[row, :3] = [4 + (r + o) % 4 for o in offsets]
+            scores[row, :3] = values
+        return ids, scores, np.full(n, 3)
+
+
+def test_auto_weights_refinement_finds_a_mix_between_the_grids_points():
+    # rows {r, r + 4}; held out: r = 0..3, truth t = r + 4, c = the next
+    # item (offset 1), y the one after (offset 2). With weight w on "a":
+    # for r < 2, t beats c iff w * .8235 + (1 - w) > w, i.e. w < 0.85; for
+    # r >= 2, t beats c iff w > w / 3 + (1 - w), i.e. w > 0.6
+    rows = [[1 if j in (i % 4, i % 4 + 4) else 0 for j in range(8)] for i in range(8)]
+    a = _Lists([((1, 0, 2), (1.0, 1 - 0.1765, 0.0)), ((0, 1, 2), (1.0, 1 / 3, 0.0))])
+    b = _Lists([((0, 2, 1), (1.0, 0.5, 0.0)), ((1, 2, 0), (1.0, 0.5, 0.0))])
+    blend = BlendRecommender(
+        [("a", a), ("b", b)],
+        validation_size=0.5,
+        grid_resolution=2,
+        validation="next_item",
+    ).fit(np.array(rows))
+    # grid: w = 1 (t second for r < 2), 0 (t third for r >= 2), .5 (t second
+    # for r >= 2): MRR .75, 2/3, .75. Round 1 (step 1/4) from [1, 0], the
+    # first best: [.75, .25] puts t first everywhere (MRR 1). Round 2 (step
+    # 1/8) from it: [.625, .375] (1) and [.875, .125] (.75, above 0.85)
+    np.testing.assert_allclose(
+        blend.weight_grid_,
+        [[1, 0], [0, 1], [0.5, 0.5], [0.75, 0.25], [0.625, 0.375], [0.875, 0.125]],
+    )
+    np.testing.assert_allclose(
+        blend.weight_scores_, [0.75, (2 + 2 / 3) / 4, 0.75, 1.0, 1.0, 0.75]
+    )
+    np.testing.assert_allclose(blend.weights_, [0.75, 0.25])  # ties: the first
+    coarse = clone(blend).set_params(grid_refinements=0).fit(np.array(rows))
+    np.testing.assert_allclose(coarse.weights_, [1.0, 0.0])
+
+
+def test_local_moves():
+    seen = np.array([[1.0, 0, 0], [0.5, 0.5, 0]])
+    got = local_moves(np.array([0.5, 0.5, 0.0]), 0.25, seen)
+    # from component 0 to 1 and 2, from 1 to 0 and 2; nothing from 2 (0)
+    np.testing.assert_allclose(
+        got, [[0.25, 0.75, 0], [0.25, 0.5, 0.25], [0.75, 0.25, 0], [0.5, 0.25, 0.25]]
+    )
+    # vectors already scored ([.5, .5, 0] and [1, 0, 0] here) are left out
+    got = local_moves(np.array([0.75, 0.25, 0]), 0.25, seen)
+    np.testing.assert_allclose(got, [[0.5, 0.25, 0.25], [0.75, 0, 0.25]])
 
 
 def _cart_log_matrix(cells=None, times=(1.0, 2.0, 3.0, 0.0)):

@@ -196,7 +196,8 @@ DEMO_ROWS = {
     "blend (auto weights)": "BlendRecommender(): ALS + session-kNN + repeat "
     "+ sequential rules, "
     "scores normalised per session and summed with weights it fits on the "
-    "latest training sessions' next items (what --recommender blend fits)",
+    "latest training sessions' next clicks and cart adds (what --recommender "
+    "blend fits)",
     "blend (1:3:2)": "ALS, kNN and repeat with fixed weights 1:3:2 (no "
     "sequential rules), the recipe of skals 0.1",
     "carts: repeat, then kNN": "the session's own items by how often they were "

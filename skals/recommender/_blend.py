@@ -18,6 +18,7 @@ from ._base import BaseRecommender, quiet_answers, unsupported
 from ._blend_auto import (
     VALIDATION_K,
     holdout_split,
+    local_moves,
     mrr,
     ndcg,
     session_split,
@@ -145,17 +146,23 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
       the first ``n_revealed`` events; scored by NDCG@``k`` of the items
       with a cart add when the log has cart adds (the challenge's
       protocol), else of the items not revealed (rest of the session).
-    * ``"both"`` (default): a weight vector's score on each protocol is
-      divided by the best single component's, and the smaller of the two
-      ratios is its score: the vector that loses least to the best part on
-      either protocol wins. Both cuts share the held-out sessions, so the
-      components are fitted once for them.
+    * ``"both"`` (default): a weight vector's MRR@20 and HitRate@20 on the
+      next-item cut and its NDCG@``k`` on the session cut are each divided
+      by the best single component's, and the smallest of the three ratios
+      is its score: the vector that loses least to the best part on any of
+      them wins. Both cuts share the held-out sessions, so the components
+      are fitted once for them.
 
     Every weight vector of a simplex grid (steps of ``1 / grid_resolution``;
-    the vertices, each component alone, included) is scored; the best is
-    kept (ties: the first, vertices first) and the components are refitted
-    on every row. So on that split the blend is never worse than its best
-    component.
+    the vertices, each component alone, included) is scored. Then, for
+    ``grid_refinements`` rounds, the step is halved and every vector one
+    step away from the best so far (a step of weight moved from one
+    component to another) is scored too: the two protocols often want
+    different mixes, and the least-losing compromise can lie between the
+    coarse grid's points. The best is kept (ties: the first, the vertices
+    first, the coarse grid before its refinements) and the components are
+    refitted on every row. So on that split the blend is never worse than
+    its best component.
 
     **Cost.** The components are fitted twice and answer the validation
     sessions once; the grid costs a sparse sum and a top-k per vector and
@@ -216,6 +223,11 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         With ``weights="auto"``: the simplex grid's step is ``1 /
         grid_resolution`` (15 weight vectors for 3 components at 4, 35 for
         the default's 4).
+    grid_refinements : int, default=2
+        With ``weights="auto"``: rounds of the local search after the grid
+        (see above); each halves the step and scores at most ``n * (n - 1)``
+        more vectors for ``n`` components (12 for the default's 4). ``0``:
+        the grid alone.
     validation : {"both", "session", "next_item"}, default="both"
         With ``weights="auto"``: the protocol that scores the weight vectors
         (see above). ``"both"`` was the one whose weights never fell below
@@ -242,11 +254,12 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         by ``"auto"`` (predict reads these: changing ``weights`` takes effect
         at the next fit, which ``memory`` makes cheap).
     weight_grid_ : ndarray of shape (n_vectors, n_fitted_components)
-        With ``weights="auto"``: the weight vectors scored (else ``None``).
+        With ``weights="auto"``: the weight vectors scored (else ``None``):
+        the simplex grid's, then those of each refinement round.
     weight_scores_ : ndarray of shape (n_vectors,)
         With ``weights="auto"``: the validation score of each row of
         ``weight_grid_`` (else ``None``): MRR@20 (``"next_item"``), NDCG@k
-        (``"session"``) or the smaller ratio to the best component's
+        (``"session"``) or the smallest ratio to the best component's
         (``"both"``).
     fallback_ : PopularityRecommender
         The fitted fallback.
@@ -277,8 +290,8 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
     >>> blend = pipe.fit(events)[-1]
     >>> list(blend.named_estimators_)
     ['als', 'knn', 'repeat', 'sr']
-    >>> blend.weight_grid_.shape
-    (35, 4)
+    >>> blend.weight_grid_.shape  # the grid's 35 vectors, 18 of refinements
+    (53, 4)
     """
 
     _parameter_constraints: dict = {
@@ -294,6 +307,7 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
             Interval(Integral, 1, None, closed="left"),
         ],
         "grid_resolution": [Interval(Integral, 1, None, closed="left")],
+        "grid_refinements": [Interval(Integral, 0, None, closed="left")],
         "validation": [StrOptions({"both", "session", "next_item"})],
         "n_revealed": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
@@ -314,6 +328,7 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         fallback=None,
         validation_size=0.2,
         grid_resolution=4,
+        grid_refinements=2,
         validation="both",
         n_revealed=3,
         random_state=None,
@@ -330,6 +345,7 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         self.fallback = fallback
         self.validation_size = validation_size
         self.grid_resolution = grid_resolution
+        self.grid_refinements = grid_refinements
         self.validation = validation
         self.n_revealed = n_revealed
         self.random_state = random_state
@@ -523,18 +539,48 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
             fit_one(clone(est), fit_input, _cache_versions(est)) for _, est, _ in active
         ]
         grid = simplex_grid(n_comp, self.grid_resolution)
-        scores = {p: self._grid_scores(fitted, grid, p, *splits[p][1:]) for p in splits}
-        if len(scores) == 1:
-            (criterion,) = scores.values()
-        else:  # the worst of each protocol's score over its best component's
-            criterion = np.min(
-                [s / max(s[:n_comp].max(), 1e-12) for s in scores.values()], axis=0
-            )
+        parts = {p: self._grid_parts(fitted, *splits[p][1:3]) for p in splits}
+
+        def score(vectors):
+            # one array per measure: MRR@20 and HR@20 (next item), NDCG@k
+            out = {}
+            for p in splits:
+                out.update(self._grid_scores(parts[p], vectors, p, *splits[p][1:]))
+            return out
+
+        scores = score(grid)
+        criterion = self._criterion(scores, n_comp)
+        step = 1.0 / self.grid_resolution
+        for _ in range(self.grid_refinements):
+            # halve the step around the best vector so far (ties: the earlier)
+            step /= 2
+            local = local_moves(grid[int(np.argmax(criterion))], step, grid)
+            if not len(local):
+                continue
+            grid = np.vstack([grid, local])
+            more = score(local)
+            scores = {m: np.concatenate([scores[m], more[m]]) for m in scores}
+            criterion = self._criterion(scores, n_comp)
         self.weight_grid_, self.weight_scores_ = grid, criterion
         return grid[int(np.argmax(criterion))]
 
-    def _grid_scores(self, fitted, grid, protocol, query, query_im, truth):
-        """Validation score of every weight vector of ``grid`` on one protocol."""
+    def _criterion(self, scores: dict, n_comp: int) -> np.ndarray:
+        """One score per vector, from the measures of :meth:`_grid_scores`.
+
+        ``"next_item"``: MRR@20; ``"session"``: NDCG@k; ``"both"``: the
+        smallest of the three measures' ratios to their best component's
+        (the vertices are the grid's first rows).
+        """
+        if self.validation == "next_item" or "ndcg" not in scores:
+            return scores["mrr"]
+        if self.validation == "session" or "mrr" not in scores:
+            return scores["ndcg"]
+        return np.min(
+            [s / max(s[:n_comp].max(), 1e-12) for s in scores.values()], axis=0
+        )
+
+    def _grid_parts(self, fitted, query, query_im):
+        """Each component's normalised candidates for the validation queries."""
         row_keys = None if query_im is None else query_im.row_keys
         n_cand = min(self.n_candidates, self.n_features_in_)
         parts = []
@@ -542,10 +588,19 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
             with quiet_answers():
                 cand = part._blend_candidates(query, row_keys, query_im, k=n_cand)
             parts.append(own_normalised(*cand, self.normalization))
+        return parts
+
+    def _grid_scores(self, parts, grid, protocol, query, query_im, truth):
+        """The validation measures of every weight vector of ``grid``.
+
+        ``{"ndcg": ...}`` on the session protocol, ``{"mrr": ..., "hr":
+        ...}`` (at 20) on the next-item one: one array of ``len(grid)`` each.
+        """
         banned, allowed = self._filters()
         keep = eligible_columns(self.n_features_in_, banned, allowed)
         liked = query > 0 if self.filter_already_liked_items else None
-        out = np.empty(len(grid))
+        names = ("ndcg",) if protocol == "session" else ("mrr", "hr")
+        out = {m: np.empty(len(grid)) for m in names}
         for g, weights in enumerate(grid):
             S = row_mask(
                 sum_parts(parts, weights, (query.shape[0], self.n_features_in_)), keep
@@ -555,10 +610,11 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
                 S = S - S.multiply(liked)
             if protocol == "session":
                 ids, _, _ = sparse_topk(S, self.k)
-                out[g] = ndcg(ids, truth, self.k)
+                out["ndcg"][g] = ndcg(ids, truth, self.k)
             else:
                 ids, _, _ = sparse_topk(S, VALIDATION_K)
-                out[g] = mrr(ids, truth)
+                out["mrr"][g] = mrr(ids, truth)
+                out["hr"][g] = float(np.mean((ids == truth[:, None]).any(axis=1)))
         return out
 
     # -------------------------------------------------------------- predict

@@ -44,6 +44,31 @@ def simplex_grid(n_components: int, resolution: int) -> np.ndarray:
     return np.vstack([np.eye(n_components), others])
 
 
+def local_moves(weights: np.ndarray, step: float, seen: np.ndarray) -> np.ndarray:
+    """The weight vectors one move of ``step`` away from ``weights``.
+
+    A move takes ``step`` of weight from one component and gives it to
+    another (the sum stays 1, every weight stays >= 0); vectors already in
+    ``seen`` (rows) are left out. In component order of (from, to).
+    """
+    n = weights.size
+    out = []
+    for i in range(n):
+        if weights[i] < step - 1e-12:
+            continue
+        for j in range(n):
+            if j != i:
+                w = weights.copy()
+                w[i] -= step
+                w[j] += step
+                out.append(np.clip(w, 0.0, 1.0))
+    if not out:
+        return np.zeros((0, n))
+    out = np.array(out)
+    known = np.isclose(out[:, None, :], seen[None, :, :], atol=1e-9).all(axis=2)
+    return out[~known.any(axis=1)]
+
+
 def _validation_rows(im, matrix, size):
     """``(matrix, rows)``: the training rows and the held-out ones, sorted.
 
