@@ -149,10 +149,10 @@ def models():
         )
         # the cart-add candidates: repeat ordered by counts, alone and with
         # kNN's items after its own (skals fit --recommender carts)
-        from skals.cli._commands import carts_recipe
+        from skals.recommender import make_cart_blend
 
         out["repeat by counts"] = RepeatRecommender(recency_decay=1.0)
-        out["blend repeat by counts + kNN 10:1 (fixed, rank)"] = carts_recipe()
+        out["blend repeat by counts + kNN 10:1 (fixed, rank)"] = make_cart_blend()
     return out
 
 

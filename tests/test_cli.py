@@ -928,7 +928,11 @@ def test_csv_ids_that_match_only_after_a_cast_are_an_error(
 
 
 def test_carts_recipe_ranks_the_sessions_items_by_count_then_knns():
-    from skals.cli._commands import carts_recipe
+    from skals.cli._commands import recommender
+    from skals.recommender import make_cart_blend
+
+    # the CLI's --recommender carts is the library's recipe
+    assert str(recommender("carts").get_params()) == str(make_cart_blend().get_params())
 
     X = np.array(
         [
@@ -940,7 +944,7 @@ def test_carts_recipe_ranks_the_sessions_items_by_count_then_knns():
             [0, 1, 1, 0, 0],
         ]
     )
-    model = carts_recipe().set_params(k=4).fit(X)
+    model = make_cart_blend().set_params(k=4).fit(X)
     knn = skals.SessionKNNRecommender(k=5).fit(X)
     for query, own in (([0, 1, 0, 3, 0], [3, 1]), ([0, 3, 0, 1, 0], [1, 3])):
         got = model.predict(np.array([query]))[0].tolist()

@@ -31,6 +31,7 @@ from ..recommender import (
     SequentialRulesRecommender,
     SessionKNNRecommender,
     SLISTRecommender,
+    make_cart_blend,
 )
 from ..schema import Schema, make_recommender_pipeline, needs_event_order
 from . import _report
@@ -205,25 +206,6 @@ def pipeline(cols: Columns, params=None, recommender=None):
     return pipe
 
 
-def carts_recipe():
-    """The session's items by count first, then session-kNN's items.
-
-    For cart adds that follow re-views (the challenge's NDCG@5): rank
-    normalisation at 10 : 1 keeps every item of the session ahead of kNN's
-    items, which fill the rest of the list; kNN's ranks move a session item
-    past the next one only by more than a tenth of their rank scores apart
-    (BENCHMARKS.md, "The repeat part's fill in a blend").
-    """
-    return BlendRecommender(
-        [
-            ("repeat", RepeatRecommender(recency_decay=1.0)),
-            ("knn", SessionKNNRecommender()),
-        ],
-        weights=[10.0, 1.0],
-        normalization="rank",
-    )
-
-
 def recommender(name: str = "als", random_state=None):
     """The final step named by ``--recommender`` (a library estimator)."""
     als = ImplicitALSRecommender(random_state=random_state)
@@ -244,7 +226,7 @@ def recommender(name: str = "als", random_state=None):
         # the default recipe (ALS + session-kNN + repeat + SR), weights fitted
         return BlendRecommender(random_state=random_state)
     if name == "carts":
-        return carts_recipe()
+        return make_cart_blend()
     raise CLIError(f"unknown recommender {name!r}")  # pragma: no cover - argparse
 
 

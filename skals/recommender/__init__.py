@@ -1,7 +1,7 @@
 """Recommenders: users x items matrix in, top-k items out."""
 
 from ._als import ImplicitALSRecommender
-from ._blend import BlendRecommender, default_session_estimators
+from ._blend import BlendRecommender, default_session_estimators, make_cart_blend
 from ._checkpoints import FactorCheckpoints
 from ._knn import SessionKNNRecommender
 from ._popularity import PopularityRecommender
@@ -19,4 +19,5 @@ __all__ = [
     "SequentialRulesRecommender",
     "SLISTRecommender",
     "default_session_estimators",
+    "make_cart_blend",
 ]
