@@ -229,3 +229,63 @@ def test_read_only_and_non_contiguous_factors():
     assert_same(topk(u, it, 5), want)
     wide = np.hstack([users, users])[:, :8]  # strided view
     assert_same(topk(wide, items, 5), want)
+
+
+# ----------------------------------------------- sparse_topk (stored scores)
+def _naive_sparse_topk(scores, k):
+    """Per row: stored entries by score desc, then column asc; the first k."""
+    m = sp.csr_matrix(scores)
+    ids = np.full((m.shape[0], k), -1)
+    vals = np.full((m.shape[0], k), -np.inf)
+    for r in range(m.shape[0]):
+        lo, hi = m.indptr[r], m.indptr[r + 1]
+        ranked = sorted(zip(-m.data[lo:hi], m.indices[lo:hi], strict=True))[:k]
+        for j, (neg, col) in enumerate(ranked):
+            ids[r, j], vals[r, j] = col, -neg
+    return ids, vals, np.minimum(np.diff(m.indptr), k)
+
+
+def _unsorted(m, rng):
+    """``m`` with each row's stored entries in a random order."""
+    m = sp.csr_matrix(m)
+    order = np.concatenate(
+        [
+            rng.permutation(np.arange(m.indptr[r], m.indptr[r + 1]))
+            for r in range(m.shape[0])
+        ]
+        + [np.zeros(0, dtype=np.int64)]
+    ).astype(np.int64)
+    out = sp.csr_matrix((m.data[order], m.indices[order], m.indptr), shape=m.shape)
+    out.has_sorted_indices = False
+    return out
+
+
+@pytest.mark.parametrize("density", [0.02, 0.3, 0.95])
+@pytest.mark.parametrize("k", [1, 3, 20])
+def test_sparse_topk_matches_a_naive_sort(density, k):
+    # ties (scores on a grid of quarters), a zero stored as an entry, rows
+    # dense enough for the larger sample, and unsorted indices
+    rng = np.random.default_rng(int(density * 100) + k)
+    m = sp.random(40, 600, density=density, random_state=k, format="csr")
+    m.data = np.round(m.data * 4) / 4
+    scores = _unsorted(m, rng)
+    before = (scores.indices.copy(), scores.data.copy())
+    got = _topk.sparse_topk(scores, k)
+    for g, e in zip(got, _naive_sparse_topk(m, k), strict=True):
+        assert_array_equal(g, e)
+    # the input is left as it was (its indices not sorted in place)
+    assert_array_equal(scores.indices, before[0])
+    assert_array_equal(scores.data, before[1])
+
+
+def test_sparse_topk_exact_by_hand():
+    scores = sp.csr_matrix(
+        (np.array([0.5, 2.0, 0.5, 0.0, 1.0]), np.array([3, 1, 0, 2, 4]), [0, 4, 5, 5]),
+        shape=(3, 5),
+    )
+    ids, vals, counts = _topk.sparse_topk(scores, 3)
+    # row 0: 2.0 (col 1), then the tie 0.5 by column (0 before 3); row 1 has
+    # one entry; row 2 none
+    assert ids.tolist() == [[1, 0, 3], [4, -1, -1], [-1, -1, -1]]
+    assert vals[0].tolist() == [2.0, 0.5, 0.5] and vals[1, 0] == 1.0
+    assert counts.tolist() == [3, 1, 0]
