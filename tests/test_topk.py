@@ -289,3 +289,31 @@ def test_sparse_topk_exact_by_hand():
     assert ids.tolist() == [[1, 0, 3], [4, -1, -1], [-1, -1, -1]]
     assert vals[0].tolist() == [2.0, 0.5, 0.5] and vals[1, 0] == 1.0
     assert counts.tolist() == [3, 1, 0]
+
+
+@pytest.mark.parametrize("order", ["ascending", "descending"])
+@pytest.mark.parametrize("k", [1, 5, 16])
+def test_sparse_topk_rows_stored_in_value_order(order, k):
+    # the bound's sample is spread over each row: rows whose storage order
+    # follows their values (as a sparse product's can), of lengths around
+    # the sample's size (64 here: a row of 64 is taken whole, longer ones
+    # strided), with ties
+    rng = np.random.default_rng(k)
+    widths = [k + 1, 63, 64, 65, 128, 129, 700]
+    rows, cols, vals = [], [], []
+    for r, w in enumerate(widths):
+        c = rng.choice(1000, size=w, replace=False)
+        v = np.round(rng.random(w) * 8) / 8
+        v = np.sort(v) if order == "ascending" else -np.sort(-v)
+        rows += [r] * w
+        cols += c.tolist()
+        vals += v.tolist()
+    indptr = np.concatenate([[0], np.cumsum(widths)])
+    scores = sp.csr_matrix(
+        (np.array(vals), np.array(cols), indptr), shape=(len(widths), 1000)
+    )
+    scores.has_sorted_indices = False
+    for g, e in zip(
+        _topk.sparse_topk(scores, k), _naive_sparse_topk(scores, k), strict=True
+    ):
+        assert_array_equal(g, e)

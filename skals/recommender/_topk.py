@@ -312,6 +312,24 @@ def segment_topk(row, pos, values, n_rows, k) -> np.ndarray:
     return idx[np.arange(idx.size) - first < k]
 
 
+def _at_least(data, indptr, width, bound) -> np.ndarray:
+    """Indices of the entries at or above their row's ``bound``, in order.
+
+    A block of rows at a time (about ``_SAMPLE_CELLS`` entries), so that
+    the per-entry bounds are never a temporary the size of ``data``.
+    """
+    n = width.size
+    # row blocks of about _SAMPLE_CELLS entries each
+    cuts = np.searchsorted(indptr, np.arange(0, indptr[-1], _SAMPLE_CELLS))
+    cuts = np.unique(np.concatenate([np.clip(cuts, 0, n), [n]]))
+    out = []
+    for r0, r1 in zip(cuts[:-1], cuts[1:], strict=True):
+        lo, hi = indptr[r0], indptr[r1]
+        per_entry = np.repeat(bound[r0:r1], width[r0:r1])
+        out.append(np.flatnonzero(data[lo:hi] >= per_entry) + lo)
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
 def sparse_topk(scores: sp.csr_matrix, k: int):
     """Best ``k`` stored entries per row (score desc, then column asc).
 
@@ -320,8 +338,8 @@ def sparse_topk(scores: sp.csr_matrix, k: int):
     Exact, in linear time per row, and ``scores`` is left as it is (its
     indices need not be sorted). A row longer than ``k`` first takes a
     lower bound of its ``k``-th largest score from a sample of its entries
-    (the ``k``-th largest of its first ``sub``); only the entries at or
-    above the bound are sorted. The sample grows with the rows' length
+    (the ``k``-th largest of ``sub`` of them, spread over the row); only
+    the entries at or above the bound are sorted. The sample grows with the rows' length
     (about ``4 sqrt(k * width)``, within a budget of cells), so that dense
     rows (sequential rules' scores: thousands of items a row) leave few
     entries to sort.
@@ -339,12 +357,18 @@ def sparse_topk(scores: sp.csr_matrix, k: int):
         longest = int(width[long_rows].max())
         sub = int(min(4 * np.sqrt(k * width[long_rows].mean()), longest))
         sub = max(4 * k, 64, min(sub, _SAMPLE_CELLS // long_rows.size))
-        offs = indptr[long_rows][:, None] + np.arange(sub)[None, :]
-        valid = offs < indptr[long_rows + 1][:, None]
+        # spread over each row (the order of its entries may follow their
+        # values): positions j * w // sub, distinct when w > sub; a row no
+        # longer than sub is taken whole
+        w = width[long_rows][:, None]
+        j = np.arange(sub)[None, :]
+        step = np.where(w > sub, j * w // sub, j)
+        offs = indptr[long_rows][:, None] + step
+        valid = step < w
         sample = np.where(valid, data[np.minimum(offs, data.size - 1)], -np.inf)
         bound = np.full(n, -np.inf, dtype=sample.dtype)
         bound[long_rows] = -np.partition(-sample, k - 1, axis=1)[:, k - 1]
-        idx = np.flatnonzero(data >= np.repeat(bound, width))
+        idx = _at_least(data, indptr, width, bound)
     else:
         idx = np.arange(data.size)
     row = np.searchsorted(indptr, idx, side="right") - 1
