@@ -273,9 +273,9 @@ def topk(
     return ids, scores, counts
 
 
-#: Cells of the sample :func:`sparse_topk` takes its bounds from (64 MB of
-#: float32 scores at most, beyond the ``max(4k, 64)`` per row it always takes).
-_SAMPLE_CELLS = 1 << 24
+#: Entries per block of :func:`sparse_topk`'s bound check (a quarter of it
+#: per block of its samples): its temporaries stay near 100 MB.
+_BLOCK_CELLS = 1 << 24
 
 
 def row_of(indptr: np.ndarray) -> np.ndarray:
@@ -312,15 +312,31 @@ def segment_topk(row, pos, values, n_rows, k) -> np.ndarray:
     return idx[np.arange(idx.size) - first < k]
 
 
+def _sample_kth(data, starts, widths, sub, k) -> np.ndarray:
+    """The ``k``-th largest of ``sub`` entries spread over each given row.
+
+    Positions ``j * w // sub`` of a row of ``w`` entries (distinct when
+    ``w > sub``: the order of a row's entries may follow their values, so
+    its first ones are no fair sample); a row no longer than ``sub`` is
+    taken whole. A lower bound of the row's ``k``-th largest.
+    """
+    w = widths[:, None]
+    j = np.arange(sub)[None, :]
+    step = np.where(w > sub, j * w // sub, j)
+    pos = np.minimum(starts[:, None] + step, data.size - 1)
+    sample = np.where(step < w, data[pos], -np.inf)
+    return -np.partition(-sample, k - 1, axis=1)[:, k - 1]
+
+
 def _at_least(data, indptr, width, bound) -> np.ndarray:
     """Indices of the entries at or above their row's ``bound``, in order.
 
-    A block of rows at a time (about ``_SAMPLE_CELLS`` entries), so that
+    A block of rows at a time (about ``_BLOCK_CELLS`` entries), so that
     the per-entry bounds are never a temporary the size of ``data``.
     """
     n = width.size
-    # row blocks of about _SAMPLE_CELLS entries each
-    cuts = np.searchsorted(indptr, np.arange(0, indptr[-1], _SAMPLE_CELLS))
+    # row blocks of about _BLOCK_CELLS entries each
+    cuts = np.searchsorted(indptr, np.arange(0, indptr[-1], _BLOCK_CELLS))
     cuts = np.unique(np.concatenate([np.clip(cuts, 0, n), [n]]))
     out = []
     for r0, r1 in zip(cuts[:-1], cuts[1:], strict=True):
@@ -339,10 +355,11 @@ def sparse_topk(scores: sp.csr_matrix, k: int):
     indices need not be sorted). A row longer than ``k`` first takes a
     lower bound of its ``k``-th largest score from a sample of its entries
     (the ``k``-th largest of ``sub`` of them, spread over the row); only
-    the entries at or above the bound are sorted. The sample grows with the rows' length
-    (about ``4 sqrt(k * width)``, within a budget of cells), so that dense
-    rows (sequential rules' scores: thousands of items a row) leave few
-    entries to sort.
+    the entries at or above the bound are sorted. The sample grows with
+    the rows' length (about ``4 sqrt(k * width)``), so that dense rows
+    (sequential rules' scores: thousands of items a row) leave few entries
+    to sort. The sample and the bound check
+    go a block of rows at a time: no temporary is the size of ``scores``.
     """
     n = scores.shape[0]
     ids = np.full((n, k), -1, dtype=np.int64)
@@ -355,19 +372,14 @@ def sparse_topk(scores: sp.csr_matrix, k: int):
         return ids, vals, counts
     if long_rows.size:
         longest = int(width[long_rows].max())
-        sub = int(min(4 * np.sqrt(k * width[long_rows].mean()), longest))
-        sub = max(4 * k, 64, min(sub, _SAMPLE_CELLS // long_rows.size))
-        # spread over each row (the order of its entries may follow their
-        # values): positions j * w // sub, distinct when w > sub; a row no
-        # longer than sub is taken whole
-        w = width[long_rows][:, None]
-        j = np.arange(sub)[None, :]
-        step = np.where(w > sub, j * w // sub, j)
-        offs = indptr[long_rows][:, None] + step
-        valid = step < w
-        sample = np.where(valid, data[np.minimum(offs, data.size - 1)], -np.inf)
-        bound = np.full(n, -np.inf, dtype=sample.dtype)
-        bound[long_rows] = -np.partition(-sample, k - 1, axis=1)[:, k - 1]
+        sub = max(
+            4 * k, 64, int(min(4 * np.sqrt(k * width[long_rows].mean()), longest))
+        )
+        bound = np.full(n, -np.inf, dtype=np.result_type(data.dtype, np.float32))
+        per_block = max(1, _BLOCK_CELLS // (4 * sub))
+        for b in range(0, long_rows.size, per_block):
+            rows_b = long_rows[b : b + per_block]
+            bound[rows_b] = _sample_kth(data, indptr[rows_b], width[rows_b], sub, k)
         idx = _at_least(data, indptr, width, bound)
     else:
         idx = np.arange(data.size)
