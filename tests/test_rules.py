@@ -408,3 +408,32 @@ def test_session_ranks_leave_the_recency_alone():
     np.testing.assert_array_equal(recency.data, before.data)
     np.testing.assert_array_equal(recency.indices, before.indices)
     assert not np.shares_memory(ranks.data, recency.data)
+
+
+@pytest.mark.parametrize("rows_per_block", [1, 3, 7])
+def test_answers_in_row_blocks_equal_one_block(monkeypatch, rows_per_block):
+    # the scores are made a block of rows at a time (a row can score most
+    # of the catalogue); any block size gives the same answers, with the
+    # filters (items, seen) applied per block
+    import warnings
+
+    import skals.recommender._rules as rules_module
+
+    sessions = _random_sessions(5, n_sessions=80)
+    im, builder = _matrix(_frame(sessions))
+    q, _ = _matrix(_frame(_random_sessions(6, n_sessions=20)), builder)
+    params = [
+        {"k": 4},
+        {"k": 4, "filter_already_liked_items": True, "filter_items": [2, 5]},
+    ]
+    for p in params:
+        model = SequentialRulesRecommender(window=3, **p).fit(im)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            whole = model.predict(q)
+            monkeypatch.setattr(
+                rules_module, "_SCORE_CELLS", rows_per_block * model.n_features_in_
+            )
+            blocks = model.predict(q)
+            monkeypatch.undo()
+        assert blocks.equals(whole)
