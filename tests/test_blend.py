@@ -12,6 +12,7 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 
+from conftest import SIX_SESSIONS_SCHEMA, six_sessions
 from skals import (
     BlendRecommender,
     ConfidenceEncoder,
@@ -20,7 +21,6 @@ from skals import (
     PopularityRecommender,
     PseudoUserUnifier,
     RepeatRecommender,
-    Schema,
     SessionHoldoutSplit,
     SessionKNNRecommender,
     make_recommender_pipeline,
@@ -86,23 +86,14 @@ def test_repeat_fill_does_not_outrank_another_components_candidates():
 def test_a_key_gets_no_repeat_fill_in_the_blend():
     # a key alone: repeat keeps no history, so its answer is all popularity
     # fill (a, b, e, c), not its opinion; the blend answers kNN's order
-    events = pl.DataFrame(
-        {
-            "sid": [1, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6],
-            "uid": [243, 243, 243, None, None, 7, 7, None, None, 243, 243, None],
-            "sku": ["a", "b", "c", "b", "c", "a", "d", "d", "e", "e", "a", "f"],
-            "cart": [0, 1, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0],
-            "ts": list(range(12)),
-        }
-    ).with_columns(pl.from_epoch("ts"))
-    schema = Schema(session="sid", user="uid", item="sku", cart="cart", time="ts")
     blend = BlendRecommender(
         [("repeat", RepeatRecommender()), ("knn", SessionKNNRecommender())],
         weights=[10.0, 1.0],
         normalization="rank",
         k=4,
     )
-    pipe = make_recommender_pipeline(blend, schema=schema).fit(events)
+    pipe = make_recommender_pipeline(blend, schema=SIX_SESSIONS_SCHEMA)
+    pipe.fit(six_sessions())
     knn = pipe[-1].named_estimators_["knn"]
     assert knn.recommend_keys(["u_7"], k=4)["recommendations"].to_list() == [
         ["a", "d", "e", "b"]
@@ -521,7 +512,6 @@ def test_local_moves():
 
 def _cart_log_matrix(cells=None, times=(1.0, 2.0, 3.0, 0.0)):
     """An InteractionMatrix of ConfidenceEncoder values 1 + views + 10 carts."""
-    import polars as pl
 
     from skals._interaction import InteractionMatrix
 
@@ -657,7 +647,6 @@ def test_vertex_scores_equal_each_component_alone_naive(validation):
 
 
 def test_holdout_split_exact_with_recency():
-    import polars as pl
 
     from skals._interaction import InteractionMatrix
 
@@ -753,7 +742,6 @@ def test_weights_of_the_default_recipe_are_checked():
 
 
 def test_holdout_split_a_single_cart_add_is_no_repeat():
-    import polars as pl
 
     # session 1 ends with one cart add of item 12 (value 1 + 1 + 10 = 12),
     # session 2 with item 13 viewed twice (1 + 2 = 3): only that is a repeat
@@ -804,7 +792,6 @@ def test_the_split_fit_input_has_no_item_stats_of_the_held_out_sessions(split):
     # the components fitted on the internal split must not see the held-out
     # sessions through the builder's per-item totals (popularity, the repeat
     # rates of SR and SLIST): before, item_stats was kept whole and leaked
-    import polars as pl
 
     # at most one cart add and 5 events per (session, item): a cell's value
     # (1 + views + 10 carts) then says how many events it holds and whether

@@ -22,12 +22,12 @@ import pytest
 from sklearn.base import clone
 
 import skals
+from conftest import SIX_SESSIONS_SCHEMA, six_sessions
 from skals import (
     BlendRecommender,
     ImplicitALSRecommender,
     PopularityRecommender,
     RepeatRecommender,
-    Schema,
     SessionKNNRecommender,
     make_recommender_pipeline,
 )
@@ -95,21 +95,13 @@ def _model(cls):
     return cls(**{"k": 2, **PARAMS.get(cls.__name__, {})})
 
 
-SCHEMA = Schema(session="sid", user="uid", item="sku", cart="cart", time="ts")
+SCHEMA = SIX_SESSIONS_SCHEMA
 
 
 @pytest.fixture(scope="module")
 def events():
     """Six sessions; user 243 owns sessions 1 and 5, user 7 session 3."""
-    return pl.DataFrame(
-        {
-            "sid": [1, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6],
-            "uid": [243, 243, 243, None, None, 7, 7, None, None, 243, 243, None],
-            "sku": ["a", "b", "c", "b", "c", "a", "d", "d", "e", "e", "a", "f"],
-            "cart": [0, 1, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0],
-            "ts": list(range(12)),
-        }
-    ).with_columns(pl.from_epoch("ts"))
+    return six_sessions()
 
 
 def _fit(cls, events):
