@@ -591,8 +591,8 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         def score(vectors):
             # one array per measure: MRR@20 and HR@20 (next item), NDCG@k
             out = {}
-            for p in splits:
-                out.update(self._grid_scores(parts[p], vectors, p, *splits[p][1:]))
+            for p, (_, query, _, truth) in splits.items():
+                out.update(self._grid_scores(parts[p], vectors, p, query, truth))
             return out
 
         scores = score(grid)
@@ -637,7 +637,7 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
             parts.append(own_normalised(*cand, self.normalization))
         return parts
 
-    def _grid_scores(self, parts, grid, protocol, query, query_im, truth):
+    def _grid_scores(self, parts, grid, protocol, query, truth):
         """The validation measures of every weight vector of ``grid``.
 
         ``{"ndcg": ...}`` on the session protocol, ``{"mrr": ..., "hr":

@@ -18,6 +18,7 @@ from sklearn.utils import check_random_state
 
 from .._interaction import InteractionMatrix
 from ..preprocessing._confidence import CART_COUNT, CONFIDENCE, VIEW_COUNT
+from ._repeat import keep_entries
 
 #: Cut-off of the validation metric (session-rec's next-item protocol).
 VALIDATION_K = 20
@@ -143,8 +144,8 @@ def holdout_split(
         data = data - shift.astype(data.dtype)
         data[pos[repeated]] = p[repeated]
         recency.data = data
-        recency = _keep(recency, keep)
-    q = _keep(q, keep)
+        recency = keep_entries(recency, keep)
+    q = keep_entries(q, keep)
     return _split_output(im, matrix, val, val, q, recency, truth)
 
 
@@ -240,14 +241,6 @@ def single_event_values(im: InteractionMatrix | None, smallest: float):
         np.column_stack([views, carts]), conf - n, rcond=None
     )
     return np.array([1.0 + w_v, 1.0 + w_v + w_c])
-
-
-def _keep(m: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
-    """``m`` without the stored entries where ``keep`` is False."""
-    coo = m.tocoo()
-    return sp.csr_matrix(
-        (coo.data[keep], (coo.row[keep], coo.col[keep])), shape=m.shape
-    )
 
 
 def _take_rows(im: InteractionMatrix, rows: np.ndarray) -> InteractionMatrix:
@@ -349,7 +342,7 @@ def session_split(im: InteractionMatrix | None, matrix, size, n_revealed, random
     relevant = _carted(q.data, single) if has_carts else ~revealed
     if has_carts and not (_event_counts(matrix.data, single) > 1).any():
         relevant &= ~revealed
-    truth = _keep(
+    truth = keep_entries(
         sp.csr_matrix((np.ones(q.nnz), q.indices, q.indptr), q.shape), relevant
     )
     has_truth = np.diff(truth.indptr) > 0
@@ -369,8 +362,8 @@ def session_split(im: InteractionMatrix | None, matrix, size, n_revealed, random
         data = np.zeros(q.nnz, dtype=recency.data.dtype)
         data[new_order] = counts[rows[new_order]] - rank  # 1 = most recent
         recency.data = data
-        recency = _keep(recency, context)
-    q = _keep(q, context)
+        recency = keep_entries(recency, context)
+    q = keep_entries(q, context)
 
     keep_rows = np.flatnonzero(has_truth)
     if keep_rows.size == 0:

@@ -12,6 +12,7 @@ from .._sklearn import Interval
 from ._base import BaseRecommender
 from ._calls import FALLBACK, REPEAT
 from ._popularity import FallbackMixin, PopularityRecommender
+from ._topk import row_of
 from ._topk import sparse_topk as _sparse_topk
 
 
@@ -55,10 +56,18 @@ def row_mask(S: sp.csr_matrix, keep_cols: np.ndarray) -> sp.csr_matrix:
     """
     S = sp.csr_matrix(S, copy=True)
     keep = keep_cols[S.indices]
-    if keep.all():
-        return S
+    return S if keep.all() else keep_entries(S, keep)
+
+
+def keep_entries(S: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
+    """``S`` with only its stored entries where ``keep`` is True, in order.
+
+    ``keep`` has one flag per stored entry (in storage order); zeros that
+    are kept stay stored entries.
+    """
+    S = sp.csr_matrix(S)
     n_rows = S.shape[0]
-    rows = np.repeat(np.arange(n_rows), np.diff(S.indptr))[keep]
+    rows = row_of(S.indptr)[keep]
     indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_rows))])
     return sp.csr_matrix((S.data[keep], S.indices[keep], indptr), shape=S.shape)
 

@@ -717,11 +717,12 @@ class SequentialRulesRecommender(_ItemItemSessionModel):
         ids = np.full((n, k), -1, dtype=np.int64)
         vals = np.full((n, k), -np.inf, dtype=np.float32)
         counts = np.zeros(n, dtype=np.int64)
+        filtered = not keep.all()
         step = max(1, _SCORE_CELLS // max(1, self.n_features_in_))
         for start in range(0, n, step):
             block = slice(start, min(start + step, n))
             scores = sp.csr_matrix(Q[block] @ rules)
-            if not keep.all():
+            if filtered:
                 scores = row_mask(scores, keep)
             if seen is not None:
                 scores = sp.csr_matrix(scores - scores.multiply(seen[block] > 0))

@@ -358,8 +358,8 @@ def sparse_topk(scores: sp.csr_matrix, k: int):
     the entries at or above the bound are sorted. The sample grows with
     the rows' length (about ``4 sqrt(k * width)``), so that dense rows
     (sequential rules' scores: thousands of items a row) leave few entries
-    to sort. The sample and the bound check
-    go a block of rows at a time: no temporary is the size of ``scores``.
+    to sort. The sample and the bound check go a block of rows at a time:
+    no temporary is the size of ``scores``.
     """
     n = scores.shape[0]
     ids = np.full((n, k), -1, dtype=np.int64)
@@ -367,9 +367,9 @@ def sparse_topk(scores: sp.csr_matrix, k: int):
     indptr, data, cols = scores.indptr, scores.data, scores.indices
     width = np.diff(indptr)
     counts = np.minimum(width, k)
-    long_rows = np.flatnonzero(width > k)
     if k < 1:
         return ids, vals, counts
+    long_rows = np.flatnonzero(width > k)
     if long_rows.size:
         longest = int(width[long_rows].max())
         sub = max(
