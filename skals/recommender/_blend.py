@@ -649,12 +649,11 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         names = ("ndcg",) if protocol == "session" else ("mrr", "hr")
         out = {m: np.empty(len(grid)) for m in names}
         for g, weights in enumerate(grid):
-            S = row_mask(
-                sum_parts(parts, weights, (query.shape[0], self.n_features_in_)), keep
+            S = _candidates(
+                sum_parts(parts, weights, (query.shape[0], self.n_features_in_)),
+                keep,
+                liked,
             )
-            S.data = S.data + 1e-12  # a zero blended score is still a candidate
-            if liked is not None:
-                S = S - S.multiply(liked)
             if protocol == "session":
                 ids, _, _ = sparse_topk(S, self.k)
                 out["ndcg"][g] = ndcg(ids, truth, self.k)
@@ -679,24 +678,31 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         return sum_parts(parts, self.weights_, (matrix.shape[0], self.n_features_in_))
 
     def _rank_context(self, matrix, row_keys, im, *, k):
-        banned, allowed = self._filters()
-        S = self.blend_scores(matrix, row_keys, im)
-        S = row_mask(S, eligible_columns(self.n_features_in_, banned, allowed))
-        liked = sp.csr_matrix(matrix, dtype=np.float32)
-        liked.eliminate_zeros()
-        # a candidate whose blended score is exactly 0 is still a candidate
-        S.data = S.data + 1e-12
+        liked = None
         if self.filter_already_liked_items:
-            S = S - S.multiply(liked > 0)
-            S.eliminate_zeros()
-        first = sparse_topk(S, k)
-        pattern = sp.csr_matrix(S, dtype=np.float32)
-        pattern.data[:] = 1.0
-        exclude = pattern.maximum(liked) if self.filter_already_liked_items else pattern
+            liked = sp.csr_matrix(matrix, dtype=np.float32)
+            liked.eliminate_zeros()
         segments = im.row_segments if im is not None else None
-        codes = self.fallback_._segment_codes(segments, matrix.shape[0])
+        S = self.blend_scores(matrix, row_keys, im)
+        return self._answer_blended(S, k, liked=liked, segments=segments)
+
+    def _answer_blended(self, S, k, *, liked=None, segments=None):
+        """The top ``k`` of blended scores ``S``, completed by the fallback.
+
+        ``liked`` (rows x items, or None) is removed from the answers; the
+        fallback's items, by ``segments`` (or None), rank below every
+        candidate.
+        """
+        banned, allowed = self._filters()
+        keep = eligible_columns(self.n_features_in_, banned, allowed)
+        S = _candidates(S, keep, None if liked is None else liked > 0)
+        first = sparse_topk(S, k)
+        exclude = sp.csr_matrix(S, dtype=np.float32)
+        exclude.data[:] = 1.0
+        if liked is not None:
+            exclude = exclude.maximum(liked)
+        codes = self.fallback_._segment_codes(segments, S.shape[0])
         ids2, sc2, n2 = self.fallback_._rank_rows(codes, exclude, banned, allowed, k)
-        # fallback items rank below every candidate
         sc2 = np.where(ids2 >= 0, -1.0 / (1.0 + np.arange(k))[None, :], -np.inf)
         ids, scores, counts = fill_ranked(first, (ids2, sc2, n2))
         return self._finish_answers(
@@ -740,20 +746,8 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
                 )
                 for est, _ in weighted
             ]
-        banned, allowed = self._filters()
         S = sum_parts(parts, [w for _, w in weighted], (n, self.n_features_in_))
-        S = row_mask(S, eligible_columns(self.n_features_in_, banned, allowed))
-        S.data = S.data + 1e-12  # a candidate scored 0 is still a candidate
-        first = sparse_topk(S, k)
-        exclude = sp.csr_matrix(S, dtype=np.float32)
-        exclude.data[:] = 1.0
-        codes = self.fallback_._segment_codes(None, n)
-        ids2, sc2, n2 = self.fallback_._rank_rows(codes, exclude, banned, allowed, k)
-        sc2 = np.where(ids2 >= 0, -1.0 / (1.0 + np.arange(k))[None, :], -np.inf)
-        ids, scores, counts = fill_ranked(first, (ids2, sc2, n2))
-        return self._finish_answers(
-            ids, scores, counts, filtered=False, rerank=lambda rows: None
-        )
+        return self._answer_blended(S, k)
 
     def _answer_sources(self, matrix, row_keys, use_history=None, im=None):
         """``"blend"`` where a component answered from its own model.
@@ -816,3 +810,17 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
             ids, best first) and ``scores`` (blended, normalised).
         """
         return super().similar_items(item_ids, k=k)
+
+
+def _candidates(S, keep, liked):
+    """Blended scores ``S`` in the ``keep`` columns, less the ``liked`` cells.
+
+    Every stored entry stays a candidate, a blended score of 0 too (it gets
+    1e-12); ``liked`` is a boolean rows x items matrix or None.
+    """
+    S = row_mask(S, keep)
+    S.data = S.data + 1e-12
+    if liked is not None:
+        S = S - S.multiply(liked)
+        S.eliminate_zeros()
+    return S
