@@ -646,6 +646,38 @@ def test_vertex_scores_equal_each_component_alone_naive(validation):
     assert blend.weight_scores_.max() >= blend.weight_scores_[:2].max()
 
 
+@pytest.mark.parametrize("validation", ["next_item", "session"])
+def test_max_validation_sessions_caps_the_share_held_out(validation):
+    # 80 rows, about 60 with two items or more: a share of 0.5 holds out ~30
+    # of them, capped at 7 the latest 7, exactly as validation_size=7 does
+    train = sp.random(80, 30, density=0.15, random_state=3, format="csr") * 4
+    parts = [
+        ("knn", SessionKNNRecommender(n_neighbors=10)),
+        ("pop", PopularityRecommender()),
+    ]
+
+    def split(size, max_rows=None):
+        if validation == "next_item":
+            return holdout_split(None, train, size, 0, max_rows)
+        return session_split(None, train, size, 3, 0, max_rows)
+
+    assert split(0.5)[1].shape[0] > 7
+    capped, seven = split(0.5, max_rows=7), split(7)
+    assert capped[1].shape[0] == 7
+    assert (capped[1] != seven[1]).nnz == 0 and (capped[0] != seven[0]).nnz == 0
+
+    def fitted(**kw):
+        return BlendRecommender(parts, validation=validation, random_state=0, **kw).fit(
+            train
+        )
+
+    a = fitted(validation_size=0.5, max_validation_sessions=7)
+    b = fitted(validation_size=7, max_validation_sessions=None)
+    c = fitted(validation_size=0.5, max_validation_sessions=None)
+    np.testing.assert_array_equal(a.weight_scores_, b.weight_scores_)
+    assert not np.array_equal(a.weight_scores_, c.weight_scores_)
+
+
 def test_holdout_split_exact_with_recency():
 
     from skals._interaction import InteractionMatrix
@@ -729,6 +761,8 @@ def test_auto_without_a_session_to_validate_on_warns_and_uses_equal_weights():
         ({"validation_size": 0.0}, "'validation_size' parameter"),
         ({"validation_size": 1.5}, "'validation_size' parameter"),
         ({"grid_resolution": 0}, "'grid_resolution' parameter"),
+        ({"max_validation_sessions": 0}, "'max_validation_sessions' parameter"),
+        ({"max_validation_sessions": 2.5}, "'max_validation_sessions' parameter"),
     ],
 )
 def test_bad_auto_parameters(kwargs, match):

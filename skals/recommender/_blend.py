@@ -175,10 +175,10 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
     **Weights fitted on the data** (``weights="auto"``, the default). As
     ``sklearn.ensemble.StackingClassifier`` does with an internal
     split, ``fit`` first holds out the latest ``validation_size`` of the
-    training sessions (those with at least two items; by ``row_times``,
-    else the last rows), fits the components on the other rows, and asks
-    each of them for the held-out sessions, cut in one or both of two ways
-    (``validation``):
+    training sessions (those with at least two items, at most
+    ``max_validation_sessions``; by ``row_times``, else the last rows),
+    fits the components on the other rows, and asks each of them for the
+    held-out sessions, cut in one or both of two ways (``validation``):
 
     * ``"next_item"``: each session without its last item (``recency`` 1; a
       plain matrix has no order: its last stored column), scored by the
@@ -266,6 +266,14 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
     validation_size : float or int, default=0.2
         With ``weights="auto"``: the share (float in (0, 1)) or number (int)
         of the sessions with at least two items held out, the latest ones.
+    max_validation_sessions : int or None, default=50_000
+        With ``weights="auto"``: at most this many sessions are held out,
+        whatever ``validation_size`` says (``None``: no cap). The components'
+        candidates for every held-out session are kept while the weight
+        vectors are scored, so memory grows with this number times
+        ``n_candidates`` times the number of components: uncapped, a fifth of
+        a log of 4.5 million sessions (the challenge's scale) needed more
+        than 21 GB; 50,000 sessions measure MRR@20 to about 0.002.
     grid_resolution : int, default=4
         With ``weights="auto"``: the simplex grid's step is ``1 /
         grid_resolution`` (15 weight vectors for 3 components at 4, 35 for
@@ -353,6 +361,7 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
             Interval(RealNotInt, 0, 1, closed="neither"),
             Interval(Integral, 1, None, closed="left"),
         ],
+        "max_validation_sessions": [Interval(Integral, 1, None, closed="left"), None],
         "grid_resolution": [Interval(Integral, 1, None, closed="left")],
         "grid_refinements": [Interval(Integral, 0, None, closed="left")],
         "validation": [StrOptions({"both", "session", "next_item"})],
@@ -374,6 +383,7 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         items=None,
         fallback=None,
         validation_size=0.2,
+        max_validation_sessions=50_000,
         grid_resolution=4,
         grid_refinements=2,
         validation="both",
@@ -391,6 +401,7 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         self.items = items
         self.fallback = fallback
         self.validation_size = validation_size
+        self.max_validation_sessions = max_validation_sessions
         self.grid_resolution = grid_resolution
         self.grid_refinements = grid_refinements
         self.validation = validation
@@ -563,11 +574,20 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         for protocol in protocols:
             if protocol == "session":
                 split = session_split(
-                    im, matrix, self.validation_size, self.n_revealed, self.random_state
+                    im,
+                    matrix,
+                    self.validation_size,
+                    self.n_revealed,
+                    self.random_state,
+                    self.max_validation_sessions,
                 )
             else:
                 split = holdout_split(
-                    im, matrix, self.validation_size, self.random_state
+                    im,
+                    matrix,
+                    self.validation_size,
+                    self.random_state,
+                    self.max_validation_sessions,
                 )
             if split is not None:
                 splits[protocol] = split

@@ -70,12 +70,13 @@ def local_moves(weights: np.ndarray, step: float, seen: np.ndarray) -> np.ndarra
     return out[~known.any(axis=1)]
 
 
-def _validation_rows(im, matrix, size):
+def _validation_rows(im, matrix, size, max_rows=None):
     """``(matrix, rows)``: the training rows and the held-out ones, sorted.
 
-    The latest ``size`` rows (an int, or that share as a float) among those
-    with at least two items, by ``row_times`` (else the last rows); ``rows``
-    is ``None`` when none or all would be held out. With ``im``, ``matrix``
+    The latest ``size`` rows (an int, or that share as a float), at most
+    ``max_rows`` (None: no cap), among those with at least two items, by
+    ``row_times`` (else the last rows); ``rows`` is ``None`` when none or
+    all would be held out. With ``im``, ``matrix``
     is its session rows (not their sums per key).
     """
     if im is not None:
@@ -85,6 +86,8 @@ def _validation_rows(im, matrix, size):
         n_val = int(round(size * eligible.size))
     else:
         n_val = min(int(size), eligible.size)
+    if max_rows is not None:
+        n_val = min(n_val, int(max_rows))
     if n_val < 1 or n_val >= matrix.shape[0]:
         return matrix, None
     times = None if im is None else im.row_times
@@ -95,13 +98,18 @@ def _validation_rows(im, matrix, size):
 
 
 def holdout_split(
-    im: InteractionMatrix | None, matrix: sp.csr_matrix, size, random_state=None
+    im: InteractionMatrix | None,
+    matrix: sp.csr_matrix,
+    size,
+    random_state=None,
+    max_rows=None,
 ):
     """Split the training rows: fit rows, and validation queries with truths.
 
     The validation rows are the latest sessions (by ``row_times``; a plain
     matrix or one without times: the last rows) among those with at least
-    two items: ``size`` of them (an int) or that share of them (a float).
+    two items: ``size`` of them (an int) or that share of them (a float),
+    at most ``max_rows`` (None: no cap).
     Each one's last item (``recency`` 1; without recency: its last stored
     column) is the truth. The query is the row without that item, the
     recency of the others shifted by one, unless the item's value is more
@@ -114,7 +122,7 @@ def holdout_split(
     on; else ``(fit_input, query_matrix, query_im, truth)``, ``fit_input``
     an InteractionMatrix when ``im`` is one, else a CSR matrix.
     """
-    matrix, val = _validation_rows(im, matrix, size)
+    matrix, val = _validation_rows(im, matrix, size, max_rows)
     if val is None:
         return None
     q, recency = _held_out_rows(im, matrix, val)
@@ -271,18 +279,25 @@ def mrr(ids: np.ndarray, truth: np.ndarray, k: int = VALIDATION_K) -> float:
     return float(np.mean(1.0 / rank))
 
 
-def session_split(im: InteractionMatrix | None, matrix, size, n_revealed, random_state):
+def session_split(
+    im: InteractionMatrix | None,
+    matrix,
+    size,
+    n_revealed,
+    random_state,
+    max_rows=None,
+):
     """Split the training rows for the session protocol (reveal, then score).
 
     The validation rows are chosen as in :func:`holdout_split` (the latest
-    ``size`` sessions with at least two items). Each one's items are put in
-    the order of their last event (``recency``; a plain matrix: column
-    order), and the first ``min(n_revealed, n_items - 1)`` of them are
-    revealed, as the challenge reveals a session's first events. An item
-    beyond those whose value says it had more than one event
-    (:func:`single_event_values`) is revealed too: its earlier event may
-    well have come first, which is where a repeat component earns its
-    weight; it takes a random place in the revealed order. Every revealed
+    ``size`` sessions with at least two items, at most ``max_rows``). Each
+    one's items are put in the order of their last event (``recency``; a
+    plain matrix: column order), and the first ``min(n_revealed, n - 1)``
+    of its ``n`` items are revealed, as the challenge reveals a session's
+    first events. An item beyond those whose value says it had more than
+    one event (:func:`single_event_values`) is revealed too: its earlier
+    event may well have come first, which is where a repeat component earns
+    its weight; it takes a random place in the revealed order. Every revealed
     item has the value of one view (a cart add is not shown, as the
     challenge's test log has no cart column).
 
@@ -298,7 +313,7 @@ def session_split(im: InteractionMatrix | None, matrix, size, n_revealed, random
     ``(fit_input, query_matrix, query_im, truth)`` with ``truth`` a CSR
     matrix of 0/1 over the items, one row per query.
     """
-    matrix, val = _validation_rows(im, matrix, size)
+    matrix, val = _validation_rows(im, matrix, size, max_rows)
     if val is None:
         return None
     q, recency = _held_out_rows(im, matrix, val)
