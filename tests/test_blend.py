@@ -608,6 +608,16 @@ def test_validation_ndcg_matches_the_metric():
     assert ndcg(ids, truth, 5) == pytest.approx(ndcg_at_k(sets, lists, k=5))
 
 
+def knn_pop_log():
+    """An 80-row random log and two parts: session-kNN and popularity."""
+    train = sp.random(80, 30, density=0.15, random_state=3, format="csr") * 4
+    parts = [
+        ("knn", SessionKNNRecommender(n_neighbors=10)),
+        ("pop", PopularityRecommender()),
+    ]
+    return train, parts
+
+
 @pytest.mark.parametrize("validation", ["next_item", "session"])
 def test_vertex_scores_equal_each_component_alone_naive(validation):
     # the vertex of a component is that component alone: its validation
@@ -615,11 +625,7 @@ def test_vertex_scores_equal_each_component_alone_naive(validation):
     # by a plain loop over the held-out rows
     from skals.metrics import ndcg_at_k
 
-    train = sp.random(80, 30, density=0.15, random_state=3, format="csr") * 4
-    parts = [
-        ("knn", SessionKNNRecommender(n_neighbors=10)),
-        ("pop", PopularityRecommender()),
-    ]
+    train, parts = knn_pop_log()
     blend = BlendRecommender(
         parts, validation_size=16, validation=validation, random_state=0
     ).fit(train)
@@ -650,11 +656,7 @@ def test_vertex_scores_equal_each_component_alone_naive(validation):
 def test_max_validation_sessions_caps_the_share_held_out(validation):
     # 80 rows, about 60 with two items or more: a share of 0.5 holds out ~30
     # of them, capped at 7 the latest 7, exactly as validation_size=7 does
-    train = sp.random(80, 30, density=0.15, random_state=3, format="csr") * 4
-    parts = [
-        ("knn", SessionKNNRecommender(n_neighbors=10)),
-        ("pop", PopularityRecommender()),
-    ]
+    train, parts = knn_pop_log()
 
     def split(size, max_rows=None):
         if validation == "next_item":
