@@ -78,6 +78,9 @@ def check_unused_columns(builder, names, counts=("view_count", "cart_count")):
         # the encoder's event-order columns (time_col), read by the builder
         "last_time",
         "recency",
+        # and its events (keep_events)
+        "event_times",
+        "event_values",
     }
     if builder.segment_col is not None:
         known.add(builder.segment_col)

@@ -15,7 +15,38 @@ import scipy.sparse as sp
 
 from ._frame import FrameKind
 
-__all__ = ["InteractionMatrix"]
+__all__ = ["InteractionMatrix", "RowEvents"]
+
+
+@dataclass(frozen=True, eq=False)
+class RowEvents:
+    """Each row's events in time order, in CSR layout.
+
+    Row ``r``'s events are ``items[indptr[r]:indptr[r + 1]]`` (column
+    indices of the matrix, earliest first; equal times: the smaller column
+    first, as the encoder's ``recency`` breaks ties) with ``values`` the
+    confidence each adds (the row's value of an item is 1 plus the sum of
+    its events' values, as :class:`~skals.ConfidenceEncoder` computes it).
+    """
+
+    indptr: np.ndarray
+    items: np.ndarray
+    values: np.ndarray
+
+    @property
+    def n_rows(self) -> int:
+        """Number of rows."""
+        return self.indptr.size - 1
+
+    def take(self, rows: np.ndarray) -> RowEvents:
+        """The events of ``rows`` (in that order)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        start, stop = self.indptr[rows], self.indptr[rows + 1]
+        lengths = stop - start
+        indptr = np.zeros(rows.size + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        at = np.repeat(start - indptr[:-1], lengths) + np.arange(indptr[-1])
+        return RowEvents(indptr, self.items[at], self.values[at])
 
 
 @dataclass(eq=False)
@@ -55,6 +86,10 @@ class InteractionMatrix:
         Same sparsity pattern and order as ``matrix``; each value is the
         item's recency in its row (1 for the most recently interacted item,
         2 for the one before, ...), when the encoder had a ``time_col``.
+    events : RowEvents or None
+        Each row's events in time order (their items and the confidence each
+        adds), when the encoder kept them (``keep_events=True``); what
+        :class:`~skals.RerankRecommender` learns every session prefix from.
 
     Examples
     --------
@@ -81,6 +116,7 @@ class InteractionMatrix:
     kind: FrameKind = field(default_factory=lambda: FrameKind("polars"))
     row_times: np.ndarray | None = None
     recency: sp.csr_matrix | None = None
+    events: RowEvents | None = None
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -76,8 +76,13 @@ _TRUSTED_MODULES = (
     "skals.schema",
 )
 
-#: Private value types that fitted skals estimators hold.
-_TRUSTED_INTERNAL = ("skals._frame.FrameKind",)
+#: Private value types that fitted skals estimators hold: skals' own, and
+#: the trees of RerankRecommender's default ranker (a plain object of numpy
+#: arrays, built by setting its attributes; skops does not list it).
+_TRUSTED_INTERNAL = (
+    "skals._frame.FrameKind",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+)
 
 _PICKLE_HINT = (
     "skals.load(path, allow_pickle=True) (command line: --allow-pickle), then "

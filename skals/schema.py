@@ -313,7 +313,9 @@ def make_recommender_pipeline(
     recommender``, each step's column parameters set from ``schema``. The
     encoder is given the time column only when the recommender needs the
     order of events (:class:`~skals.SessionKNNRecommender`, the repeat model,
-    a blend containing them); ALS and popularity do not read it. The
+    a blend containing them); ALS and popularity do not read it. For
+    :class:`~skals.RerankRecommender` it also keeps each session's events
+    (``keep_events=True``), which the model learns from. The
     steps keep scikit-learn's default names (``confidenceencoder__cart_weight``
     in a grid), so the result tunes, clones and pickles like any pipeline.
 
@@ -382,5 +384,8 @@ def make_recommender_pipeline(
     # (it then adds last_time/recency, which the ALS path does not pay for)
     skip = () if needs_event_order(recommender) else ("time",)
     steps = [apply_schema(step, schema, skip=skip) for step in steps]
+    if getattr(type(recommender), "_requires_events", False):
+        # a model that learns from every prefix of a session (RerankRecommender)
+        steps[1].set_params(keep_events=encoder_params.get("keep_events", True))
     steps.append(recommender)
     return make_pipeline(*steps, memory=memory, verbose=verbose)

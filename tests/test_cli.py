@@ -431,7 +431,7 @@ def test_tune_rules_searches_its_default_grid(files, tmp_path):
         assert getattr(final, p) in values
 
 
-@pytest.mark.parametrize("name", ["rules", "slist", "stan", "carts"])
+@pytest.mark.parametrize("name", ["rules", "slist", "stan", "carts", "rerank"])
 def test_new_default_grids_hold_the_defaults(name):
     from skals.cli._commands import recommender
     from skals.cli._options import DEFAULT_GRIDS
@@ -457,6 +457,21 @@ def test_fit_stan_saves_the_stan_weighted_knn(files, tmp_path):
         **{p: v[0] for p, v in STAN_POINT.items()},
     }
     assert final.params_["recency_decay"] == 10.0
+    out = tmp_path / "pred.json"
+    assert main(["predict", str(model), str(files["test"]), "--output", str(out)]) == 0
+    _check_target(out, files["sessions"], k=5)
+
+
+def test_fit_rerank_saves_a_reranker_that_learnt_from_every_prefix(files, tmp_path):
+    model = tmp_path / "rerank.skals"
+    args = ["fit", str(files["train"]), "--model", str(model)]
+    assert main([*args, "--recommender", "rerank", "-q"]) == 0
+    pipe = skals.load(model)
+    final = pipe.steps[-1][1]
+    assert type(final) is skals.RerankRecommender
+    assert pipe[1].keep_events  # the encoder kept each session's events
+    assert final.ranker_ is not None
+    assert list(final.named_estimators_) == ["als", "knn", "stan", "repeat", "sr"]
     out = tmp_path / "pred.json"
     assert main(["predict", str(model), str(files["test"]), "--output", str(out)]) == 0
     _check_target(out, files["sessions"], k=5)

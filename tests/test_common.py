@@ -114,6 +114,13 @@ FAST_PARAMS = {
             ("pop", skals.PopularityRecommender()),
         ]
     },
+    # the default's STAN part needs the events' order, which arrays have not
+    "RerankRecommender": {
+        "estimators": [
+            ("repeat", skals.RepeatRecommender()),
+            ("pop", skals.PopularityRecommender()),
+        ]
+    },
 }
 
 

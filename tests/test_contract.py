@@ -86,6 +86,7 @@ SOURCES = {
     "SessionKNNRecommender": {"neighbors", "fallback"},
     "RepeatRecommender": {"repeat", "fallback"},
     "BlendRecommender": {"blend", "fallback"},
+    "RerankRecommender": {"blend", "fallback"},
     "SequentialRulesRecommender": {"rules", "fallback"},
     "SLISTRecommender": {"slist", "fallback"},
 }

@@ -28,6 +28,7 @@ from ..recommender import (
     ImplicitALSRecommender,
     PopularityRecommender,
     RepeatRecommender,
+    RerankRecommender,
     SequentialRulesRecommender,
     SessionKNNRecommender,
     SLISTRecommender,
@@ -227,6 +228,8 @@ def recommender(name: str = "als", random_state=None):
         return BlendRecommender(random_state=random_state)
     if name == "carts":
         return make_cart_blend()
+    if name == "rerank":
+        return RerankRecommender(random_state=random_state)
     raise CLIError(f"unknown recommender {name!r}")  # pragma: no cover - argparse
 
 

@@ -32,6 +32,10 @@ RECOMMENDERS = {
         "BlendRecommender: the session's items by count, then session-kNN's "
         "(cart adds that follow re-views)"
     ),
+    "rerank": (
+        "RerankRecommender: a learned ranker over ALS, kNN, STAN, repeat and "
+        "sequential rules (next clicks)"
+    ),
 }
 
 #: STAN's weights in session-kNN: session-rec's VSTAN setting tuned for HR
@@ -76,6 +80,8 @@ DEFAULT_GRIDS = {
     "carts": {"weights": [[10.0, 1.0], [3.0, 1.0]], "knn__n_neighbors": [100, 200]},
     # 6 candidates around the defaults (0.2, 10.0): SLIS against SLIT, ridge
     "slist": {"alpha": [0.2, 0.5], "l2": [1.0, 10.0, 100.0]},
+    # 4 candidates around the defaults (100 candidates per part, 20% held out)
+    "rerank": {"n_candidates": [50, 100], "validation_size": [0.2, 0.4]},
     "blend": {
         "weights": [
             "auto",

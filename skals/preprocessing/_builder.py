@@ -27,11 +27,13 @@ from .._frame import (
     schema_of,
     to_polars,
 )
-from .._interaction import InteractionMatrix, epoch_seconds
+from .._interaction import InteractionMatrix, RowEvents, epoch_seconds
 from ._base import FrameTransformerMixin, spark_call
 from ._confidence import (
     CART_COUNT,
     CONFIDENCE,
+    EVENT_TIMES,
+    EVENT_VALUES,
     LAST_TIME,
     RECENCY,
     VIEW_COUNT,
@@ -284,6 +286,9 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
             keep.append(self.segment_col)
         if has_time:
             keep.append(RECENCY)
+        has_events = has_time and {EVENT_TIMES, EVENT_VALUES} <= set(df.columns)
+        if has_events:
+            keep += [EVENT_TIMES, EVENT_VALUES]
         unknown_lf = lf.filter(pl.col("__col").is_null()).select(
             pl.len().alias("rows"), pl.col(self.item_col).n_unique().alias("ids")
         )
@@ -325,6 +330,7 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         if has_time:
             times = epoch_seconds(rows["__time"], _is_temporal(df, LAST_TIME))
             recency = _recency_matrix(known, matrix)
+        events = _row_events(known, rows.height) if has_events else None
         return InteractionMatrix(
             matrix=matrix,
             row_ids=rows[id_name],
@@ -339,6 +345,7 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
             kind=kind,
             row_times=times,
             recency=recency,
+            events=events,
         )
 
     def _rows_from_vocabulary(self, df: pl.DataFrame) -> bool:
@@ -553,6 +560,31 @@ def _epoch_value(df, col: str) -> pl.Expr:
     if _is_temporal(df, col):
         return pl.col(col).dt.epoch("us")
     return pl.col(col).cast(pl.Float64)
+
+
+def _row_events(known: pl.DataFrame, n_rows: int) -> RowEvents:
+    """Each row's events (the encoder's lists) in time order: ``RowEvents``.
+
+    A row's events come from all its encoded rows (a key's sessions at
+    fit). Equal times: the smaller column first (so the larger item id is
+    the later one, as the encoder's ``recency`` breaks ties), the log's
+    order for one item.
+    """
+    ev = (
+        known.lazy()
+        .select("__row", "__col", EVENT_TIMES, EVENT_VALUES)
+        .explode(EVENT_TIMES, EVENT_VALUES)
+        .sort("__row", EVENT_TIMES, "__col", maintain_order=True)
+        .collect()
+    )
+    counts = np.bincount(ev["__row"].to_numpy(), minlength=n_rows)
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return RowEvents(
+        indptr,
+        ev["__col"].to_numpy().astype(np.int32),
+        ev[EVENT_VALUES].to_numpy().astype(np.float32),
+    )
 
 
 def _recency_matrix(known: pl.DataFrame, matrix: sp.csr_matrix) -> sp.csr_matrix:

@@ -32,6 +32,7 @@ from ._base import FrameTransformerMixin, spark_call
 VIEW_COUNT, CART_COUNT, CONFIDENCE = "view_count", "cart_count", "confidence"
 #: Columns added by :class:`ConfidenceEncoder` when ``time_col`` is set.
 LAST_TIME, RECENCY = "last_time", "recency"
+EVENT_TIMES, EVENT_VALUES = "event_times", "event_values"
 
 
 def check_item_column(df, item_col: str, where: str):
@@ -131,6 +132,16 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         within one timestamp tick), and the notebook's counts keep them, but
         a log duplicated by an export or a join inflates the confidences;
         set it when the log's rows should be unique.
+    keep_events : bool, default=False
+        Also output, per row, the time and the confidence of each of its
+        events, in the log's order (list columns ``event_times`` and
+        ``event_values``; an event's value is ``view_weight``, plus
+        ``cart_weight`` for a cart add, so a row's ``confidence`` is 1 plus
+        the sum of its values). The builder turns them into the matrix's
+        ``events`` (each row's items in time order), which
+        :class:`~skals.RerankRecommender` needs to learn from every prefix
+        of a session. Needs ``time_col``. ``False`` adds nothing (and costs
+        nothing).
 
     Attributes
     ----------
@@ -180,6 +191,7 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         "segment_col": [str, None],
         "time_col": [str, None],
         "drop_duplicates": ["boolean"],
+        "keep_events": ["boolean"],
     }
 
     def __init__(
@@ -194,6 +206,7 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         segment_col=None,
         time_col=None,
         drop_duplicates=False,
+        keep_events=False,
     ):
         self.user_col = user_col
         self.item_col = item_col
@@ -205,6 +218,7 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         self.segment_col = segment_col
         self.time_col = time_col
         self.drop_duplicates = drop_duplicates
+        self.keep_events = keep_events
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -225,6 +239,11 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         if is_spark(X):
             return spark_call(self, "fit", X)
         df = to_polars(X)
+        if self.keep_events and self.time_col is None:
+            raise ValueError(
+                f"{self._where}(keep_events=True) needs the events' times: set "
+                "time_col (e.g. time_col='timestamp_local')."
+            )
         check_columns(df, self._required(require_cart=True), where=self._where)
         self._remember_columns(df)
         return self
@@ -259,7 +278,8 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
             One row per (key, item) (or (key, session, item)) with the columns
             ``user_col``, [``session_col``], ``item_col``, ``view_count``,
             ``cart_count``, ``confidence`` [, ``segment_col``] [and
-            ``last_time``, ``recency`` when ``time_col`` is set].
+            ``last_time``, ``recency`` when ``time_col`` is set] [and
+            ``event_times``, ``event_values`` with ``keep_events``].
         """
         check_is_fitted(self)
         if is_spark(X):
@@ -298,6 +318,17 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         if self.time_col is not None:
             time = self._time_expr(schema[self.time_col])
             aggs.append(time.max().alias(LAST_TIME))
+            if self.keep_events:
+                # every event of the row, in the log's order (a group keeps
+                # its rows' order); the builder sorts them by time
+                if self.cart_col in schema.names():
+                    value = float(self.view_weight) + float(self.cart_weight) * cart
+                else:  # every event a view (a literal would not aggregate)
+                    value = pl.repeat(float(self.view_weight), pl.len())
+                aggs += [
+                    time.alias(EVENT_TIMES),
+                    value.cast(pl.Float64).alias(EVENT_VALUES),
+                ]
             checks.append(time.is_null().sum().alias("__t_null"))
         queries = [lf.group_by(keys).agg(aggs), lf.select(checks)]
         if self.segment_col is not None:
@@ -324,6 +355,8 @@ class ConfidenceEncoder(FrameTransformerMixin, TransformerMixin, BaseEstimator):
         if self.time_col is not None:
             out = self._with_recency(out, keys, checked["__t_null"])
             cols += [LAST_TIME, RECENCY]
+            if self.keep_events:
+                cols += [EVENT_TIMES, EVENT_VALUES]
         return out.select(cols)
 
     def _time_expr(self, dtype: pl.DataType) -> pl.Expr:

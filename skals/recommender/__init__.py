@@ -6,6 +6,7 @@ from ._checkpoints import FactorCheckpoints
 from ._knn import SessionKNNRecommender
 from ._popularity import PopularityRecommender
 from ._repeat import RepeatRecommender
+from ._rerank import RerankRecommender, default_rerank_estimators
 from ._rules import SequentialRulesRecommender
 from ._slist import SLISTRecommender
 
@@ -15,9 +16,11 @@ __all__ = [
     "ImplicitALSRecommender",
     "PopularityRecommender",
     "RepeatRecommender",
+    "RerankRecommender",
     "SessionKNNRecommender",
     "SequentialRulesRecommender",
     "SLISTRecommender",
+    "default_rerank_estimators",
     "default_session_estimators",
     "make_cart_blend",
 ]

@@ -496,9 +496,30 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
                 # set_params(k=...) would replace that component instead (as
                 # in sklearn's VotingClassifier, names share one namespace)
                 raise ValueError(
-                    f"Component name {name!r} is a parameter of BlendRecommender; "
-                    "rename the component (e.g. 'knn' for session-kNN)."
+                    f"Component name {name!r} is a parameter of "
+                    f"{type(self).__name__}; rename the component (e.g. 'knn' "
+                    "for session-kNN)."
                 )
+        out = []
+        for (name, est), w in zip(
+            self._pairs(), self._given_weights(names), strict=True
+        ):
+            if est == "drop":
+                continue
+            if not isinstance(est, BaseRecommender):
+                raise TypeError(
+                    f"Component {name!r} must be a skals recommender or 'drop'; "
+                    f"got {type(est).__name__}."
+                )
+            out.append((name, est, float(w)))
+        if not out:
+            raise ValueError(
+                f"Every component of the {type(self).__name__} is dropped."
+            )
+        return out
+
+    def _given_weights(self, names) -> np.ndarray:
+        """The ``weights`` parameter, checked: one per component of ``names``."""
         if self.weights is None or self._auto:
             weights = np.ones(len(names))
         else:
@@ -512,19 +533,7 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
                 raise ValueError(
                     f"weights must be finite and >= 0; got {weights.tolist()!r}."
                 )
-        out = []
-        for (name, est), w in zip(self._pairs(), weights, strict=True):
-            if est == "drop":
-                continue
-            if not isinstance(est, BaseRecommender):
-                raise TypeError(
-                    f"Component {name!r} must be a skals recommender or 'drop'; "
-                    f"got {type(est).__name__}."
-                )
-            out.append((name, est, float(w)))
-        if not out:
-            raise ValueError("Every component of the blend is dropped.")
-        return out
+        return weights
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y=None):

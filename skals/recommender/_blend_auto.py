@@ -70,18 +70,21 @@ def local_moves(weights: np.ndarray, step: float, seen: np.ndarray) -> np.ndarra
     return out[~known.any(axis=1)]
 
 
-def _validation_rows(im, matrix, size, max_rows=None):
+def _validation_rows(im, matrix, size, max_rows=None, lengths=None):
     """``(matrix, rows)``: the training rows and the held-out ones, sorted.
 
     The latest ``size`` rows (an int, or that share as a float), at most
-    ``max_rows`` (None: no cap), among those with at least two items, by
+    ``max_rows`` (None: no cap), among those with at least two items (or
+    ``lengths`` of at least 2: e.g. each row's number of events), by
     ``row_times`` (else the last rows); ``rows`` is ``None`` when none or
     all would be held out. With ``im``, ``matrix``
     is its session rows (not their sums per key).
     """
     if im is not None:
         matrix = sp.csr_matrix(im.matrix, dtype=np.float32)
-    eligible = np.flatnonzero(np.diff(matrix.indptr) >= 2)
+    if lengths is None:
+        lengths = np.diff(matrix.indptr)
+    eligible = np.flatnonzero(lengths >= 2)
     if isinstance(size, float):
         n_val = int(round(size * eligible.size))
     else:
@@ -183,7 +186,9 @@ def _split_output(im, matrix, held_out, queried, q, recency, truth):
     fit_rows = np.setdiff1d(np.arange(matrix.shape[0]), held_out)
     if im is None:
         return matrix[fit_rows], q, None, truth
-    query_im = dataclasses.replace(_take_rows(im, queried), matrix=q, recency=recency)
+    query_im = dataclasses.replace(
+        _take_rows(im, queried), matrix=q, recency=recency, events=None
+    )
     fit_im = dataclasses.replace(
         _take_rows(im, fit_rows), item_stats=_stats_without(im, matrix, held_out)
     )
@@ -269,6 +274,7 @@ def _take_rows(im: InteractionMatrix, rows: np.ndarray) -> InteractionMatrix:
         row_segments=take(im.row_segments),
         row_times=None if im.row_times is None else im.row_times[rows],
         recency=None if im.recency is None else sp.csr_matrix(im.recency[rows]),
+        events=None if im.events is None else im.events.take(rows),
     )
 
 

@@ -160,6 +160,12 @@ def _cart_expr(df, name: str, where: str):
 
 
 def encoder_fit(est, df):
+    if est.keep_events:
+        raise NotImplementedError(
+            f"{est._where}(keep_events=True) is not implemented for Spark "
+            "DataFrames (a list of events per row); collect the log to polars, "
+            "or use a recommender that does not need the events."
+        )
     _check_columns(df, est._required(require_cart=True), est._where)
     _remember_columns(est, df)
     return est

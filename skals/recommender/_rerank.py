@@ -1,0 +1,510 @@
+"""RerankRecommender: a learned ranker over several recommenders' candidates."""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import clone
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.utils import Bunch, check_random_state
+from sklearn.utils.validation import check_memory
+from sklearn_compat.base import _fit_context
+
+from .._interaction import InteractionMatrix
+from .._sklearn import HasMethods, Interval, RealNotInt
+from .._warnings import warn
+from ._als import ImplicitALSRecommender
+from ._base import BaseRecommender, quiet_answers
+from ._blend import BlendRecommender, _cache_versions, _fit_component
+from ._blend_auto import _split_output, _validation_rows, holdout_split
+from ._blend_scores import own_normalised
+from ._knn import SessionKNNRecommender
+from ._popularity import PopularityRecommender
+from ._repeat import RepeatRecommender
+from ._rules import SequentialRulesRecommender
+
+#: Names of the features of a (row, candidate) pair after the parts' own
+#: two each (``<part>_score``, ``<part>_rank``).
+ROW_FEATURES = (
+    "value",
+    "row_items",
+    "item_share",
+    "recency",
+    "is_last",
+    "inverse_recency",
+)
+
+
+def default_rerank_estimators(random_state=None) -> list:
+    """The parts of ``RerankRecommender()``: five session recommenders.
+
+    ALS, session-kNN at its defaults (V-SKNN's weights), session-kNN with
+    STAN's weights (position and neighbour-position decay, idf, cosine, no
+    recency decay, 500 neighbours of 2,500 sampled), repeat and sequential
+    rules. Pass ``estimators=default_rerank_estimators()`` to tune their
+    parameters (``knn__n_neighbors``, ...).
+
+    Parameters
+    ----------
+    random_state : int, RandomState instance or None, default=None
+        Seed of the ALS part.
+
+    Returns
+    -------
+    estimators : list of (str, recommender) tuples
+        ``[("als", ...), ("knn", ...), ("stan", ...), ("repeat", ...),
+        ("sr", ...)]``, unfitted.
+
+    Examples
+    --------
+    >>> from skals.recommender import default_rerank_estimators
+    >>> [name for name, _ in default_rerank_estimators()]
+    ['als', 'knn', 'stan', 'repeat', 'sr']
+    """
+    stan = SessionKNNRecommender(
+        n_neighbors=500,
+        sample_size=2500,
+        similarity="cosine",
+        weighting=8.0,
+        recency_decay=None,
+        neighbor_position_decay=8.0,
+        weighting_score=0.5,
+        idf_weighting=2.0,
+    )
+    return [
+        ("als", ImplicitALSRecommender(random_state=random_state)),
+        ("knn", SessionKNNRecommender()),
+        ("stan", stan),
+        ("repeat", RepeatRecommender()),
+        ("sr", SequentialRulesRecommender()),
+    ]
+
+
+class RerankRecommender(BlendRecommender):
+    """A learned ranker over the candidates of several recommenders.
+
+    Where :class:`BlendRecommender` sums its components' normalised scores
+    with weights, this model learns how to order their candidates: a
+    classifier (``ranker``, by default gradient-boosted trees) scores each
+    (session, candidate) pair from what every part says of it and from the
+    session itself, and the answer is the top ``k`` by that score.
+
+    **Features** of a (row, candidate item) pair: for every part, its
+    min-max normalised score of the item and ``1 / (1 + rank)`` (both 0
+    where the part did not propose the item among its ``n_candidates``);
+    then the item's value in the row, the row's number of items, the log of
+    the share of training rows that hold the item, and the item's recency
+    in the row (raw, ``== 1`` and ``1 / recency``; 0 for an item not in
+    the row or a matrix without recency). ``feature_names_`` lists them.
+
+    **Training** (an internal split, as ``StackingClassifier`` uses one):
+    the latest ``validation_size`` of the training sessions with at least
+    two events (at most ``max_validation_sessions``; by ``row_times``) are
+    held out and the parts are fitted on the other rows. Every prefix of a
+    held-out session's events (at most ``max_prefixes`` per session, drawn
+    at random) is a query, built as the encoder would build that session's
+    row from those events (values and recency), and the event that came
+    next is the positive among the parts' candidates: session-rec's
+    next-click protocol, on the training log. The ranker is fitted on
+    those pairs, then the parts are refitted on every row.
+
+    Every prefix needs the order of each session's events, which the
+    matrix carries only when the encoder kept them
+    (``ConfidenceEncoder(time_col=..., keep_events=True)``;
+    :func:`~skals.make_recommender_pipeline` sets it for this model).
+    Without them (a plain matrix, or an encoder without ``keep_events``)
+    each held-out row gives one query, itself without its last item
+    (``BlendRecommender``'s next-item cut), which learns re-clicks worse;
+    an InteractionMatrix without events gets a warning that says so.
+
+    Answers by user key (:meth:`recommend_keys`) and :meth:`similar_items`
+    sum the parts' answers with equal weights (the ranker learnt from
+    session rows, not from keys).
+
+    **Cost.** The parts are fitted twice and answer every training prefix
+    once; the ranker's training set has one row per (prefix, candidate)
+    (up to ``n_candidates`` times the number of parts per prefix).
+
+    Parameters
+    ----------
+    estimators : list of (str, recommender) tuples or None, default=None
+        The parts, with names (their parameters are reachable as
+        ``<name>__<param>``); a part may be ``"drop"``. ``None``:
+        :func:`default_rerank_estimators` (ALS, session-kNN, STAN-weighted
+        session-kNN, repeat, sequential rules), resolved at fit time.
+    ranker : classifier or None, default=None
+        A scikit-learn classifier with ``predict_proba``; it is cloned and
+        fitted on the features (positive class: the next event's item).
+        ``None``: ``HistGradientBoostingClassifier(max_iter=300,
+        learning_rate=0.05)`` seeded by ``random_state``.
+    n_candidates : int, default=100
+        Candidates asked of each part per row.
+    memory : str, joblib.Memory or None, default=None
+        Cache of the parts' fits, as for :class:`BlendRecommender`.
+    k : int, default=5
+        Items per answer.
+    filter_already_liked_items : bool, default=False
+        Leave out the row's own items.
+    filter_items : array-like or None, default=None
+        Item ids never to recommend.
+    items : array-like or None, default=None
+        Only recommend these item ids.
+    fallback : PopularityRecommender or None, default=None
+        Completes rows with fewer than ``k`` candidates; ``None`` means
+        ``PopularityRecommender()``.
+    validation_size : float or int, default=0.2
+        The share (float in (0, 1)) or number (int) of the sessions with at
+        least two events held out to train the ranker, the latest ones.
+    max_validation_sessions : int or None, default=50_000
+        At most this many sessions are held out (``None``: no cap).
+    max_prefixes : int or None, default=20
+        At most this many prefixes of one held-out session are queries,
+        drawn at random (``None``: every prefix). A session of ``n`` events
+        has ``n - 1``; the cap keeps a few long sessions (or users' long
+        histories) from outweighing the rest.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the default parts (the ALS one), of the prefixes drawn and
+        of the default ranker.
+
+    Attributes
+    ----------
+    estimators_ : list of recommenders
+        The fitted parts (not the dropped ones).
+    named_estimators_ : sklearn.utils.Bunch
+        The fitted parts by name.
+    ranker_ : classifier or None
+        The fitted ranker; ``None`` when the training log left no query
+        with the next item among the candidates (the parts' scores are
+        then summed with equal weights, with a warning).
+    feature_names_ : list of str
+        Names of the ranker's features, in order.
+    n_training_queries_ : int
+        Prefixes (or held-out rows) the ranker learnt from.
+    n_candidates_ : int
+        Candidates asked of each part per row (``n_candidates``, at most
+        the number of items), as the ranker learnt them.
+    weights_ : ndarray
+        All 1: the weights of the parts in the calls that sum them
+        (:meth:`recommend_keys`, :meth:`similar_items`, no ranker).
+    item_share_ : ndarray of shape (n_items,)
+        Share of the training rows that hold each item (a feature).
+    fallback_ : PopularityRecommender
+        The fitted fallback.
+    n_features_in_ : int
+        Number of items.
+
+    See Also
+    --------
+    BlendRecommender : A weighted sum of the parts' scores.
+
+    Examples
+    --------
+    >>> from skals import RerankRecommender, RepeatRecommender, SessionKNNRecommender
+    >>> from skals import make_recommender_pipeline
+    >>> from skals.datasets import make_sessions
+    >>> events = make_sessions(200, n_items=30, random_state=0)
+    >>> model = RerankRecommender(
+    ...     [("knn", SessionKNNRecommender()), ("repeat", RepeatRecommender())],
+    ...     random_state=0)
+    >>> pipe = make_recommender_pipeline(model).fit(events)
+    >>> pipe[1].keep_events  # the encoder keeps each session's events
+    True
+    >>> pipe[-1].feature_names_[:4]
+    ['knn_score', 'knn_rank', 'repeat_score', 'repeat_rank']
+    """
+
+    #: The matrix must carry each row's events (make_recommender_pipeline
+    #: sets the encoder's keep_events) and their order.
+    _requires_events = True
+    _requires_order = True
+
+    _parameter_constraints: dict = {
+        **BaseRecommender._parameter_constraints,
+        "estimators": [list, None],
+        "ranker": [HasMethods(["fit", "predict_proba"]), None],
+        "n_candidates": [Interval(Integral, 1, None, closed="left")],
+        "memory": [None, str, HasMethods(["cache"])],
+        "fallback": [PopularityRecommender, None],
+        "validation_size": [
+            Interval(RealNotInt, 0, 1, closed="neither"),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "max_validation_sessions": [Interval(Integral, 1, None, closed="left"), None],
+        "max_prefixes": [Interval(Integral, 1, None, closed="left"), None],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        estimators=None,
+        *,
+        ranker=None,
+        n_candidates=100,
+        memory=None,
+        k=5,
+        filter_already_liked_items=False,
+        filter_items=None,
+        items=None,
+        fallback=None,
+        validation_size=0.2,
+        max_validation_sessions=50_000,
+        max_prefixes=20,
+        random_state=None,
+    ):
+        self.estimators = estimators
+        self.ranker = ranker
+        self.n_candidates = n_candidates
+        self.memory = memory
+        self.k = k
+        self.filter_already_liked_items = filter_already_liked_items
+        self.filter_items = filter_items
+        self.items = items
+        self.fallback = fallback
+        self.validation_size = validation_size
+        self.max_validation_sessions = max_validation_sessions
+        self.max_prefixes = max_prefixes
+        self.random_state = random_state
+
+    #: How the parts' scores are made comparable (features and sums).
+    normalization = "minmax"
+
+    def _pairs(self) -> list:
+        if self.estimators is None:
+            return default_rerank_estimators(self.random_state)
+        return super()._pairs()
+
+    def _given_weights(self, names) -> np.ndarray:
+        return np.ones(len(names))
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y=None):
+        """Fit the parts on most rows, the ranker on the rest, the parts again.
+
+        Parameters
+        ----------
+        X : InteractionMatrix or {array-like, sparse matrix} of shape \
+                (n_users, n_items)
+            Training interactions; an InteractionMatrix with ``events``
+            (``ConfidenceEncoder(keep_events=True)``) trains on every prefix.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : RerankRecommender
+            Fitted recommender.
+        """
+        active = self._active()
+        matrix, im = self._fit_input(X)
+        fit_one = check_memory(self.memory).cache(_fit_component)
+        rng = check_random_state(self.random_state)
+        seed = rng.randint(np.iinfo(np.int32).max)
+        names = [name for name, _, _ in active]
+        self.feature_names_ = [
+            f"{n}_{f}" for n in names for f in ("score", "rank")
+        ] + list(ROW_FEATURES)
+        if im is not None and im.events is None:
+            warn(
+                "RerankRecommender: the InteractionMatrix has no events, so the "
+                "ranker learns from each held-out row without its last item, "
+                "not from every prefix of its events (which learns re-clicks "
+                "better); set ConfidenceEncoder(time_col=..., keep_events=True).",
+                UserWarning,
+            )
+        # what predict reads: the candidates the ranker learnt from
+        self.n_candidates_ = min(self.n_candidates, matrix.shape[1])
+        split = self._training_split(im, matrix, rng)
+        self.ranker_, self.n_training_queries_ = None, 0
+        if split is not None:
+            fit_input, query, query_im, truth = split
+            parts = [
+                fit_one(clone(est), fit_input, _cache_versions(est))
+                for _, est, _ in active
+            ]
+            share = _item_share(_rows_of(fit_input))
+            F, rows, items = _features(
+                parts, query, query_im, self.n_candidates_, share
+            )
+            positive = items == truth[rows]
+            self.n_training_queries_ = int(query.shape[0])
+            if positive.any() and not positive.all():
+                ranker = self.ranker
+                if ranker is None:
+                    ranker = HistGradientBoostingClassifier(
+                        max_iter=300, learning_rate=0.05, random_state=seed
+                    )
+                self.ranker_ = clone(ranker).fit(F, positive)
+        if self.ranker_ is None:
+            warn(
+                f"RerankRecommender: the {matrix.shape[0]} training rows leave "
+                "no held-out query with the next item among the parts' "
+                "candidates (and one without); the parts' scores are summed "
+                "with equal weights.",
+                UserWarning,
+            )
+        fitted = [fit_one(clone(est), X, _cache_versions(est)) for _, est, _ in active]
+        self.estimators_ = fitted
+        self.named_estimators_ = Bunch(
+            **{name: est for name, est in zip(names, fitted, strict=True)}
+        )
+        self.weights_ = np.ones(len(fitted))
+        self.weight_grid_ = self.weight_scores_ = None
+        self.item_share_ = _item_share(matrix if im is None else im.matrix)
+        self._fit_fallback(X)
+        return self
+
+    def _training_split(self, im, matrix, rng):
+        """``(fit_input, query, query_im, truth)`` of the ranker, or None."""
+        if im is not None and im.events is not None:
+            return prefix_split(
+                im,
+                self.validation_size,
+                self.max_validation_sessions,
+                self.max_prefixes,
+                rng,
+            )
+        split = holdout_split(
+            im, matrix, self.validation_size, rng, self.max_validation_sessions
+        )
+        if split is None:
+            return None
+        fit_input, query, query_im, truth = split
+        return fit_input, query, query_im, np.asarray(truth)
+
+    def blend_scores(self, matrix, row_keys, im) -> sp.csr_matrix:
+        """The ranker's score of every candidate: a sparse rows x items matrix."""
+        if self.ranker_ is None:
+            return super().blend_scores(matrix, row_keys, im)
+        F, rows, items = _features(
+            self.estimators_,
+            matrix,
+            im,
+            self.n_candidates_,
+            self.item_share_,
+            row_keys=row_keys,
+        )
+        p = self.ranker_.predict_proba(F)[:, 1] + 1e-9
+        return sp.csr_matrix((p, (rows, items)), shape=matrix.shape)
+
+
+def _rows_of(X):
+    """The matrix of ``X``'s rows (an InteractionMatrix's: its sessions)."""
+    return X.matrix if isinstance(X, InteractionMatrix) else X
+
+
+def _item_share(matrix) -> np.ndarray:
+    """Share of the rows of ``matrix`` that hold each item."""
+    m = sp.csr_matrix(matrix)
+    counts = np.bincount(m.indices[m.data != 0], minlength=m.shape[1])
+    return counts / max(m.shape[0], 1)
+
+
+def _features(parts, matrix, im, n_cand, item_share, row_keys=None):
+    """``(features, rows, items)`` of every candidate of every row.
+
+    The candidates are the union of the parts' own ``n_cand`` best items
+    per row; the columns are :class:`RerankRecommender`'s features.
+    """
+    if row_keys is None and im is not None:
+        row_keys = im.row_keys
+    n_items = matrix.shape[1]
+    keys, values = [], []
+    for est in parts:
+        with quiet_answers():  # short candidate lists: by design
+            ids, scores, n_own = est._blend_candidates(matrix, row_keys, im, k=n_cand)
+        ids, norm = own_normalised(ids, scores, n_own, "minmax")
+        r, j = np.nonzero(ids >= 0)
+        keys.append(r.astype(np.int64) * n_items + ids[r, j])
+        values.append((norm[r, j], 1.0 / (1.0 + j)))
+    union = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
+    cols = []
+    for key, pair in zip(keys, values, strict=True):
+        at = np.searchsorted(union, key)
+        for v in pair:
+            col = np.zeros(union.size)
+            col[at] = v
+            cols.append(col)
+    rows, items = union // n_items, union % n_items
+    m = sp.csr_matrix(matrix)
+    recency = None if im is None else im.recency
+    if recency is not None and recency.shape != m.shape:
+        recency = None
+    rec = _cells(recency, rows, items) if recency is not None else np.zeros(rows.size)
+    cols += [
+        _cells(m, rows, items),
+        np.diff(m.indptr)[rows].astype(np.float64),
+        np.log(item_share[items] + 1.0 / (1.0 + item_share.size)),
+        rec,
+        (rec == 1).astype(np.float64),
+        np.where(rec > 0, 1.0 / np.maximum(rec, 1.0), 0.0),
+    ]
+    return np.column_stack(cols).astype(np.float32), rows, items
+
+
+def _cells(m, rows, cols) -> np.ndarray:
+    """``m[rows[i], cols[i]]`` for every ``i`` (0 where not stored)."""
+    if rows.size == 0:
+        return np.zeros(0)
+    return np.asarray(sp.csr_matrix(m)[rows, cols], dtype=np.float64).ravel()
+
+
+def prefix_split(im, size, max_rows, max_prefixes, random_state):
+    """The ranker's training queries: every prefix of the held-out sessions.
+
+    The held-out rows are :func:`_validation_rows`' (the latest ``size``
+    with at least two events, at most ``max_rows``). A row of ``n`` events
+    gives ``n - 1`` queries, its first ``t`` events for ``t = 1 .. n - 1``
+    (at most ``max_prefixes`` of them, drawn with ``random_state``): each
+    item's value is 1 plus its events' values, its recency the rank of its
+    last event among the prefix's items (1: the latest); the truth is the
+    item of event ``t + 1``.
+
+    Returns ``None`` when nothing is left to validate or to fit on; else
+    ``(fit_input, query_matrix, query_im, truth)`` with ``truth`` the column
+    of each query's next event.
+    """
+    ev = im.events
+    lengths = np.diff(ev.indptr)
+    matrix, val = _validation_rows(im, None, size, max_rows, lengths=lengths)
+    if val is None:
+        return None
+    n_items = matrix.shape[1]
+    n_pref = lengths[val] - 1
+    owner = np.repeat(np.arange(val.size), n_pref)  # held-out row of a query
+    starts = np.concatenate([[0], np.cumsum(n_pref)[:-1]])
+    t = np.arange(owner.size) - starts[owner] + 1  # prefix length
+    if max_prefixes is not None and (n_pref > max_prefixes).any():
+        rng = check_random_state(random_state)
+        order = np.lexsort((rng.uniform(size=owner.size), owner))
+        place = np.empty(owner.size, dtype=np.int64)
+        place[order] = np.arange(owner.size) - starts[owner[order]]
+        kept = np.sort(order[place[order] < max_prefixes])
+        owner, t = owner[kept], t[kept]
+    first = ev.indptr[val[owner]]
+    truth = ev.items[first + t].astype(np.int64)
+    n_q = owner.size
+    # one entry per (query, event of its prefix)
+    query = np.repeat(np.arange(n_q), t)
+    q_start = np.concatenate([[0], np.cumsum(t)[:-1]])
+    j = np.arange(query.size) - q_start[query]  # the event's place
+    event = first[query] + j
+    key = query * n_items + ev.items[event].astype(np.int64)
+    order = np.lexsort((j, key))
+    key, j, value = key[order], j[order], ev.values[event][order]
+    cell, at = np.unique(key, return_index=True)
+    sums = 1.0 + np.add.reduceat(value.astype(np.float64), at)
+    last = np.maximum.reduceat(j, at)
+    q_rows, q_cols = cell // n_items, cell % n_items
+    indptr = np.zeros(n_q + 1, dtype=np.int64)
+    np.cumsum(np.bincount(q_rows, minlength=n_q), out=indptr[1:])
+    q = sp.csr_matrix((sums.astype(np.float32), q_cols, indptr), shape=(n_q, n_items))
+    by_last = np.lexsort((-last, q_rows))
+    rank = np.empty(cell.size, dtype=np.int32)
+    rank[by_last] = np.arange(cell.size) - indptr[q_rows[by_last]] + 1
+    recency = sp.csr_matrix((rank, q_cols, indptr), shape=(n_q, n_items))
+    fit_input, q, query_im, _ = _split_output(
+        im, matrix, val, val[owner], q, recency, None
+    )
+    return fit_input, q, query_im, truth
