@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/blend_scale.py [--scale small] [--max-validation-sessions N]
+        [--model blend|rerank]
 
 On the benchmark data (``benchmarks/_data.py``: a make_sessions training log
 and 7,300 test sessions with their first 3 events) it encodes and builds the
@@ -15,6 +16,10 @@ scored, and the peak resident memory of the process before and after the
 fit. ``--max-validation-sessions 0`` removes the cap on the internal split
 (``max_validation_sessions=None``; at the "full" scale that needs more than
 21 GB).
+
+``--model rerank`` fits ``RerankRecommender(random_state=0)`` instead (the
+encoder then keeps each session's events, ``keep_events=True``) and prints
+the number of prefixes its ranker learnt from.
 
 A thread prints the resident memory every 30 s (``--watch``) and stops the
 process above ``--stop-gb`` (default 21), so that an uncapped run cannot
@@ -43,6 +48,7 @@ from skals import (  # noqa: E402
     ConfidenceEncoder,
     InteractionMatrixBuilder,
     PseudoUserUnifier,
+    RerankRecommender,
 )
 
 
@@ -70,9 +76,14 @@ def watch(stop_gb: float, every: float, verbose: bool, start: float) -> None:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", default="small", choices=sorted(SCALES))
-    parser.add_argument("--max-validation-sessions", type=int, default=50_000)
+    parser.add_argument(
+        "--max-validation-sessions",
+        type=int,
+        help="the model's cap on its internal split (default: the model's own)",
+    )
     parser.add_argument("--stop-gb", type=float, default=21.0)
     parser.add_argument("--watch", action="store_true")
+    parser.add_argument("--model", default="blend", choices=["blend", "rerank"])
     args = parser.parse_args(argv)
     threading.Thread(
         target=watch,
@@ -83,13 +94,19 @@ def main(argv=None):
     train_path, test_path = ensure(args.scale)
     keyed = PseudoUserUnifier().fit_transform(pl.read_parquet(train_path))
     test = PseudoUserUnifier().fit_transform(pl.read_parquet(test_path))
-    encoder = ConfidenceEncoder(grain="session", time_col="timestamp_local")
+    rerank = args.model == "rerank"
+    encoder = ConfidenceEncoder(
+        grain="session", time_col="timestamp_local", keep_events=rerank
+    )
     builder = InteractionMatrixBuilder()
     im = builder.fit_transform(encoder.fit_transform(keyed))
     del keyed
     before = peak_gb()
-    cap = args.max_validation_sessions or None
-    blend = BlendRecommender(random_state=0, max_validation_sessions=cap)
+    model = RerankRecommender if rerank else BlendRecommender
+    blend = model(random_state=0)
+    if args.max_validation_sessions is not None:
+        blend.set_params(max_validation_sessions=args.max_validation_sessions or None)
+    cap = blend.max_validation_sessions
     t0 = time.perf_counter()
     blend.fit(im)
     t1 = time.perf_counter()
@@ -100,9 +117,13 @@ def main(argv=None):
         f"max_validation_sessions={cap}\n"
         f"fit {t1 - t0:.1f} s; answers for {answers.height:,} sessions "
         f"{t2 - t1:.1f} s\n"
-        f"weights {np.round(blend.weights_, 4).tolist()}, "
-        f"{len(blend.weight_grid_)} weight vectors scored\n"
-        f"peak RSS {peak_gb():.2f} GB ({before:.2f} GB before the fit)",
+        + (
+            f"{blend.n_training_queries_:,} training prefixes\n"
+            if rerank
+            else f"weights {np.round(blend.weights_, 4).tolist()}, "
+            f"{len(blend.weight_grid_)} weight vectors scored\n"
+        )
+        + f"peak RSS {peak_gb():.2f} GB ({before:.2f} GB before the fit)",
         flush=True,
     )
     return 0

@@ -74,6 +74,7 @@ import polars as pl
 from skals import (
     BlendRecommender,
     PopularityRecommender,
+    RerankRecommender,
     SequentialRulesRecommender,
     SessionKNNRecommender,
     SLISTRecommender,
@@ -221,6 +222,18 @@ SKALS_MODELS = {
     "skals-blend": lambda: make_recommender_pipeline(
         BlendRecommender(random_state=0), schema=SCHEMA
     ),
+    "skals-rerank": lambda: make_recommender_pipeline(
+        RerankRecommender(random_state=0), schema=SCHEMA
+    ),
+    # the same at two other seeds (the ranker's early-stopping split)
+    **{
+        f"skals-rerank-rs{seed}": (
+            lambda seed=seed: make_recommender_pipeline(
+                RerankRecommender(random_state=seed), schema=SCHEMA
+            )
+        )
+        for seed in (1, 2)
+    },
 }
 
 

@@ -62,6 +62,7 @@ from skals import (
     PopularityRecommender,
     PseudoUserUnifier,
     RepeatRecommender,
+    RerankRecommender,
     SequentialRulesRecommender,
     SessionHoldoutSplit,
 )
@@ -153,6 +154,8 @@ def models():
 
         out["repeat by counts"] = RepeatRecommender(recency_decay=1.0)
         out["blend repeat by counts + kNN 10:1 (fixed, rank)"] = make_cart_blend()
+        # a learned ranker over five parts' candidates (the recommended model)
+        out["rerank default"] = RerankRecommender(random_state=0)
     return out
 
 
@@ -250,9 +253,14 @@ def weight_grid(train, test, relevance):
 
 
 def pipeline(model):
+    # the reranker learns from every prefix of a session: the encoder keeps
+    # the events (as make_recommender_pipeline sets it)
+    keep = getattr(type(model), "_requires_events", False)
     return make_pipeline(
         PseudoUserUnifier(),
-        ConfidenceEncoder(grain="session", time_col="timestamp_local"),
+        ConfidenceEncoder(
+            grain="session", time_col="timestamp_local", keep_events=keep
+        ),
         InteractionMatrixBuilder(),
         model,
     )
