@@ -431,7 +431,9 @@ def test_tune_rules_searches_its_default_grid(files, tmp_path):
         assert getattr(final, p) in values
 
 
-@pytest.mark.parametrize("name", ["rules", "slist", "stan", "carts", "rerank"])
+@pytest.mark.parametrize(
+    "name", ["rules", "slist", "stan", "carts", "rerank", "rerank-carts"]
+)
 def test_new_default_grids_hold_the_defaults(name):
     from skals.cli._commands import recommender
     from skals.cli._options import DEFAULT_GRIDS
@@ -462,13 +464,19 @@ def test_fit_stan_saves_the_stan_weighted_knn(files, tmp_path):
     _check_target(out, files["sessions"], k=5)
 
 
-def test_fit_rerank_saves_a_reranker_that_learnt_from_every_prefix(files, tmp_path):
+@pytest.mark.parametrize(
+    ("name", "target"), [("rerank", "next_item"), ("rerank-carts", "session")]
+)
+def test_fit_rerank_saves_a_reranker_that_learnt_from_the_events(
+    files, tmp_path, name, target
+):
     model = tmp_path / "rerank.skals"
     args = ["fit", str(files["train"]), "--model", str(model)]
-    assert main([*args, "--recommender", "rerank", "-q"]) == 0
+    assert main([*args, "--recommender", name, "-q"]) == 0
     pipe = skals.load(model)
     final = pipe.steps[-1][1]
     assert type(final) is skals.RerankRecommender
+    assert final.target == target
     assert pipe[1].keep_events  # the encoder kept each session's events
     assert final.ranker_ is not None
     assert list(final.named_estimators_) == ["als", "knn", "stan", "repeat", "sr"]

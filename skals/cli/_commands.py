@@ -230,6 +230,8 @@ def recommender(name: str = "als", random_state=None):
         return make_cart_blend()
     if name == "rerank":
         return RerankRecommender(random_state=random_state)
+    if name == "rerank-carts":
+        return RerankRecommender(target="session", random_state=random_state)
     raise CLIError(f"unknown recommender {name!r}")  # pragma: no cover - argparse
 
 

@@ -36,6 +36,10 @@ RECOMMENDERS = {
         "RerankRecommender: a learned ranker over ALS, kNN, STAN, repeat and "
         "sequential rules (next clicks)"
     ),
+    "rerank-carts": (
+        "RerankRecommender(target='session'): the same ranker, trained on the "
+        "cart adds after 3 revealed events (the challenge's protocol)"
+    ),
 }
 
 #: STAN's weights in session-kNN: session-rec's VSTAN setting tuned for HR
@@ -82,6 +86,7 @@ DEFAULT_GRIDS = {
     "slist": {"alpha": [0.2, 0.5], "l2": [1.0, 10.0, 100.0]},
     # 4 candidates around the defaults (100 candidates per part, 20% held out)
     "rerank": {"n_candidates": [50, 100], "validation_size": [0.2, 0.4]},
+    "rerank-carts": {"n_candidates": [50, 100], "validation_size": [0.2, 0.4]},
     "blend": {
         "weights": [
             "auto",
