@@ -156,6 +156,12 @@ def models():
         out["blend repeat by counts + kNN 10:1 (fixed, rank)"] = make_cart_blend()
         # a learned ranker over five parts' candidates (the recommended model)
         out["rerank default"] = RerankRecommender(random_state=0)
+        out["rerank every negative"] = RerankRecommender(
+            max_negatives=None, random_state=0
+        )
+        out["rerank target=session"] = RerankRecommender(
+            target="session", random_state=0
+        )
     return out
 
 
