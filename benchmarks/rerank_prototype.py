@@ -27,14 +27,12 @@ prefix, NDCG@5 of the rest of the session or of the carts).
 * Answers: the parts refitted on the whole training log; the ranker's
   probability is the blended score; the blend's fallback fills the rest.
 
-Why it is not in the library: the held-out prefixes come from the event
-log, and a recommender in a pipeline sees only the ``InteractionMatrix``,
-which carries each item's last-event rank but not the order of its
-earlier events. Cut from the matrix (``holdout_split``'s way), the
-training queries lose the re-clicks' order and the ranker learns it wrong
-(YooChoose 100k MRR@20 0.245 against 0.377). A library version needs the
-matrix to carry each row's event order first; see BENCHMARKS.md, "A
-learned reranker over the session parts".
+Superseded by :class:`skals.RerankRecommender`, which learns from the
+matrix's ``events`` (``ConfidenceEncoder(keep_events=True)``); this script
+stays to reproduce the figures of BENCHMARKS.md's "A learned reranker over
+the session parts". Cut from the matrix without events (``holdout_split``'s
+way), the training queries lose the re-clicks' order and the ranker learns
+it wrong (YooChoose 100k MRR@20 0.245 against 0.377).
 
 It reads private methods (``_blend_candidates``, the scorer's protocol), so
 it may break when they change; it pins nothing.

@@ -342,9 +342,10 @@ class RerankRecommender(BlendRecommender):
         if im is not None and im.events is None:
             warn(
                 "RerankRecommender: the InteractionMatrix has no events, so the "
-                "ranker learns from each held-out row without its last item, "
-                "not from every prefix of its events (which learns re-clicks "
-                "better); set ConfidenceEncoder(time_col=..., keep_events=True).",
+                "ranker learns from cuts of the held-out rows (BlendRecommender's "
+                "internal split), not from their events in order (which learns "
+                "re-clicks better); set ConfidenceEncoder(time_col=..., "
+                "keep_events=True).",
                 UserWarning,
             )
         # what predict reads: the candidates the ranker learnt from
@@ -379,9 +380,9 @@ class RerankRecommender(BlendRecommender):
         if self.ranker_ is None:
             warn(
                 f"RerankRecommender: the {matrix.shape[0]} training rows leave "
-                "no held-out query with the next item among the parts' "
-                "candidates (and one without); the parts' scores are summed "
-                "with equal weights.",
+                "no held-out query with a positive (the next item, or a "
+                "relevant one) among the parts' candidates, and one without; "
+                "the parts' scores are summed with equal weights.",
                 UserWarning,
             )
         fitted = [fit_one(clone(est), X, _cache_versions(est)) for _, est, _ in active]
@@ -390,7 +391,6 @@ class RerankRecommender(BlendRecommender):
             **{name: est for name, est in zip(names, fitted, strict=True)}
         )
         self.weights_ = np.ones(len(fitted))
-        self.weight_grid_ = self.weight_scores_ = None
         self.item_share_ = _item_share(matrix if im is None else im.matrix)
         self._fit_fallback(X)
         return self
