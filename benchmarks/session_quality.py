@@ -162,6 +162,9 @@ def models():
         out["rerank target=session"] = RerankRecommender(
             target="session", random_state=0
         )
+        out["rerank target=session relevance=rest"] = RerankRecommender(
+            target="session", relevance="rest", random_state=0
+        )
     return out
 
 

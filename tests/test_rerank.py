@@ -203,6 +203,23 @@ def test_revealed_split_reveals_the_first_events_as_views_and_finds_carts():
     assert truth.toarray().tolist() == [[True, False, False, False]]
 
 
+def test_revealed_split_relevance_names_the_positives():
+    im = InteractionMatrixBuilder().fit_transform(_encoded("session"))
+    # session 1 reveals item 1; later: item 2, then item 1 as a cart add;
+    # session 2 reveals item 2; later: item 3 (no cart add)
+    _, _, query_im, cart = revealed_split(im, 2, None, 1, "cart")
+    assert query_im.row_ids.to_list() == [1]
+    assert cart.toarray().tolist() == [[True, False, False, False]]
+    _, _, query_im, rest = revealed_split(im, 2, None, 1, "rest")
+    assert query_im.row_ids.to_list() == [1, 2]
+    assert rest.toarray().tolist() == [
+        [True, True, False, False],
+        [False, False, True, False],
+    ]
+    auto = revealed_split(im, 2, None, 1)[3]  # the log has cart adds
+    assert (auto != cart).nnz == 0
+
+
 def test_revealed_split_without_carts_scores_the_rest_of_the_session():
     log = _log().with_columns(pl.lit(0).alias("add_to_cart"))
     enc = ConfidenceEncoder(time_col="t", keep_events=True, grain="session")
@@ -369,6 +386,7 @@ def test_a_log_without_a_query_to_learn_from_sums_the_parts():
         ({"max_prefixes": 0}, "max_prefixes"),
         ({"target": "carts"}, "target"),
         ({"n_revealed": 0}, "n_revealed"),
+        ({"relevance": "any"}, "relevance"),
         ({"ranker": "hgb"}, "ranker"),
         ({"validation_size": 1.5}, "validation_size"),
         ({"estimators": [("k", SessionKNNRecommender())] * 2}, "unique names"),
@@ -378,6 +396,14 @@ def test_a_log_without_a_query_to_learn_from_sums_the_parts():
 def test_bad_parameters_are_named(params, message):
     with pytest.raises((ValueError, TypeError), match=message):
         RerankRecommender(**params).fit(np.eye(3))
+
+
+def test_a_relevance_choice_needs_the_events():
+    X = sp.csr_matrix(np.array([[1.0, 1, 0], [0, 1, 1], [1, 0, 1]]))
+    parts = [("repeat", RepeatRecommender()), ("pop", PopularityRecommender())]
+    model = RerankRecommender(parts, target="session", relevance="rest")
+    with pytest.raises(ValueError, match="relevance='rest'.*keep_events=True"):
+        model.fit(X)
 
 
 def test_default_parts_need_the_events_order_on_a_plain_matrix():

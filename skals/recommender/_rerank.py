@@ -182,13 +182,22 @@ class RerankRecommender(BlendRecommender):
         every prefix (session-rec's next-click protocol). ``"session"``:
         each held-out session's first ``n_revealed`` events are the query,
         each worth one view (the challenge's test log has no cart column),
-        and its positives are the items it added to the cart anywhere
-        (revealed ones included) when the log has cart adds, else the items
-        of its later events (the rest of the session): the session scorers'
-        protocol, the challenge's NDCG@5; one query per session.
+        and its positives are the items ``relevance`` names: the session
+        scorers' protocol, the challenge's NDCG@5; one query per session.
     n_revealed : int, default=3
         With ``target="session"``: the events revealed of each held-out
         session.
+    relevance : {"auto", "cart", "rest"}, default="auto"
+        With ``target="session"``: the positives of a held-out session, as
+        :func:`~skals.metrics.make_session_scorer` names them. ``"cart"``:
+        the items it added to the cart anywhere (revealed ones included);
+        ``"rest"``: the items of its events after the revealed ones (re-views
+        of revealed items included); ``"auto"``: ``"cart"`` when the log has
+        cart adds, else ``"rest"``. Choose what you score: on a log whose
+        "cart adds" are something else (high ratings, say) the rest of the
+        session may be what counts. Without the matrix's events only
+        ``"auto"`` is possible (the blend's session cut, whose rule it is;
+        another value raises).
     random_state : int, RandomState instance or None, default=None
         Seed of the default parts (the ALS one), of the prefixes and
         negatives drawn and of the default ranker.
@@ -261,6 +270,7 @@ class RerankRecommender(BlendRecommender):
         "max_negatives": [Interval(Integral, 1, None, closed="left"), None],
         "target": [StrOptions({"next_item", "session"})],
         "n_revealed": [Interval(Integral, 1, None, closed="left")],
+        "relevance": [StrOptions({"auto", "cart", "rest"})],
         "random_state": ["random_state"],
     }
 
@@ -282,6 +292,7 @@ class RerankRecommender(BlendRecommender):
         max_negatives=50,
         target="next_item",
         n_revealed=3,
+        relevance="auto",
         random_state=None,
     ):
         self.estimators = estimators
@@ -299,6 +310,7 @@ class RerankRecommender(BlendRecommender):
         self.max_negatives = max_negatives
         self.target = target
         self.n_revealed = n_revealed
+        self.relevance = relevance
         self.random_state = random_state
 
     #: How the parts' scores are made comparable (features and sums).
@@ -400,7 +412,14 @@ class RerankRecommender(BlendRecommender):
         size, cap = self.validation_size, self.max_validation_sessions
         if self.target == "session":
             if im is not None and im.events is not None:
-                return revealed_split(im, size, cap, self.n_revealed)
+                return revealed_split(im, size, cap, self.n_revealed, self.relevance)
+            if self.relevance != "auto":
+                raise ValueError(
+                    f"RerankRecommender(relevance={self.relevance!r}) needs the "
+                    "events of each session, which the input has not; give an "
+                    "InteractionMatrix encoded with ConfidenceEncoder(time_col="
+                    "..., keep_events=True), or relevance='auto'."
+                )
             split = session_split(im, matrix, size, self.n_revealed, rng, cap)
             return split if split is None else (*split[:3], sp.csr_matrix(split[3]))
         if im is not None and im.events is not None:
@@ -589,18 +608,19 @@ def _prefix_rows(ev, first, t, n_items, value=None):
     return q, recency
 
 
-def revealed_split(im, size, max_rows, n_revealed):
+def revealed_split(im, size, max_rows, n_revealed, relevance="auto"):
     """The ranker's training queries for the session protocol (carts).
 
     The held-out rows are :func:`prefix_split`'s. Each gives one query: its
     first ``n_revealed`` events (all of them in a shorter session), each
     worth one view (the challenge's test log has no cart column: the
-    smallest event value of the log). Its truth: the items with a cart add
-    anywhere in the session (an event worth more than a view) when the log
-    has any, else the items of the events after the revealed ones (the
-    rest of the session, re-views of revealed items included), as
-    :func:`~skals.model_selection.reveal_first_n` defines them. Rows without
-    a truth are dropped.
+    smallest event value of the log). Its truth, by ``relevance``:
+    ``"cart"``, the items with a cart add anywhere in the session (an event
+    worth more than a view); ``"rest"``, the items of the events after the
+    revealed ones (re-views of revealed items included), as
+    :func:`~skals.model_selection.reveal_first_n` defines them; ``"auto"``,
+    ``"cart"`` when the log has a cart add, else ``"rest"``. Rows without a
+    truth are dropped.
 
     Returns ``None`` when nothing is left to validate or to fit on; else
     ``(fit_input, query_matrix, query_im, truth)`` with ``truth`` a boolean
@@ -622,7 +642,9 @@ def revealed_split(im, size, max_rows, n_revealed):
     at = np.repeat(first - starts, lens) + np.arange(int(lens.sum()))
     place = at - first[session]
     carted = ev.values[at] > view * (1 + 1e-6) + 1e-12
-    relevant = carted if carted.any() else place >= t[session]
+    if relevance == "auto":
+        relevance = "cart" if carted.any() else "rest"
+    relevant = carted if relevance == "cart" else place >= t[session]
     truth = sp.csr_matrix(
         (
             np.ones(int(relevant.sum()), bool),
