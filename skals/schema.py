@@ -375,6 +375,9 @@ def make_recommender_pipeline(
             f"make_recommender_pipeline: {overlap!r} are column names; give them "
             "in the schema, not as encoder parameters."
         )
+    if getattr(type(recommender), "_requires_events", False):
+        # a model that learns from every prefix of a session (RerankRecommender)
+        encoder_params = {"keep_events": True, **encoder_params}
     steps = [
         PseudoUserUnifier(),
         ConfidenceEncoder(grain=grain, **encoder_params),
@@ -384,8 +387,5 @@ def make_recommender_pipeline(
     # (it then adds last_time/recency, which the ALS path does not pay for)
     skip = () if needs_event_order(recommender) else ("time",)
     steps = [apply_schema(step, schema, skip=skip) for step in steps]
-    if getattr(type(recommender), "_requires_events", False):
-        # a model that learns from every prefix of a session (RerankRecommender)
-        steps[1].set_params(keep_events=encoder_params.get("keep_events", True))
     steps.append(recommender)
     return make_pipeline(*steps, memory=memory, verbose=verbose)

@@ -131,6 +131,12 @@ def _fit_component(estimator, X, versions):
     return estimator.fit(X)
 
 
+def _fit_components(active, fit_one, X) -> list:
+    """Clones of ``active``'s (name, estimator, weight) estimators fitted on
+    ``X`` by ``fit_one`` (:func:`_fit_component` through the memory)."""
+    return [fit_one(clone(est), X, _cache_versions(est)) for _, est, _ in active]
+
+
 def _cache_versions(estimator) -> tuple:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -559,7 +565,15 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
         if self._auto:
             weights = self._auto_weights(active, fit_one, matrix, im)
             active = [(n, e, w) for (n, e, _), w in zip(active, weights, strict=True)]
-        fitted = [fit_one(clone(est), X, _cache_versions(est)) for _, est, _ in active]
+        return self._keep_fitted(active, fit_one, X)
+
+    def _keep_fitted(self, active, fit_one, X):
+        """Fit ``active``'s components on ``X`` and keep them, and the fallback.
+
+        Sets ``estimators_``, ``named_estimators_``, ``weights_`` (the
+        weights of ``active``) and ``fallback_``; returns ``self``.
+        """
+        fitted = _fit_components(active, fit_one, X)
         self.estimators_ = fitted
         self.named_estimators_ = Bunch(
             **{name: est for (name, _, _), est in zip(active, fitted, strict=True)}
@@ -612,9 +626,7 @@ class BlendRecommender(FallbackMixin, BaseRecommender):
             return np.ones(n_comp)
         # both splits hold out the same sessions: one fit per component
         fit_input = next(iter(splits.values()))[0]
-        fitted = [
-            fit_one(clone(est), fit_input, _cache_versions(est)) for _, est, _ in active
-        ]
+        fitted = _fit_components(active, fit_one, fit_input)
         grid = simplex_grid(n_comp, self.grid_resolution)
         parts = {p: self._grid_parts(fitted, *splits[p][1:3]) for p in splits}
 

@@ -8,7 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.utils import Bunch, check_random_state
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_memory
 from sklearn_compat.base import _fit_context
 
@@ -17,7 +17,7 @@ from .._sklearn import HasMethods, Interval, RealNotInt, StrOptions
 from .._warnings import warn
 from ._als import ImplicitALSRecommender
 from ._base import BaseRecommender, quiet_answers
-from ._blend import BlendRecommender, _cache_versions, _fit_component
+from ._blend import BlendRecommender, _fit_component, _fit_components
 from ._blend_auto import _split_output, _validation_rows, holdout_split, session_split
 from ._blend_scores import own_normalised
 from ._knn import SessionKNNRecommender
@@ -366,10 +366,7 @@ class RerankRecommender(BlendRecommender):
         self.ranker_, self.n_training_queries_ = None, 0
         if split is not None:
             fit_input, query, query_im, truth = split
-            parts = [
-                fit_one(clone(est), fit_input, _cache_versions(est))
-                for _, est, _ in active
-            ]
+            parts = _fit_components(active, fit_one, fit_input)
             share = _item_share(_rows_of(fit_input))
             F, rows, items = _features(
                 parts, query, query_im, self.n_candidates_, share
@@ -397,15 +394,9 @@ class RerankRecommender(BlendRecommender):
                 "the parts' scores are summed with equal weights.",
                 UserWarning,
             )
-        fitted = [fit_one(clone(est), X, _cache_versions(est)) for _, est, _ in active]
-        self.estimators_ = fitted
-        self.named_estimators_ = Bunch(
-            **{name: est for name, est in zip(names, fitted, strict=True)}
-        )
-        self.weights_ = np.ones(len(fitted))
         self.item_share_ = _item_share(matrix if im is None else im.matrix)
-        self._fit_fallback(X)
-        return self
+        # the parts' weights are all 1 (_given_weights)
+        return self._keep_fitted(active, fit_one, X)
 
     def _training_split(self, im, matrix, rng):
         """``(fit_input, query, query_im, truth)`` of the ranker, or None."""
@@ -424,13 +415,8 @@ class RerankRecommender(BlendRecommender):
             return split if split is None else (*split[:3], sp.csr_matrix(split[3]))
         if im is not None and im.events is not None:
             return prefix_split(im, size, cap, self.max_prefixes, rng)
-        split = holdout_split(
-            im, matrix, self.validation_size, rng, self.max_validation_sessions
-        )
-        if split is None:
-            return None
-        fit_input, query, query_im, truth = split
-        return fit_input, query, query_im, np.asarray(truth)
+        split = holdout_split(im, matrix, size, rng, cap)
+        return split if split is None else (*split[:3], np.asarray(split[3]))
 
     def blend_scores(self, matrix, row_keys, im) -> sp.csr_matrix:
         """The ranker's score of every candidate: a sparse rows x items matrix."""
@@ -454,13 +440,23 @@ def _sample_negatives(rows, positive, n, random_state) -> np.ndarray:
     The negatives of a query (``rows``) are drawn uniformly without
     replacement (``random_state``); the indices come back sorted.
     """
-    rng = check_random_state(random_state)
     neg = np.flatnonzero(~positive)
-    order = neg[np.lexsort((rng.uniform(size=neg.size), rows[neg]))]
-    r = rows[order]
-    first = np.r_[0, np.flatnonzero(np.diff(r)) + 1]
-    place = np.arange(order.size) - np.repeat(first, np.diff(np.r_[first, r.size]))
-    return np.sort(np.concatenate([np.flatnonzero(positive), order[place < n]]))
+    drawn = neg[_draw_per_group(rows[neg], n, random_state)]
+    return np.sort(np.concatenate([np.flatnonzero(positive), drawn]))
+
+
+def _draw_per_group(groups, n, random_state) -> np.ndarray:
+    """Sorted indices of at most ``n`` members of each group, drawn uniformly.
+
+    ``groups`` is each member's group; the members of a group are ranked
+    by a uniform draw (``random_state``), its first ``n`` kept.
+    """
+    rng = check_random_state(random_state)
+    order = np.lexsort((rng.uniform(size=groups.size), groups))
+    g = groups[order]
+    first = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
+    place = np.arange(order.size) - np.repeat(first, np.diff(np.r_[first, g.size]))
+    return np.sort(order[place < n])
 
 
 def _rows_of(X):
@@ -561,11 +557,7 @@ def prefix_split(im, size, max_rows, max_prefixes, random_state):
     starts = np.concatenate([[0], np.cumsum(n_pref)[:-1]])
     t = np.arange(owner.size) - starts[owner] + 1  # prefix length
     if max_prefixes is not None and (n_pref > max_prefixes).any():
-        rng = check_random_state(random_state)
-        order = np.lexsort((rng.uniform(size=owner.size), owner))
-        place = np.empty(owner.size, dtype=np.int64)
-        place[order] = np.arange(owner.size) - starts[owner[order]]
-        kept = np.sort(order[place[order] < max_prefixes])
+        kept = _draw_per_group(owner, max_prefixes, random_state)
         owner, t = owner[kept], t[kept]
     first = ev.indptr[val[owner]]
     truth = ev.items[first + t].astype(np.int64)
@@ -636,19 +628,17 @@ def revealed_split(im, size, max_rows, n_revealed, relevance="auto"):
     view = float(ev.values.min()) if ev.values.size else 0.0
     q, recency = _prefix_rows(ev, first, t, n_items, value=view)
     # every event of the held-out sessions, by session
-    session = np.repeat(np.arange(val.size), lengths[val])
-    lens = lengths[val]
-    starts = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
-    at = np.repeat(first - starts, lens) + np.arange(int(lens.sum()))
-    place = at - first[session]
-    carted = ev.values[at] > view * (1 + 1e-6) + 1e-12
+    kept = ev.take(val)
+    session = np.repeat(np.arange(val.size), np.diff(kept.indptr))
+    place = np.arange(kept.items.size) - kept.indptr[session]
+    carted = kept.values > view * (1 + 1e-6) + 1e-12
     if relevance == "auto":
         relevance = "cart" if carted.any() else "rest"
     relevant = carted if relevance == "cart" else place >= t[session]
     truth = sp.csr_matrix(
         (
             np.ones(int(relevant.sum()), bool),
-            (session[relevant], ev.items[at][relevant]),
+            (session[relevant], kept.items[relevant]),
         ),
         shape=(val.size, n_items),
     )
