@@ -26,6 +26,7 @@ from skals.datasets import make_sessions
 from skals.metrics import make_next_item_scorer, make_session_scorer
 from skals.model_selection import SessionHoldoutSplit
 from skals.recommender._rerank import (
+    _item_shares,
     _sample_negatives,
     prefix_split,
     revealed_split,
@@ -187,6 +188,33 @@ def test_prefix_split_caps_the_prefixes_per_session():
     assert prefix_split(im, 3, None, None, 0) is None  # nothing left to fit on
 
 
+def test_prefix_split_skip_holds_out_the_sessions_before_an_earlier_folds():
+    im = InteractionMatrixBuilder().fit_transform(_encoded("session"))
+    # sessions by their last event: 2 (t=4), 1 (t=3), 3 (t=2)
+    truths, fit_rows = [], []
+    for skip in range(3):
+        fit_input, _, _, truth = prefix_split(im, 1, None, None, 0, skip=skip)
+        truths.append(truth.tolist())
+        fit_rows.append(fit_input.matrix.shape[0])
+    # session 2: items 2 then 3 at t=4; session 1: 1, 2, 1; session 3: 5, 5
+    assert truths == [[2], [1, 0], [3]]
+    assert fit_rows == [2, 2, 2]  # each fold's parts see the other two
+    assert prefix_split(im, 1, None, None, 0, skip=3) is None
+    # a fold of two after one skipped: sessions 1 and 3
+    assert prefix_split(im, 2, None, None, 0, skip=1)[3].tolist() == [1, 0, 3]
+
+
+def test_item_shares_of_all_rows_and_of_the_latest():
+    m = sp.csr_matrix(np.array([[1, 0, 1], [1, 1, 0], [0, 0, 1], [1, 0, 0]]))
+    share, recent = _item_shares(m)  # no times: the last row is the latest
+    np.testing.assert_allclose(share, [0.75, 0.25, 0.5])
+    np.testing.assert_allclose(recent, [1, 0, 0])
+    im = InteractionMatrixBuilder().fit_transform(_encoded("session"))
+    share, recent = _item_shares(im)  # session 2 (items 2 and 3) is latest
+    np.testing.assert_allclose(share, [1 / 3, 2 / 3, 1 / 3, 1 / 3])
+    np.testing.assert_allclose(recent, [0, 1, 1, 0])
+
+
 def test_revealed_split_reveals_the_first_events_as_views_and_finds_carts():
     im = InteractionMatrixBuilder().fit_transform(_encoded("session"))
     # the latest two sessions: 1 (items 1, 2, 1; the second 1 a cart add)
@@ -311,6 +339,38 @@ def test_session_target_learns_the_cart_adds():
     # BENCHMARKS.md)
 
 
+def test_reranker_folds_hold_out_earlier_sessions_until_the_cap(sequential):
+    train, _ = sequential
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        im = _pipe(RerankRecommender())[:-1].fit_transform(train)
+        lengths = np.diff(im.events.indptr)
+        times = im.row_times
+        eligible = np.flatnonzero(lengths >= 2)
+        latest = eligible[np.lexsort((eligible, times[eligible]))][::-1]
+        n_val = int(round(0.2 * eligible.size))
+
+        def queries(rows):  # every prefix: max_prefixes=None
+            return int((lengths[rows] - 1).sum())
+
+        for n_folds, cap, held in [(3, None, 3 * n_val), (3, n_val, n_val)]:
+            model = RerankRecommender(
+                _parts(),
+                n_folds=n_folds,
+                max_validation_sessions=cap,
+                max_prefixes=None,
+                random_state=0,
+            ).fit(im)
+            assert model.n_folds_ == held // n_val
+            assert model.n_training_queries_ == queries(latest[:held])
+        # the cap cuts the last fold short: 1.5 folds' sessions
+        model = RerankRecommender(
+            _parts(), max_validation_sessions=n_val + n_val // 2, max_prefixes=None
+        ).fit(im)
+        assert model.n_folds_ == 2
+        assert model.n_training_queries_ == queries(latest[: n_val + n_val // 2])
+
+
 def test_reranker_features_are_named_and_read_only_fitted_state(sequential):
     train, test = sequential
     with warnings.catch_warnings():
@@ -327,6 +387,7 @@ def test_reranker_features_are_named_and_read_only_fitted_state(sequential):
             "value",
             "row_items",
             "item_share",
+            "recent_share",
             "recency",
             "is_last",
             "inverse_recency",

@@ -70,15 +70,16 @@ def local_moves(weights: np.ndarray, step: float, seen: np.ndarray) -> np.ndarra
     return out[~known.any(axis=1)]
 
 
-def _validation_rows(im, matrix, size, max_rows=None, lengths=None):
+def _validation_rows(im, matrix, size, max_rows=None, lengths=None, skip=0):
     """``(matrix, rows)``: the training rows and the held-out ones, sorted.
 
     The latest ``size`` rows (an int, or that share as a float), at most
     ``max_rows`` (None: no cap), among those with at least two items (or
     ``lengths`` of at least 2: e.g. each row's number of events), by
-    ``row_times`` (else the last rows); ``rows`` is ``None`` when none or
-    all would be held out. With ``im``, ``matrix``
-    is its session rows (not their sums per key).
+    ``row_times`` (else the last rows), after the latest ``skip`` of those
+    (an earlier fold's); ``rows`` is ``None`` when none or all would be
+    held out. With ``im``, ``matrix`` is its session rows (not their sums
+    per key).
     """
     if im is not None:
         matrix = sp.csr_matrix(im.matrix, dtype=np.float32)
@@ -91,13 +92,14 @@ def _validation_rows(im, matrix, size, max_rows=None, lengths=None):
         n_val = min(int(size), eligible.size)
     if max_rows is not None:
         n_val = min(n_val, int(max_rows))
+    n_val = min(n_val, eligible.size - skip)
     if n_val < 1 or n_val >= matrix.shape[0]:
         return matrix, None
     times = None if im is None else im.row_times
-    if times is None:
-        return matrix, eligible[-n_val:]
-    order = np.lexsort((eligible, times[eligible]))
-    return matrix, np.sort(eligible[order[-n_val:]])
+    end = eligible.size - skip
+    if times is not None:
+        eligible = eligible[np.lexsort((eligible, times[eligible]))]
+    return matrix, np.sort(eligible[end - n_val : end])
 
 
 def holdout_split(
