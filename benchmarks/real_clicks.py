@@ -191,6 +191,29 @@ def _tuned_knn():
     )
 
 
+def _tuned_rerank():
+    """skals' reranker tuned by its own GridSearchCV and next-item scorer.
+
+    2 x 2 candidates (folds, negatives a query) on the training log, one
+    session-holdout fold, refit on MRR@20.
+    """
+    from sklearn.model_selection import GridSearchCV
+
+    from skals.model_selection import SessionHoldoutSplit
+
+    grid = {
+        "rerankrecommender__n_folds": [3, 5],
+        "rerankrecommender__max_negatives": [20, 50],
+    }
+    return GridSearchCV(
+        SKALS_MODELS["skals-rerank"](),
+        grid,
+        scoring=make_next_item_scorer(k=20, schema=SCHEMA),
+        refit="mrr@20",
+        cv=SessionHoldoutSplit(n_splits=1, schema=SCHEMA),
+    )
+
+
 #: skals' models as a user builds them: ``make_recommender_pipeline`` with the
 #: log's ``Schema``. Each value is a factory of an unfitted estimator.
 SKALS_MODELS = {
@@ -234,6 +257,7 @@ SKALS_MODELS = {
         )
         for seed in (1, 2)
     },
+    "skals-rerank-tuned": _tuned_rerank,
 }
 
 
