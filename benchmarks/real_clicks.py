@@ -168,27 +168,36 @@ def _knn(**params):
     )
 
 
+def _grid_search(model, grid, refit, n_splits):
+    """``GridSearchCV`` of ``model`` on the training log, next-item scored.
+
+    ``grid`` over the pipeline's parameters, ``n_splits`` session-holdout
+    folds, refit on the ``refit`` metric of the k=20 next-item scorer.
+    """
+    from sklearn.model_selection import GridSearchCV
+
+    from skals.model_selection import SessionHoldoutSplit
+
+    return GridSearchCV(
+        model,
+        grid,
+        scoring=make_next_item_scorer(k=20, schema=SCHEMA),
+        refit=refit,
+        cv=SessionHoldoutSplit(n_splits=n_splits, schema=SCHEMA),
+    )
+
+
 def _tuned_knn():
     """skals kNN tuned by its own GridSearchCV and next-item scorer.
 
     From VSTAN's weights (the ``skals-stan-hr`` row), 2 x 2 candidates on the
     training log, 2 session-holdout folds, refit on HR@20.
     """
-    from sklearn.model_selection import GridSearchCV
-
-    from skals.model_selection import SessionHoldoutSplit
-
     grid = {
         "sessionknnrecommender__n_neighbors": [500, 2000],
         "sessionknnrecommender__weighting_score": [0.5, 1.0],
     }
-    return GridSearchCV(
-        SKALS_MODELS["skals-stan-hr"](),
-        grid,
-        scoring=make_next_item_scorer(k=20, schema=SCHEMA),
-        refit="hit_rate@20",
-        cv=SessionHoldoutSplit(n_splits=2, schema=SCHEMA),
-    )
+    return _grid_search(SKALS_MODELS["skals-stan-hr"](), grid, "hit_rate@20", 2)
 
 
 def _tuned_rerank():
@@ -197,21 +206,11 @@ def _tuned_rerank():
     2 x 2 candidates (folds, negatives a query) on the training log, one
     session-holdout fold, refit on MRR@20.
     """
-    from sklearn.model_selection import GridSearchCV
-
-    from skals.model_selection import SessionHoldoutSplit
-
     grid = {
         "rerankrecommender__n_folds": [3, 5],
         "rerankrecommender__max_negatives": [20, 50],
     }
-    return GridSearchCV(
-        SKALS_MODELS["skals-rerank"](),
-        grid,
-        scoring=make_next_item_scorer(k=20, schema=SCHEMA),
-        refit="mrr@20",
-        cv=SessionHoldoutSplit(n_splits=1, schema=SCHEMA),
-    )
+    return _grid_search(SKALS_MODELS["skals-rerank"](), grid, "mrr@20", 1)
 
 
 #: skals' models as a user builds them: ``make_recommender_pipeline`` with the
