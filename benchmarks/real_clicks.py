@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/real_clicks.py GITDIR [--models vstan-hr,skals-knn]
-        [--no-cache] [--list]
+        [--split test|valid] [--no-cache] [--list]
 
 ``GITDIR`` is a git directory of ``rn5l/session-rec`` (bare or not; for
 example ``/work/.mirror/rn5l+session-rec/repo``). Nothing is copied into
@@ -18,6 +18,10 @@ loaded by session-rec's own ``evaluation.loader.load_data_session`` (what its
 ``run_config.py`` uses): test sessions of one event are dropped. The
 prepared test file already holds only items of the training file (session-rec's
 preprocessing filtered it), so no test event is unknown to the models.
+``--split valid`` uses session-rec's validation split of the same log
+instead (``_train_tr`` for training, ``_train_valid`` as the test: its
+loader's ``train_eval=True``, on which session-rec tunes), a second
+measurement that the design choices made on the test split have not seen.
 
 Protocols, on that test log:
 
@@ -47,7 +51,7 @@ not installed;
 ``Pop.predict_next`` takes no ``timestamp``, which ``evaluate_sessions``
 passes, so it is not passed to models whose ``predict_next`` has none.
 
-Importable: ``load_yoochoose(gitdir)``, ``evaluate_next_item(model, train,
+Importable: ``load_yoochoose(gitdir, split)``, ``evaluate_next_item(model, train,
 test)``, ``evaluate_rest(model, train, test)``, ``PEERS`` and
 ``SKALS_MODELS`` (name -> factory).
 """
@@ -200,17 +204,21 @@ def _tuned_knn():
     return _grid_search(SKALS_MODELS["skals-stan-hr"](), grid, "hit_rate@20", 2)
 
 
-def _tuned_rerank():
+def _tuned_rerank(seed=0):
     """skals' reranker tuned by its own GridSearchCV and next-item scorer.
 
     2 x 2 candidates (folds, negatives a query) on the training log, one
-    session-holdout fold, refit on MRR@20.
+    session-holdout fold, refit on MRR@20; ``seed``: the reranker's
+    ``random_state``.
     """
     grid = {
         "rerankrecommender__n_folds": [3, 5],
         "rerankrecommender__max_negatives": [20, 50],
     }
-    return _grid_search(SKALS_MODELS["skals-rerank"](), grid, "mrr@20", 1)
+    model = make_recommender_pipeline(
+        RerankRecommender(random_state=seed), schema=SCHEMA
+    )
+    return _grid_search(model, grid, "mrr@20", 1)
 
 
 #: skals' models as a user builds them: ``make_recommender_pipeline`` with the
@@ -257,6 +265,10 @@ SKALS_MODELS = {
         for seed in (1, 2)
     },
     "skals-rerank-tuned": _tuned_rerank,
+    **{
+        f"skals-rerank-tuned-rs{seed}": (lambda seed=seed: _tuned_rerank(seed))
+        for seed in (1, 2)
+    },
 }
 
 
@@ -275,11 +287,12 @@ def session_rec_dir(gitdir) -> Path:
     """session-rec's code and this set's files, extracted outside the tree."""
     commit = _git(gitdir, "rev-parse", "HEAD").decode().strip()
     root = cache_root() / f"session-rec-{commit[:12]}"
-    done = root / ".extracted"
+    done = root / ".extracted-with-valid"
     if not done.exists():
         root.mkdir(parents=True, exist_ok=True)
         paths = ["algorithms", "evaluation"] + [
-            f"{DATA}{PREFIX}_{part}.txt" for part in ("train_full", "test")
+            f"{DATA}{PREFIX}_{part}.txt"
+            for part in ("train_full", "test", "train_tr", "train_valid")
         ]
         archive = _git(gitdir, "archive", "--format=tar", "HEAD", *paths)
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
@@ -307,22 +320,25 @@ def _shim(root: Path) -> None:
         sys.path.insert(0, str(root))
 
 
-def load_pandas(gitdir):
+def load_pandas(gitdir, split="test"):
     """(train, test) pandas frames as session-rec's ``run_config.py`` loads them.
 
     ``evaluation.loader.load_data_session``: the files as they are (sorted by
     session and time), test sessions of one event dropped. (Its other loader,
     ``load_data``, sorts the training events by session and *item* id, which
-    scrambles the order the sequential models learn from.)
+    scrambles the order the sequential models learn from.) ``split="valid"``:
+    its validation split (``train_eval=True``).
     """
     root = session_rec_dir(gitdir)
     _shim(root)
     loader = importlib.import_module("evaluation.loader")
     with _quiet():
-        return loader.load_data_session(str(root / DATA) + "/", PREFIX)
+        return loader.load_data_session(
+            str(root / DATA) + "/", PREFIX, train_eval=split == "valid"
+        )
 
 
-def load_yoochoose(gitdir):
+def load_yoochoose(gitdir, split="test"):
     """(train, test) polars frames, session-rec's columns and two constants.
 
     ``SessionId``, ``ItemId``, ``Time`` (a datetime, microseconds), and
@@ -330,7 +346,7 @@ def load_yoochoose(gitdir):
 
     As session-rec's loader gives them (:func:`load_pandas`).
     """
-    train, test = load_pandas(gitdir)
+    train, test = load_pandas(gitdir, split)
 
     def conv(df):
         return pl.from_pandas(df.reset_index(drop=True)).with_columns(
@@ -473,9 +489,10 @@ def make_peer(name):
 
 
 # ----------------------------------------------------------------- main
-def run_peer(name, train, test, use_cache=True):
+def run_peer(name, train, test, use_cache=True, split="test"):
     root = cache_root()
-    key = json.dumps([name, PEERS[name]], sort_keys=True)
+    key = [name, PEERS[name]] + ([] if split == "test" else [split])
+    key = json.dumps(key, sort_keys=True)
     path = root / "real_clicks_peers.json"
     cache = json.loads(path.read_text()) if path.exists() else {}
     if use_cache and key in cache:
@@ -514,6 +531,7 @@ def main(argv=None):
     parser.add_argument("gitdir", help="git directory of rn5l/session-rec")
     names = list(PEERS) + list(SKALS_MODELS)
     parser.add_argument("--models", default=",".join(names))
+    parser.add_argument("--split", choices=["test", "valid"], default="test")
     parser.add_argument("--no-cache", action="store_true")
     parser.add_argument("--list", action="store_true")
     args = parser.parse_args(argv)
@@ -524,9 +542,9 @@ def main(argv=None):
     unknown = [m for m in chosen if m not in names]
     if unknown:
         parser.error(f"unknown model(s) {unknown}; choose from {names}")
-    train, test = load_yoochoose(args.gitdir)
+    train, test = load_yoochoose(args.gitdir, args.split)
     print(
-        f"YooChoose 100k: train {train.height} events "
+        f"YooChoose 100k ({args.split} split): train {train.height} events "
         f"{train['SessionId'].n_unique()} sessions, test {test.height} events "
         f"{test['SessionId'].n_unique()} sessions (session-rec's loader)"
     )
@@ -534,7 +552,7 @@ def main(argv=None):
     for name in chosen:
         t0 = time.perf_counter()
         if name in PEERS:
-            res = run_peer(name, train, test, use_cache=not args.no_cache)
+            res = run_peer(name, train, test, not args.no_cache, args.split)
             who = "session-rec"
         else:
             res = run_skals(name, train, test)

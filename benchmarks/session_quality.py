@@ -72,6 +72,17 @@ from skals.metrics import make_next_item_scorer, make_session_scorer
 KNN = getattr(skals, "SessionKNNRecommender", None)
 
 
+#: make_sessions' parameters of the challenge-shaped set.
+CHALLENGE = {
+    "n_items": 10_000,
+    "n_tastes": 100,
+    "taste_strength": 0.6,
+    "sequential_strength": 0.3,
+    "popularity_drift": 0.1,
+    "review_cart_boost": 3.0,
+}
+
+
 def datasets(names, n_sessions, seed):
     out = {}
     common = {"n_sessions": n_sessions, "random_state": seed}
@@ -80,16 +91,7 @@ def datasets(names, n_sessions, seed):
     if "sequential" in names:
         out["sequential"] = (make_sessions(**common, sequential_strength=0.5), "cart")
     if "challenge" in names:
-        df = make_sessions(
-            **common,
-            n_items=10_000,
-            n_tastes=100,
-            taste_strength=0.6,
-            sequential_strength=0.3,
-            popularity_drift=0.1,
-            review_cart_boost=3.0,
-        )
-        out["challenge"] = (df, "cart")
+        out["challenge"] = (make_sessions(**common, **CHALLENGE), "cart")
     if "movielens" in names:
         try:
             from _movielens import load_movielens_sessions

@@ -1,6 +1,7 @@
 """Tests of skals.datasets.make_sessions."""
 
 import datetime as dt
+import inspect
 
 import numpy as np
 import polars as pl
@@ -533,3 +534,46 @@ def test_bad_knobs():
     ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             make_sessions(10, **bad)
+
+
+def test_generator_state_is_the_one_behind_the_log():
+    # benchmarks/cart_oracle.py simulates sessions from this state: it must
+    # describe the log exactly (events, sessions, tables, successors, odds)
+    from skals.datasets._sessions import _N_SUCCESSORS, _country_codes, _generate
+
+    params = {"n_items": 300, "n_tastes": 6, "sequential_strength": 0.5}
+    params["popularity_drift"] = 0.1
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(make_sessions).parameters.items()
+        if name not in ("n_sessions", "random_state")
+    }
+    df, state = _generate(n_sessions=800, random_state=3, **{**defaults, **params})
+    assert df.equals(make_sessions(800, random_state=3, **params))
+    np.testing.assert_array_equal(state["item"] + 1, df["partnumber"].to_numpy())
+    sessions = df["session_id"].to_numpy()
+    ids = np.arange(1, 801)
+    np.testing.assert_array_equal(np.repeat(ids, state["depth"]), sessions)
+    np.testing.assert_array_equal(state["first"], np.searchsorted(sessions, ids))
+    # a session's table row: its first day (since the start) and its country
+    starts = df.group_by("session_id").agg(pl.first("date", "country"))
+    starts = starts.sort("session_id")
+    day = (starts["date"] - dt.date(2024, 6, 1)).dt.total_days().to_numpy()
+    country = np.searchsorted(_country_codes(4), starts["country"].to_numpy())
+    np.testing.assert_array_equal(state["table"], day * 4 + country)
+    # a re-view repeats an item seen earlier in its session
+    pos = np.arange(df.height) - state["first"][sessions - 1]
+    earlier = df.select(
+        pl.col("partnumber").cum_count().over("session_id", "partnumber") > 1
+    ).to_series()
+    assert earlier.to_numpy()[~state["is_new"]].all()
+    # new views after the first follow a successor of the previous item
+    # (sequential strength 0.5, plus draws that land there by chance)
+    assert state["successors"].shape == (300, _N_SUCCESSORS)
+    step = state["is_new"] & (pos > 0)
+    prev = state["item"][np.flatnonzero(step) - 1]
+    follows = (state["successors"][prev] == state["item"][step][:, None]).any(1)
+    assert 0.5 <= follows.mean() < 0.6
+    # cart odds: off-taste 0.4x a new view, re-views 5x (the default boost)
+    p = state["p_cart"]
+    np.testing.assert_allclose(p / p[0], [1, 0.4, 5, 2])

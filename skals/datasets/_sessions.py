@@ -113,11 +113,13 @@ def _cart_scale(weights, counts, cart_rate) -> float:
 
 
 def _sequential_items(rng, item, is_new, source, pos, item_taste, by_taste, bounds, p):
-    """Items after the sequential steps: successor of the previous event's item.
+    """Items after the sequential steps, and each item's successors.
 
+    A sequential step views a successor of the previous event's item.
     Positions are resolved in order (one vectorised step per position), so a
     step follows the final item of the event before it and a re-view repeats
-    the final item of the event it points to.
+    the final item of the event it points to. Returns ``(item, successors)``
+    (``successors[i]``: the ``_N_SUCCESSORS`` items that may follow ``i``).
     """
     n_items = item_taste.size
     cycle = np.empty(n_items, dtype=np.int64)  # each taste's items, shuffled
@@ -142,7 +144,7 @@ def _sequential_items(rng, item, is_new, source, pos, item_taste, by_taste, boun
         item[step] = successors[item[step - 1], choice[step]]
         again = rows[~is_new[rows]]
         item[again] = item[source[again]]
-    return item
+    return item, successors
 
 
 @validate_params(
@@ -333,6 +335,44 @@ def make_sessions(
     >>> df["add_to_cart"].is_in([0, 1]).all()
     True
     """  # noqa: E501
+    # every parameter, by name (no other local is defined yet)
+    frame, _ = _generate(**locals())
+    return frame
+
+
+def _generate(
+    *,
+    n_sessions,
+    n_items,
+    n_users,
+    logged_in_fraction,
+    cart_rate,
+    n_tastes,
+    taste_strength,
+    repeat_rate,
+    popularity_exponent,
+    n_countries,
+    n_days,
+    start,
+    max_session_length,
+    sequential_strength,
+    review_cart_boost,
+    popularity_drift,
+    random_state,
+) -> tuple[pl.DataFrame, dict]:
+    """``make_sessions``' log and the hidden state that generated it.
+
+    The state (what no model sees) lets a benchmark compute what a model
+    that knew it could reach (``benchmarks/cart_oracle.py``): per session,
+    in the log's order (``session_id - 1``), ``taste``, ``country``,
+    ``table`` (its row of the popularity tables), ``depth`` and ``first``
+    (row of its first event); per event, ``item`` (``partnumber - 1``) and
+    ``is_new`` (not a re-view); the catalogue's ``item_taste``,
+    ``by_taste``, ``taste_bounds``, cumulative popularity tables ``cum`` and
+    ``cum0`` (as the draws use them) and ``successors`` (``None`` without
+    sequential steps); ``p_cart``, the cart probability of an event of each
+    kind (new, new off-taste, re-view, re-view off-taste).
+    """
     if n_tastes > n_items:
         raise ValueError(
             f"The 'n_tastes' parameter of make_sessions must not exceed "
@@ -457,8 +497,9 @@ def make_sessions(
     item = np.empty(n_events, dtype=np.int64)
     item[new] = by_taste[slot - base]
     item = item[source]
+    successors = None
     if sequential_strength > 0:
-        item = _sequential_items(
+        item, successors = _sequential_items(
             rng, item, is_new, source, pos, item_taste, by_taste, taste_bounds,
             sequential_strength,
         )  # fmt: skip
@@ -472,9 +513,29 @@ def make_sessions(
     cart = rng.random(n_events) < np.minimum(1.0, scale * odds[kind])
     pagetype = _PAGETYPES[rng.choice(len(_PAGETYPES), size=n_events, p=_PAGETYPE_P)]
 
+    table_of_session = sess_country  # its row of the popularity tables
+    if popularity_drift > 0:
+        table_of_session = (begin // _US_PER_DAY).astype(np.int64) * n_countries
+        table_of_session += sess_country
+    state = {
+        "taste": sess_taste,
+        "country": sess_country,
+        "table": table_of_session,
+        "depth": depth,
+        "first": first,
+        "item": item,
+        "is_new": is_new,
+        "item_taste": item_taste,
+        "by_taste": by_taste,
+        "taste_bounds": taste_bounds,
+        "cum": cum,
+        "cum0": cum0,
+        "successors": successors,
+        "p_cart": np.minimum(1.0, scale * odds),
+    }
     anonymous = pl.Series(sess_user[sess] < 0)
     user_ev = user_ids[np.maximum(sess_user, 0)][sess]
-    return pl.DataFrame(
+    frame = pl.DataFrame(
         [
             pl.Series("session_id", sess + 1, dtype=pl.Int64),
             pl.Series("date", (timestamp // _US_PER_DAY).astype(np.int32)).cast(
@@ -493,3 +554,4 @@ def make_sessions(
             pl.Series("add_to_cart", cart.astype(np.int64)),
         ]
     )
+    return frame, state
