@@ -117,9 +117,8 @@ class Oracle:
         post = np.exp(log_post - log_post.max())
         return post / post.sum()
 
-    def depths(self, depth):
-        """The number of events of each simulated copy of the session."""
-        n = self.n_sims
+    def depths(self, depth, n):
+        """The number of events of ``n`` simulated copies of the session."""
         if "depth" in self.know or depth < N_REVEALED:
             return np.full(n, depth)  # a short context tells its length
         out = np.empty(0, dtype=np.int64)
@@ -131,14 +130,13 @@ class Oracle:
     def answer(self, sid, n_sims):
         """The top 5 item indices by expected gain for session ``sid``."""
         s, rng, n_items = self.s, self.rng, self.n_items
-        self.n_sims = n_sims
         f, depth = int(s["first"][sid]), int(s["depth"][sid])
         r = min(N_REVEALED, depth)
         revealed, new_r = s["item"][f : f + r], s["is_new"][f : f + r]
         post = self.taste_posterior(sid, revealed, new_r)
         taste = rng.choice(post.size, size=n_sims, p=post)
         # longest copies first: position p simulates only the live prefix
-        d_sim = np.sort(self.depths(depth))[::-1]
+        d_sim = np.sort(self.depths(depth, n_sims))[::-1]
         d = int(d_sim[0])
         live = np.searchsorted(-d_sim, -np.arange(d), side="left")
         items = np.zeros((n_sims, d), dtype=np.int64)

@@ -38,6 +38,7 @@ def test_demo_saves_the_winner_of_its_table_and_explains_each_row(tmp_path, caps
         "SessionKNNRecommender",
         "RepeatRecommender",
         "BlendRecommender",
+        "RerankRecommender",
         "PopularityRecommender",
     }
 

@@ -522,6 +522,9 @@ def cmd_demo(args, mode: str) -> int:
             recommender=BlendRecommender(weights=[1, 3, 2, 0], random_state=rs),
         ),
         "carts: repeat, then kNN": pipeline(cols, recommender=recommender("carts")),
+        "reranker, cart target": pipeline(
+            cols, recommender=recommender("rerank-carts", random_state=rs)
+        ),
         "popularity": pipeline(cols, recommender=PopularityRecommender()),
         "notebook's approach": pipeline(
             cols,

@@ -203,6 +203,11 @@ DEMO_ROWS = {
     "carts: repeat, then kNN": "the session's own items by how often they were "
     "seen, then session-kNN's (--recommender carts: repeat 10 : kNN 1, rank "
     "normalisation)",
+    "reranker, cart target": "RerankRecommender(target='session'): "
+    "gradient-boosted trees order the candidates of ALS, session-kNN (V-SKNN "
+    "and STAN weights), repeat and sequential rules, trained to find the cart "
+    "adds of the latest training sessions from their first events "
+    "(--recommender rerank-carts)",
     "popularity": "the most popular items of training (summed confidences), "
     "the same for every session (the baseline)",
     "notebook's approach": "the challenge's reference notebook: ALS that "
