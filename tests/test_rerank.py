@@ -106,6 +106,58 @@ def test_builder_orders_each_rows_events_by_time(grain):
     np.testing.assert_allclose(rebuilt.toarray(), im.matrix.toarray())
 
 
+def test_builder_events_of_new_rows_skip_unknown_items_in_any_row_order():
+    # transform: rows in shuffled order, an item unknown to fit (9) whose
+    # events have no column, ties at equal times by column; checked against
+    # a loop over the raw log
+    enc = ConfidenceEncoder(time_col="t", keep_events=True, grain="session")
+    builder = InteractionMatrixBuilder().fit(enc.fit_transform(_log()))
+    log = pl.DataFrame(
+        {
+            "unified_user_id": ["c"] * 6 + ["d"] * 3,
+            "partnumber": [9, 3, 1, 9, 2, 1, 5, 9, 3],
+            "add_to_cart": [0, 1, 0, 0, 0, 0, 0, 1, 0],
+            "t": [1, 2, 2, 3, 5, 4, 7, 7, 6],
+            "session_id": [8, 8, 8, 8, 8, 8, 4, 4, 4],
+        }
+    )
+    encoded = enc.transform(log).sample(fraction=1.0, shuffle=True, seed=3)
+    with pytest.warns(UserWarning, match="dropped 2 of 7 rows"):
+        im = builder.transform(encoded)
+    ev = im.events
+    col = {item: c for c, item in enumerate(im.item_ids.to_list())}
+    for r, session in enumerate(im.row_ids.to_list()):
+        rows = log.filter(pl.col("session_id") == session).rows(named=True)
+        want = sorted(
+            (e["t"], col[e["partnumber"]], 1.0 + 10.0 * e["add_to_cart"])
+            for e in rows
+            if e["partnumber"] in col
+        )
+        got = ev.items[ev.indptr[r] : ev.indptr[r + 1]].tolist()
+        assert got == [c for _, c, _ in want], session
+        values = ev.values[ev.indptr[r] : ev.indptr[r + 1]].tolist()
+        assert values == [v for _, _, v in want], session
+
+
+def test_builder_reads_an_empty_event_list_as_no_events():
+    # a hand-made frame may hold an empty list: that pair adds no event (and
+    # the other rows' events stay aligned)
+    encoded = _encoded("session").sort("session_id", "partnumber")
+    times = encoded["event_times"].to_list()
+    values = encoded["event_values"].to_list()
+    times[0], values[0] = [], []  # session 1, item 1
+    emptied = encoded.with_columns(
+        pl.Series("event_times", times, dtype=encoded.schema["event_times"]),
+        pl.Series("event_values", values, dtype=encoded.schema["event_values"]),
+    )
+    builder = InteractionMatrixBuilder().fit(encoded)
+    ev = builder.transform(emptied).events
+    full = builder.transform(encoded).events
+    assert ev.items.tolist() == [1] + full.items.tolist()[3:]
+    assert np.diff(ev.indptr).tolist() == [1, 2, 2]
+    assert np.diff(full.indptr).tolist() == [3, 2, 2]
+
+
 def test_row_events_take():
     ev = InteractionMatrixBuilder().fit_transform(_encoded("session")).events
     part = ev.take(np.array([2, 0]))

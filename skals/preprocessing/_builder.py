@@ -250,10 +250,15 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
             lookup = pl.Series([None] * df.height, dtype=self.item_ids_.dtype)
         # one lazy plan, hash joins throughout (cheaper than binary searches
         # over millions of string ids), collected together
+        has_time = LAST_TIME in df.columns and RECENCY in df.columns
         simple = id_name == self.user_col and self.segment_col is None
-        simple = simple and not (LAST_TIME in df.columns and RECENCY in df.columns)
-        by_vocabulary = simple and self._rows_from_vocabulary(df)
+        by_vocabulary = simple and not has_time and self._rows_from_vocabulary(df)
+        has_events = has_time and {EVENT_TIMES, EVENT_VALUES} <= set(df.columns)
         lf = df.lazy()
+        if has_events:
+            # each pair's input row: its events are read from ``df``'s lists
+            # by it, not carried through the joins (a copy per join)
+            lf = lf.with_row_index("__ev")
         if by_vocabulary:
             # the input's position of each pair (its ids are read from ``df``
             # only where needed: keys not in fit, unknown items) and its
@@ -274,7 +279,6 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
                 on="__item",
                 how="left",
             )
-        has_time = LAST_TIME in df.columns and RECENCY in df.columns
         # only what the matrix and the item statistics need: the ids'
         # strings are not carried through the join's output
         keep = ["__row", "__col", self.value_col]
@@ -286,9 +290,8 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
             keep.append(self.segment_col)
         if has_time:
             keep.append(RECENCY)
-        has_events = has_time and {EVENT_TIMES, EVENT_VALUES} <= set(df.columns)
         if has_events:
-            keep += [EVENT_TIMES, EVENT_VALUES]
+            keep.append("__ev")
         unknown_lf = lf.filter(pl.col("__col").is_null()).select(
             pl.len().alias("rows"), pl.col(self.item_col).n_unique().alias("ids")
         )
@@ -330,7 +333,7 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         if has_time:
             times = epoch_seconds(rows["__time"], _is_temporal(df, LAST_TIME))
             recency = _recency_matrix(known, matrix)
-        events = _row_events(known, rows.height) if has_events else None
+        events = _row_events(df, known, rows.height) if has_events else None
         return InteractionMatrix(
             matrix=matrix,
             row_ids=rows[id_name],
@@ -562,29 +565,45 @@ def _epoch_value(df, col: str) -> pl.Expr:
     return pl.col(col).cast(pl.Float64)
 
 
-def _row_events(known: pl.DataFrame, n_rows: int) -> RowEvents:
+def _row_events(df: pl.DataFrame, known: pl.DataFrame, n_rows: int) -> RowEvents:
     """Each row's events (the encoder's lists) in time order: ``RowEvents``.
 
+    ``known`` gives each known pair's input row in ``df`` (``__ev``) and its
+    matrix cell; the lists are read once from ``df``, flat, and only the
+    sort keys and their order are built (no exploded copy of the pairs).
     A row's events come from all its encoded rows (a key's sessions at
     fit). Equal times: the smaller column first (so the larger item id is
     the later one, as the encoder's ``recency`` breaks ties), the log's
     order for one item.
     """
-    ev = (
-        known.lazy()
-        .select("__row", "__col", EVENT_TIMES, EVENT_VALUES)
-        .explode(EVENT_TIMES, EVENT_VALUES)
-        .sort("__row", EVENT_TIMES, "__col", maintain_order=True)
-        .collect()
-    )
-    counts = np.bincount(ev["__row"].to_numpy(), minlength=n_rows)
+    index = _index_dtype(max(n_rows, int(known["__col"].max() or 0) + 1))
+    at = known["__ev"].to_numpy()
+    row_of = np.full(df.height, -1, dtype=index)
+    row_of[at] = known["__row"].to_numpy()
+    col_of = np.zeros(df.height, dtype=index)
+    col_of[at] = known["__col"].to_numpy()
+    times, values = df[EVENT_TIMES], df[EVENT_VALUES]
+    lengths = times.list.len().fill_null(0).to_numpy()
+    if not lengths.all():  # an empty list would explode to one null
+        listed = pl.Series(lengths > 0)
+        times, values = times.filter(listed), values.filter(listed)
+        row_of, col_of = row_of[lengths > 0], col_of[lengths > 0]
+        lengths = lengths[lengths > 0]
+    ev_row = np.repeat(row_of, lengths)
+    ev_known = ev_row >= 0  # events of unknown items have no cell
+    keys = pl.DataFrame(
+        {"r": ev_row, "t": times.explode(), "c": np.repeat(col_of, lengths)}
+    ).filter(pl.Series(ev_known))
+    del ev_row
+    order = keys.select(pl.arg_sort_by("r", "t", "c", maintain_order=True))
+    order = order.to_series().to_numpy()
+    counts = np.bincount(keys["r"].to_numpy(), minlength=n_rows)
+    items = keys["c"].to_numpy()[order].astype(np.int32)
+    del keys
+    values = values.explode().to_numpy()[ev_known][order]
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
-    return RowEvents(
-        indptr,
-        ev["__col"].to_numpy().astype(np.int32),
-        ev[EVENT_VALUES].to_numpy().astype(np.float32),
-    )
+    return RowEvents(indptr, items, values.astype(np.float32))
 
 
 def _recency_matrix(known: pl.DataFrame, matrix: sp.csr_matrix) -> sp.csr_matrix:
