@@ -333,7 +333,7 @@ class InteractionMatrixBuilder(FrameTransformerMixin, TransformerMixin, BaseEsti
         if has_time:
             times = epoch_seconds(rows["__time"], _is_temporal(df, LAST_TIME))
             recency = _recency_matrix(known, matrix)
-        events = _row_events(df, known, rows.height) if has_events else None
+        events = _row_events(df, known, rows.height, index) if has_events else None
         return InteractionMatrix(
             matrix=matrix,
             row_ids=rows[id_name],
@@ -565,18 +565,18 @@ def _epoch_value(df, col: str) -> pl.Expr:
     return pl.col(col).cast(pl.Float64)
 
 
-def _row_events(df: pl.DataFrame, known: pl.DataFrame, n_rows: int) -> RowEvents:
+def _row_events(df: pl.DataFrame, known: pl.DataFrame, n_rows: int, index) -> RowEvents:
     """Each row's events (the encoder's lists) in time order: ``RowEvents``.
 
     ``known`` gives each known pair's input row in ``df`` (``__ev``) and its
-    matrix cell; the lists are read once from ``df``, flat, and only the
-    sort keys and their order are built (no exploded copy of the pairs).
+    matrix cell (positions in the matrix's ``index`` dtype); the lists are
+    read once from ``df``, flat, and only the sort keys and their order are
+    built (no exploded copy of the pairs).
     A row's events come from all its encoded rows (a key's sessions at
     fit). Equal times: the smaller column first (so the larger item id is
     the later one, as the encoder's ``recency`` breaks ties), the log's
     order for one item.
     """
-    index = _index_dtype(max(n_rows, int(known["__col"].max() or 0) + 1))
     at = known["__ev"].to_numpy()
     row_of = np.full(df.height, -1, dtype=index)
     row_of[at] = known["__row"].to_numpy()
@@ -584,7 +584,7 @@ def _row_events(df: pl.DataFrame, known: pl.DataFrame, n_rows: int) -> RowEvents
     col_of[at] = known["__col"].to_numpy()
     times, values = df[EVENT_TIMES], df[EVENT_VALUES]
     lengths = times.list.len().fill_null(0).to_numpy()
-    if not lengths.all():  # an empty list would explode to one null
+    if not lengths.all():  # an empty list may explode to one null (polars 1)
         listed = pl.Series(lengths > 0)
         times, values = times.filter(listed), values.filter(listed)
         row_of, col_of = row_of[lengths > 0], col_of[lengths > 0]
