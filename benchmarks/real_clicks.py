@@ -204,6 +204,13 @@ def _tuned_knn():
     return _grid_search(SKALS_MODELS["skals-stan-hr"](), grid, "hit_rate@20", 2)
 
 
+def _rerank(seed=0):
+    """The recommended model as a user builds it, ``random_state=seed``."""
+    return make_recommender_pipeline(
+        RerankRecommender(random_state=seed), schema=SCHEMA
+    )
+
+
 def _tuned_rerank(seed=0):
     """skals' reranker tuned by its own GridSearchCV and next-item scorer.
 
@@ -215,10 +222,7 @@ def _tuned_rerank(seed=0):
         "rerankrecommender__n_folds": [3, 5],
         "rerankrecommender__max_negatives": [20, 50],
     }
-    model = make_recommender_pipeline(
-        RerankRecommender(random_state=seed), schema=SCHEMA
-    )
-    return _grid_search(model, grid, "mrr@20", 1)
+    return _grid_search(_rerank(seed), grid, "mrr@20", 1)
 
 
 #: skals' models as a user builds them: ``make_recommender_pipeline`` with the
@@ -252,18 +256,9 @@ SKALS_MODELS = {
     "skals-blend": lambda: make_recommender_pipeline(
         BlendRecommender(random_state=0), schema=SCHEMA
     ),
-    "skals-rerank": lambda: make_recommender_pipeline(
-        RerankRecommender(random_state=0), schema=SCHEMA
-    ),
+    "skals-rerank": _rerank,
     # the same at two other seeds (the ranker's early-stopping split)
-    **{
-        f"skals-rerank-rs{seed}": (
-            lambda seed=seed: make_recommender_pipeline(
-                RerankRecommender(random_state=seed), schema=SCHEMA
-            )
-        )
-        for seed in (1, 2)
-    },
+    **{f"skals-rerank-rs{seed}": (lambda seed=seed: _rerank(seed)) for seed in (1, 2)},
     "skals-rerank-tuned": _tuned_rerank,
     **{
         f"skals-rerank-tuned-rs{seed}": (lambda seed=seed: _tuned_rerank(seed))
